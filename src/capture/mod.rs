@@ -1,0 +1,57 @@
+//! Capture: where frames come from. A [`FrameSource`] lends out its current buffer
+//! (a V4L2 mmap buffer, a slice of a replayed `.mjpeg` file, a decoded image) without copying.
+
+use std::time::Duration;
+
+/// How the bytes of a [`Frame`] are encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// One complete JPEG image (USB cameras' MJPEG; may lack Huffman tables).
+    Mjpeg,
+    /// Packed YUV 4:2:2, Y0 U Y1 V.
+    Yuyv,
+    /// Packed 8-bit RGB.
+    Rgb24,
+}
+
+/// A frame borrowed from its source until the next call to [`FrameSource::next_frame`].
+#[derive(Debug)]
+pub struct Frame<'a> {
+    pub data: &'a [u8],
+    pub format: PixelFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Sequence number as counted by the source (gaps mean dropped frames).
+    pub sequence: u64,
+}
+
+/// Why a source produced no frame this time.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// No frame arrived within the timeout; try again.
+    #[error("timed out waiting for a frame after {0:?}")]
+    Timeout(Duration),
+    /// The device went away (ENODEV, unplugged); reopen with backoff.
+    #[error("camera disconnected: {0}")]
+    Disconnected(String),
+    /// Anything else; the loop counts it and carries on.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A source of frames: a camera, a directory of images, a replayed MJPEG stream.
+pub trait FrameSource {
+    /// The next frame, or `Ok(None)` at the end of a finite stream.
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
+    /// Frame size the source delivers (used to size every buffer at start-up).
+    fn frame_size(&self) -> (u32, u32);
+    /// One line for the log: what was opened and what was negotiated.
+    fn describe(&self) -> String;
+    /// Try to reopen after [`CaptureError::Disconnected`]; sources that cannot reconnect return an error.
+    fn reconnect(&mut self) -> anyhow::Result<()> {
+        anyhow::bail!("this source cannot reconnect")
+    }
+}
+
+pub mod files;
+pub mod v4l2;

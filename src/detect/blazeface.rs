@@ -1,0 +1,1 @@
+//! BlazeFace (MediaPipe) detector through tract.

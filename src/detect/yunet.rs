@@ -1,0 +1,1 @@
+//! YuNet detector through tract.

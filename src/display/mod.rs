@@ -1,0 +1,16 @@
+//! Display: where the annotated frame goes. One trait, many targets
+//! (PNG files, nothing, and on a board the Linux framebuffer or an SPI TFT).
+
+use crate::rgb::RgbImage;
+use crate::track::TrackedFace;
+
+pub trait Display {
+    /// Show one frame with its faces (the display draws the overlay in its own pixel format).
+    fn show(&mut self, frame: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()>;
+    /// One line for the log.
+    fn describe(&self) -> String;
+}
+
+pub mod fb;
+pub mod png;
+pub mod spi;

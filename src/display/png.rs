@@ -1,0 +1,1 @@
+//! Headless displays: PNG files into a directory, or nothing at all.

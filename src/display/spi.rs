@@ -1,0 +1,1 @@
+//! SPI TFT display (`spi:`) via linux-embedded-hal + mipidsi. Owned by the board work; see issue 4.

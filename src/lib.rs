@@ -1,0 +1,20 @@
+//! agegender: an offline kiosk camera pipeline.
+//!
+//! A frame travels through one module per stage:
+//! capture → decode → detect → align → classify → track → draw → report.
+//! Each seam is a small trait or a plain struct; nothing here is global.
+
+pub mod align;
+pub mod capture;
+pub mod classify;
+pub mod config;
+pub mod decode;
+pub mod detect;
+pub mod display;
+pub mod draw;
+pub mod eval;
+pub mod pipeline;
+pub mod report;
+pub mod rgb;
+pub mod serial;
+pub mod track;
