@@ -17,4 +17,5 @@ pub mod pipeline;
 pub mod report;
 pub mod rgb;
 pub mod serial;
+pub mod service;
 pub mod track;
