@@ -1,0 +1,197 @@
+//! Helpers shared by the integration tests: where the shared data lives, a deterministic pick
+//! of UTKFace faces, and real JPEG frames built from those faces at known boxes.
+//!
+//! Signatures here are used by several test files; keep them stable.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use agegender::rgb::RgbImage;
+
+/// `../shared` relative to the crate root, if it exists. Tests that need it should call
+/// [`require_shared`], which fails loudly instead of skipping (CI has the folder).
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared");
+    dir.is_dir().then_some(dir)
+}
+
+/// `../shared`, or a panic that says what is missing.
+pub fn require_shared() -> PathBuf {
+    shared_dir().unwrap_or_else(|| {
+        panic!(
+            "this test needs the shared data folder at {}/../shared (UTKFace faces and YuNet models); \
+             it is missing",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    })
+}
+
+/// `../shared/data/utkface`.
+pub fn utkface_dir() -> PathBuf {
+    let d = require_shared().join("data").join("utkface");
+    assert!(d.is_dir(), "UTKFace folder {} is missing", d.display());
+    d
+}
+
+/// A file under `../shared/models`, which must exist.
+pub fn shared_model(name: &str) -> PathBuf {
+    let p = require_shared().join("models").join(name);
+    assert!(p.is_file(), "shared model {} is missing", p.display());
+    p
+}
+
+/// The BlazeFace ONNX files fetched by `scripts/fetch-detector` into `models/detector/`.
+/// Panics with the command to run when they are not there.
+pub fn blazeface_model(front: bool) -> PathBuf {
+    let name = if front {
+        "blazeface_front_128.onnx"
+    } else {
+        "blazeface_back_256.onnx"
+    };
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join("detector")
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-detector first (needs npm)",
+        p.display()
+    );
+    p
+}
+
+/// Labels parsed from a UTKFace name `[age]_[gender]_[race]_...`; race is `None` for the
+/// few files that lack it.
+pub fn utk_labels(path: &Path) -> Option<(u32, u32, Option<u32>)> {
+    let name = path.file_name()?.to_str()?;
+    let mut it = name.split('_');
+    let age: u32 = it.next()?.parse().ok()?;
+    let gender: u32 = it.next()?.parse().ok()?;
+    if gender > 1 {
+        return None;
+    }
+    let race = it
+        .next()
+        .and_then(|r| r.parse::<u32>().ok())
+        .filter(|r| *r <= 4);
+    Some((age, gender, race))
+}
+
+/// `n` UTKFace files picked deterministically from `seed` (same files on every machine that has
+/// the same folder). Panics if the folder is missing or holds fewer than `n` faces.
+pub fn utk_faces(n: usize, seed: u64) -> Vec<PathBuf> {
+    let dir = utkface_dir();
+    let mut all: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| utk_labels(p).is_some())
+        .collect();
+    all.sort();
+    assert!(
+        all.len() >= n,
+        "{} holds {} faces, {n} wanted",
+        dir.display(),
+        all.len()
+    );
+    // Partial Fisher-Yates with splitmix64: deterministic and independent of std's hasher.
+    let mut state = seed;
+    for i in 0..n {
+        let j = i + (splitmix64(&mut state) % (all.len() - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(n);
+    all
+}
+
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A plain textured background (smooth gradient with mild deterministic noise and a few soft
+/// stripes; nothing face-like), `w`×`h`.
+pub fn background(w: u32, h: u32) -> RgbImage {
+    let mut img = RgbImage::new(w, h);
+    let mut state = 0x5eed_u64 ^ ((w as u64) << 32 | h as u64);
+    for y in 0..h {
+        for x in 0..w {
+            let n = (splitmix64(&mut state) % 17) as i32 - 8;
+            let stripe = if (x / 37 + y / 53) % 2 == 0 { 10 } else { 0 };
+            let r = 90 + (60 * x / w.max(1)) as i32 + n + stripe;
+            let g = 110 + (40 * y / h.max(1)) as i32 + n;
+            let b = 130 - (30 * x / w.max(1)) as i32 + n - stripe;
+            let i = ((y * w + x) * 3) as usize;
+            img.data[i] = r.clamp(0, 255) as u8;
+            img.data[i + 1] = g.clamp(0, 255) as u8;
+            img.data[i + 2] = b.clamp(0, 255) as u8;
+        }
+    }
+    img
+}
+
+/// Paste each face image, resized to its box `[x0, y0, x1, y1]` (frame pixels, exclusive end),
+/// onto [`background`] of size `w`×`h`, then JPEG-encode the frame (quality 90).
+///
+/// Returns the JPEG bytes (a real camera-like frame) and the RGB frame that was encoded.
+/// A UTKFace chip is an aligned face that fills its square, so face detectors report a box
+/// close to the paste box (YuNet / BlazeFace IoU with it ≈ 0.75–0.85).
+pub fn face_frame(faces: &[(PathBuf, [u32; 4])], w: u32, h: u32) -> (Vec<u8>, RgbImage) {
+    let mut frame = background(w, h);
+    for (path, b) in faces {
+        let [x0, y0, x1, y1] = *b;
+        assert!(
+            x0 < x1 && y0 < y1 && x1 <= w && y1 <= h,
+            "box {b:?} outside {w}x{h}"
+        );
+        let face = image::open(path)
+            .unwrap_or_else(|e| panic!("cannot read face {}: {e}", path.display()))
+            .to_rgb8();
+        let face = image::imageops::resize(
+            &face,
+            x1 - x0,
+            y1 - y0,
+            image::imageops::FilterType::Triangle,
+        );
+        for (fx, fy, p) in face.enumerate_pixels() {
+            let i = (((y0 + fy) * w + x0 + fx) * 3) as usize;
+            frame.data[i..i + 3].copy_from_slice(&p.0);
+        }
+    }
+    (encode_jpeg(&frame, 90), frame)
+}
+
+/// JPEG-encode an RGB image with the image crate.
+pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode(
+            &img.data,
+            img.width,
+            img.height,
+            image::ExtendedColorType::Rgb8,
+        )
+        .expect("JPEG encoding of a valid RGB buffer");
+    out
+}
+
+/// Intersection over union of two `[x0, y0, x1, y1]` boxes.
+pub fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if ua <= 0.0 {
+        0.0
+    } else {
+        inter / ua
+    }
+}
+
+pub fn to_f32_box(b: [u32; 4]) -> [f32; 4] {
+    b.map(|v| v as f32)
+}
