@@ -15,11 +15,11 @@ pub const INPUT_SIZE: usize = 112;
 
 /// Template, in units of the crop side: right eye, left eye, nose tip, mouth centre
 /// (subject's right eye is on the image's left).
-pub const TEMPLATE: Landmarks = [[0.3700, 0.4500], [0.6300, 0.4500], [0.5000, 0.5900], [0.5000, 0.7200]];
+pub const TEMPLATE: Landmarks = [[0.3115, 0.3135], [0.6885, 0.3135], [0.5000, 0.5282], [0.5000, 0.7248]];
 
 /// Where the landmarks sit in a UTKFace "aligned & cropped" image, in units of its side:
 /// the crop used when no face is found (the dataset's own alignment).
-pub const DATASET_LANDMARKS: Landmarks = TEMPLATE;
+pub const DATASET_LANDMARKS: Landmarks = [[0.2875, 0.2899], [0.6853, 0.2907], [0.4843, 0.5173], [0.4842, 0.7260]];
 
 /// A 2-D similarity transform `p' = [a -b; b a] p + t`.
 #[derive(Clone, Copy, Debug, PartialEq)]
