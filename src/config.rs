@@ -1,1 +1,330 @@
-//! TODO
+//! Configuration: every `agegender run` flag, settable from a TOML file (`--config FILE`).
+//!
+//! Precedence: built-in defaults < the TOML file < command-line flags. Unknown keys and bad
+//! values are errors that name the key and the file, on one line.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The classifier used when neither `--model` nor `model = ...` is given.
+pub const DEFAULT_MODEL: &str = "models/agegender_int8.onnx";
+/// The face detector used when neither `--detector` nor `detector = ...` is given.
+pub const DEFAULT_DETECTOR: &str = "models/detector/blazeface_back_256.onnx";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// A V4L2 device (`/dev/video0`), a directory of images, or an `.mjpeg` file.
+    pub source: String,
+    /// Frames per second: requested from a camera, or the replay rate of a file source;
+    /// 0 replays files as fast as possible.
+    pub fps: f32,
+    /// Requested capture size (a camera may choose another; files report their own).
+    pub width: u32,
+    pub height: u32,
+    /// Replay a file source from the start when it ends.
+    pub loop_source: bool,
+    /// `none`, `png:DIR`, `fb:/dev/fb0` or `spi:`.
+    pub display: String,
+    /// Where JSON lines go: `-` for stdout, a file path, or a serial device (`/dev/tty...`).
+    pub serial: String,
+    pub baud: u32,
+    /// Lines the serial writer may queue before it drops (and counts) them.
+    pub serial_queue: usize,
+    /// Classifier ONNX; default [`DEFAULT_MODEL`], resolved by [`resolve_model_path`].
+    pub model: Option<PathBuf>,
+    /// Detector ONNX; default [`DEFAULT_DETECTOR`].
+    pub detector: Option<PathBuf>,
+    /// Minimum detector score for a face.
+    pub score_threshold: f32,
+    /// IoU above which overlapping detections are merged by non-maximum suppression.
+    pub nms_iou: f32,
+    /// Most faces handled per frame (every per-face buffer is sized from this).
+    pub max_faces: usize,
+    /// Least IoU between a track and a detection for them to be the same face.
+    pub track_iou: f32,
+    /// Detection frames a track may go unseen before it is forgotten.
+    pub max_missed: u32,
+    /// Weight of a new age estimate in the exponential average (1 = no smoothing).
+    pub age_alpha: f32,
+    /// Bound on the accumulated gender log-odds (how sure smoothing may become).
+    pub gender_logodds_clamp: f32,
+    /// Seconds between status lines (0 = none except the last).
+    pub status_interval_s: f32,
+    /// Also write a status line every this many frames (0 = only by time).
+    pub status_every_frames: u64,
+    /// Stop after this many frames (0 = run until the source ends).
+    pub max_frames: u64,
+    /// Run the detector on every k-th frame; track (keep boxes and labels) in between.
+    pub detect_every: u32,
+    /// `[spi]` table for the SPI display; its keys are checked when the display opens.
+    pub spi: Option<toml::Table>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: "/dev/video0".into(),
+            fps: 0.0,
+            width: 640,
+            height: 480,
+            loop_source: false,
+            display: "none".into(),
+            serial: "-".into(),
+            baud: 115_200,
+            serial_queue: 256,
+            model: None,
+            detector: None,
+            score_threshold: 0.6,
+            nms_iou: 0.3,
+            max_faces: 8,
+            track_iou: 0.3,
+            max_missed: 5,
+            age_alpha: 0.3,
+            gender_logodds_clamp: 6.0,
+            status_interval_s: 5.0,
+            status_every_frames: 0,
+            max_frames: 0,
+            detect_every: 1,
+            spi: None,
+        }
+    }
+}
+
+/// A configuration problem: the message names the key and where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Read and check a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        Self::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parse TOML text; `origin` names it in errors (a file path).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            // toml's message may span lines (it lists the expected keys); keep one line.
+            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            match line {
+                Some(l) => ConfigError(format!("config file {origin}, line {l}: {msg}")),
+                None => ConfigError(format!("config file {origin}: {msg}")),
+            }
+        })?;
+        cfg.validate().map_err(|(key, why)| {
+            ConfigError(format!(
+                "config file {origin}: bad value for `{key}`: {why}"
+            ))
+        })?;
+        Ok(cfg)
+    }
+
+    /// Check value ranges. Returns the offending key and why.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        fn unit(key: &'static str, v: f32) -> Result<(), (&'static str, String)> {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err((key, format!("{v} is not between 0 and 1")))
+            }
+        }
+        if self.source.is_empty() {
+            return Err(("source", "must not be empty".into()));
+        }
+        if !(self.fps.is_finite() && self.fps >= 0.0) {
+            return Err(("fps", format!("{} is not a rate ≥ 0", self.fps)));
+        }
+        if self.width == 0 || self.height == 0 || self.width > 8192 || self.height > 8192 {
+            return Err((
+                "width",
+                format!(
+                    "{}x{} is not a frame size (1..=8192)",
+                    self.width, self.height
+                ),
+            ));
+        }
+        if self.baud == 0 {
+            return Err(("baud", "must be > 0".into()));
+        }
+        if self.serial_queue == 0 {
+            return Err(("serial_queue", "must be > 0".into()));
+        }
+        unit("score_threshold", self.score_threshold)?;
+        unit("nms_iou", self.nms_iou)?;
+        unit("track_iou", self.track_iou)?;
+        if !(1..=64).contains(&self.max_faces) {
+            return Err(("max_faces", format!("{} is not in 1..=64", self.max_faces)));
+        }
+        if !(self.age_alpha > 0.0 && self.age_alpha <= 1.0) {
+            return Err(("age_alpha", format!("{} is not in (0, 1]", self.age_alpha)));
+        }
+        if !(self.gender_logodds_clamp > 0.0 && self.gender_logodds_clamp.is_finite()) {
+            return Err((
+                "gender_logodds_clamp",
+                format!("{} is not > 0", self.gender_logodds_clamp),
+            ));
+        }
+        if !(self.status_interval_s.is_finite() && self.status_interval_s >= 0.0) {
+            return Err((
+                "status_interval_s",
+                format!("{} is not ≥ 0", self.status_interval_s),
+            ));
+        }
+        if self.detect_every == 0 {
+            return Err(("detect_every", "must be ≥ 1".into()));
+        }
+        if !(self.display == "none"
+            || self.display.starts_with("png:")
+            || self.display.starts_with("fb:")
+            || self.display.starts_with("spi"))
+        {
+            return Err((
+                "display",
+                format!(
+                    "`{}` is not one of none, png:DIR, fb:PATH, spi:",
+                    self.display
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which model a path is for (named in errors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    Classifier,
+    Detector,
+}
+
+impl ModelKind {
+    fn flag(self) -> &'static str {
+        match self {
+            ModelKind::Classifier => "--model",
+            ModelKind::Detector => "--detector",
+        }
+    }
+    fn default_path(self) -> &'static str {
+        match self {
+            ModelKind::Classifier => DEFAULT_MODEL,
+            ModelKind::Detector => DEFAULT_DETECTOR,
+        }
+    }
+}
+
+/// Where to look for a default model: the current directory, then beside the executable,
+/// the `.deb` layout (`/usr/bin/../share/agegender/`), and the source tree for a
+/// `cargo build` binary (`target/<profile>/../../`).
+pub fn default_model_candidates(rel: &str) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from(rel)];
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        out.push(dir.join(rel));
+        out.push(dir.join("../share/agegender").join(rel));
+        let mut up = dir.as_path();
+        for _ in 0..3 {
+            match up.parent() {
+                Some(p) => {
+                    up = p;
+                    out.push(p.join(rel));
+                }
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+/// The model file to load: the explicit path if given (it must exist), else the first
+/// default candidate that exists. The error names the path and what to do.
+pub fn resolve_model_path(explicit: Option<&Path>, kind: ModelKind) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        if p.is_file() {
+            return Ok(p.to_path_buf());
+        }
+        anyhow::bail!(
+            "{} file {} not found: pass an existing file with {}",
+            kind_name(kind),
+            p.display(),
+            kind.flag()
+        );
+    }
+    let rel = kind.default_path();
+    let found = default_model_candidates(rel)
+        .into_iter()
+        .find(|p| p.is_file());
+    found.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} file {rel} not found (looked in the current directory and beside the executable): \
+             run scripts/setup or pass {} PATH",
+            kind_name(kind),
+            kind.flag()
+        )
+    })
+}
+
+fn kind_name(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Classifier => "model",
+        ModelKind::Detector => "detector",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_every_key_parses() {
+        Config::default().validate().unwrap();
+        let text = toml::to_string(&Config {
+            model: Some("m.onnx".into()),
+            detector: Some("d.onnx".into()),
+            ..Config::default()
+        })
+        .unwrap();
+        let back = Config::from_toml_str(&text, "x.toml").unwrap();
+        assert_eq!(back.model.as_deref(), Some(Path::new("m.onnx")));
+    }
+
+    #[test]
+    fn unknown_key_names_key_file_and_line() {
+        let e = Config::from_toml_str("fps = 5\nbogus_key = 1\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("my.toml") && e.contains("bogus_key") && e.contains("line 2"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key() {
+        let e = Config::from_toml_str("max_faces = 0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_faces") && e.contains("c.toml"), "{e}");
+        let e = Config::from_toml_str("fps = \"fast\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn missing_explicit_model_names_path() {
+        let e = resolve_model_path(Some(Path::new("/nope/m.onnx")), ModelKind::Classifier)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nope/m.onnx") && e.contains("--model"), "{e}");
+    }
+}

@@ -1,4 +1,24 @@
 //! Report: one JSON line per face result and a periodic status line, written to a [`Sink`].
+//!
+//! Lines follow `src/report.schema.json`. Every line carries `"schema"` (`agegender/face/v1`
+//! or `agegender/status/v1`), `"type"` (`face` / `status`) and `"ts"`: **Unix time in
+//! milliseconds, UTC** (an integer: cheap to produce without allocating, unambiguous, and
+//! any log tool converts it). Lines are formatted into one reused buffer, so the steady
+//! state allocates nothing.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::classify::{Gender, AGE_BUCKETS};
+use crate::track::TrackedFace;
+
+/// Schema id of a face line.
+pub const FACE_SCHEMA: &str = "agegender/face/v1";
+/// Schema id of a status line.
+pub const STATUS_SCHEMA: &str = "agegender/status/v1";
 
 /// Where report lines go: stdout, a file, a serial port. A sink must not block the frame loop.
 pub trait Sink {
@@ -7,5 +27,248 @@ pub trait Sink {
     fn write_line(&mut self, line: &[u8]) -> anyhow::Result<bool>;
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
+    }
+}
+
+/// Lines to standard output (`--serial -`).
+#[derive(Debug, Default)]
+pub struct StdoutSink;
+
+impl Sink for StdoutSink {
+    fn write_line(&mut self, line: &[u8]) -> anyhow::Result<bool> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line)
+            .and_then(|_| out.write_all(b"\n"))
+            .context("cannot write to standard output")?;
+        Ok(true)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        std::io::stdout()
+            .flush()
+            .context("cannot write to standard output")
+    }
+}
+
+/// Lines appended to a file, flushed at every [`Sink::flush`] (once per frame).
+pub struct FileSink {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl FileSink {
+    /// Open for appending (create if missing): earlier lines are never lost.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open report file {}", path.display()))?;
+        Ok(FileSink {
+            path: path.to_path_buf(),
+            out: std::io::BufWriter::with_capacity(64 * 1024, f),
+        })
+    }
+}
+
+impl Sink for FileSink {
+    fn write_line(&mut self, line: &[u8]) -> anyhow::Result<bool> {
+        self.out
+            .write_all(line)
+            .and_then(|_| self.out.write_all(b"\n"))
+            .with_context(|| format!("cannot write to {}", self.path.display()))?;
+        Ok(true)
+    }
+    fn flush(&mut self) -> anyhow::Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("cannot write to {}", self.path.display()))
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+/// State of the frame source as shown in status lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraState {
+    /// Frames are arriving.
+    #[default]
+    Ok,
+    /// The device went away; reconnecting with backoff.
+    Lost,
+    /// Back after a loss (shown in the first status line after reconnecting).
+    Resumed,
+    /// A finite source (file, directory) has no more frames.
+    Ended,
+}
+
+/// Counters for a status line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Status {
+    /// Frames taken from the source so far.
+    pub frames: u64,
+    /// Frames per second since the previous status line.
+    pub fps: f32,
+    /// Faces in the latest processed frame.
+    pub faces: u32,
+    /// Face lines written so far.
+    pub faces_total: u64,
+    /// Frames the source skipped (gaps in its sequence numbers).
+    pub dropped_frames: u64,
+    /// Frames that could not be decoded (skipped).
+    pub decode_errors: u64,
+    /// Errors from the source other than timeouts (and lost-camera events).
+    pub capture_errors: u64,
+    /// Waits for a frame that timed out.
+    pub capture_timeouts: u64,
+    /// Errors in detection or classification (frame skipped).
+    pub inference_errors: u64,
+    /// Report lines the sink dropped (a full serial queue).
+    pub serial_dropped: u64,
+    pub camera: CameraState,
+    /// Seconds since the loop started.
+    pub uptime_s: f32,
+}
+
+#[derive(Serialize)]
+struct FaceLine<'a> {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: u64,
+    frame: u64,
+    track_id: u64,
+    #[serde(rename = "box")]
+    bbox: [i32; 4],
+    score: f32,
+    gender: Gender,
+    gender_p: f32,
+    age: f32,
+    age_bucket: &'static str,
+    bucket_p: f32,
+    latency_ms: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct StatusLine<'a> {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: u64,
+    #[serde(flatten)]
+    status: &'a Status,
+}
+
+/// Round for the log: fewer digits, same meaning.
+fn round(x: f32, digits: i32) -> f32 {
+    let m = 10f32.powi(digits);
+    (x * m).round() / m
+}
+
+/// Milliseconds since the Unix epoch (UTC).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Formats lines into one reused buffer and hands them to the sink.
+pub struct Reporter {
+    sink: Box<dyn Sink>,
+    buf: Vec<u8>,
+    lines: u64,
+    dropped: u64,
+}
+
+impl Reporter {
+    pub fn new(sink: Box<dyn Sink>) -> Self {
+        Reporter {
+            sink,
+            buf: Vec::with_capacity(4096),
+            lines: 0,
+            dropped: 0,
+        }
+    }
+
+    /// One face line. `source` names the input file in `agegender image` (else `None`).
+    pub fn face(
+        &mut self,
+        ts_ms: u64,
+        frame: u64,
+        face: &TrackedFace,
+        latency_ms: f32,
+        source: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let a = &face.attributes;
+        let b = face.detection.bbox;
+        let line = FaceLine {
+            schema: FACE_SCHEMA,
+            kind: "face",
+            ts: ts_ms,
+            frame,
+            track_id: face.id,
+            bbox: [
+                b[0].round() as i32,
+                b[1].round() as i32,
+                b[2].round() as i32,
+                b[3].round() as i32,
+            ],
+            score: round(face.detection.score, 3),
+            gender: a.gender,
+            gender_p: round(a.gender_p, 3),
+            age: round(a.age, 1),
+            age_bucket: AGE_BUCKETS.get(a.bucket).map_or("60+", |b| b.0),
+            bucket_p: round(a.bucket_p, 3),
+            latency_ms: round(latency_ms, 2),
+            source,
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &line)?;
+        self.emit()
+    }
+
+    /// One status line.
+    pub fn status(&mut self, ts_ms: u64, status: &Status) -> anyhow::Result<()> {
+        let mut s = *status;
+        s.fps = round(s.fps, 2);
+        s.uptime_s = round(s.uptime_s, 1);
+        s.serial_dropped = s.serial_dropped.max(self.dropped);
+        let line = StatusLine {
+            schema: STATUS_SCHEMA,
+            kind: "status",
+            ts: ts_ms,
+            status: &s,
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &line)?;
+        self.emit()
+    }
+
+    fn emit(&mut self) -> anyhow::Result<()> {
+        if self.sink.write_line(&self.buf)? {
+            self.lines += 1;
+        } else {
+            self.dropped += 1;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.sink.flush()
+    }
+
+    /// Lines written / dropped by the sink so far.
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+    pub fn dropped(&self) -> u64 {
+        self.dropped
     }
 }
