@@ -1,1 +1,538 @@
-//! TODO
+//! The frame loop: capture → decode → detect (every k-th frame) → align → classify → track →
+//! display → report, over buffers sized once at start-up from the configuration (frame size,
+//! max faces). After warm-up a step allocates nothing in our own stages; see `tests/alloc.rs`
+//! for the per-stage count (stages are marked through [`Pipeline::step_probed`]).
+//!
+//! Faults: a capture timeout is counted and the loop goes on; a lost camera is reported in a
+//! status line (`"camera":"lost"`), reconnected with backoff from 0.5 s to 8 s, and reported
+//! again (`"resumed"`); a frame that cannot be decoded is skipped and counted; a detector or
+//! classifier error skips the frame and is counted; a display error is logged once.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::align::{align_into, INPUT_SIZE};
+use crate::capture::files::{DirSource, MjpegFileSource};
+use crate::capture::{CaptureError, FrameSource};
+use crate::classify::Attributes;
+use crate::config::Config;
+use crate::decode::Decoder;
+use crate::detect::{Detection, FaceDetector};
+use crate::display::png::{NullDisplay, PngDisplay};
+use crate::display::Display;
+use crate::report::{unix_ms, CameraState, FileSink, Reporter, Sink, Status, StdoutSink};
+use crate::rgb::RgbImage;
+use crate::track::{TrackedFace, Tracker, TrackerConfig};
+
+/// The classifier seam: one aligned face (planar CHW f32, `3 × INPUT_SIZE²`) in, labels out.
+pub trait FaceClassifier {
+    fn classify(&mut self, chw_input: &[f32]) -> anyhow::Result<Attributes>;
+}
+
+/// The stages of one frame, as marked by [`Pipeline::step_probed`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    Capture,
+    Decode,
+    Detect,
+    Align,
+    Classify,
+    Track,
+    Display,
+    Report,
+    /// End of the step (not a stage).
+    Done,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 8] = [
+        Stage::Capture,
+        Stage::Decode,
+        Stage::Detect,
+        Stage::Align,
+        Stage::Classify,
+        Stage::Track,
+        Stage::Display,
+        Stage::Report,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Capture => "capture",
+            Stage::Decode => "decode",
+            Stage::Detect => "detect",
+            Stage::Align => "align",
+            Stage::Classify => "classify",
+            Stage::Track => "track",
+            Stage::Display => "display",
+            Stage::Report => "report",
+            Stage::Done => "done",
+        }
+    }
+}
+
+/// Detection + alignment + classification of one image, over buffers sized for `max_faces`.
+/// Shared by the live loop and `agegender image`.
+pub struct Perception {
+    pub detector: Box<dyn FaceDetector>,
+    pub classifier: Box<dyn FaceClassifier>,
+    max_faces: usize,
+    /// Raw detector output (the detector may return more than `max_faces`).
+    detections: Vec<Detection>,
+    /// The faces that were classified, best score first, at most `max_faces`.
+    kept: Vec<Detection>,
+    attrs: Vec<Attributes>,
+    /// One aligned face, planar CHW.
+    tensor: Vec<f32>,
+    /// Faces whose landmarks could not be aligned (degenerate), skipped.
+    pub align_failures: u64,
+}
+
+impl Perception {
+    pub fn new(
+        detector: Box<dyn FaceDetector>,
+        classifier: Box<dyn FaceClassifier>,
+        max_faces: usize,
+    ) -> Self {
+        let max_faces = max_faces.max(1);
+        Perception {
+            detector,
+            classifier,
+            max_faces,
+            // Detectors emit at most a few hundred candidates before NMS; after NMS this
+            // is generous. It only grows if a detector returns more.
+            detections: Vec::with_capacity(256),
+            kept: Vec::with_capacity(max_faces),
+            attrs: Vec::with_capacity(max_faces),
+            tensor: vec![0.0; 3 * INPUT_SIZE * INPUT_SIZE],
+            align_failures: 0,
+        }
+    }
+
+    /// Detect, align and classify the faces of `image` (best `max_faces` by score).
+    pub fn run(&mut self, image: &RgbImage, probe: &mut dyn FnMut(Stage)) -> anyhow::Result<()> {
+        probe(Stage::Detect);
+        self.kept.clear();
+        self.attrs.clear();
+        self.detector.detect(image, &mut self.detections)?;
+        self.detections
+            .sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
+        for d in self.detections.iter() {
+            if self.kept.len() == self.max_faces {
+                break;
+            }
+            probe(Stage::Align);
+            if align_into(image, &d.landmarks, INPUT_SIZE, &mut self.tensor).is_err() {
+                self.align_failures += 1;
+                continue;
+            }
+            probe(Stage::Classify);
+            let a = self.classifier.classify(&self.tensor)?;
+            self.kept.push(*d);
+            self.attrs.push(a);
+        }
+        Ok(())
+    }
+
+    /// The classified faces of the last [`Perception::run`] and their labels.
+    pub fn results(&self) -> (&[Detection], &[Attributes]) {
+        (&self.kept, &self.attrs)
+    }
+
+    /// The faces of the last run as unsmoothed [`TrackedFace`]s with ids 1, 2, ... (one image).
+    pub fn faces_once(&self, out: &mut Vec<TrackedFace>) {
+        out.clear();
+        for (i, (d, a)) in self.kept.iter().zip(&self.attrs).enumerate() {
+            out.push(TrackedFace {
+                id: i as u64 + 1,
+                detection: *d,
+                attributes: *a,
+                hits: 1,
+            });
+        }
+    }
+}
+
+/// Loop settings taken from the [`Config`].
+#[derive(Clone, Debug)]
+pub struct LoopOptions {
+    pub max_faces: usize,
+    pub detect_every: u32,
+    /// 0: until the source ends.
+    pub max_frames: u64,
+    /// Zero: only the last status line (and camera events).
+    pub status_interval: Duration,
+    pub status_every_frames: u64,
+    pub tracker: TrackerConfig,
+}
+
+impl LoopOptions {
+    pub fn from_config(c: &Config) -> Self {
+        LoopOptions {
+            max_faces: c.max_faces,
+            detect_every: c.detect_every.max(1),
+            max_frames: c.max_frames,
+            status_interval: Duration::from_secs_f32(c.status_interval_s),
+            status_every_frames: c.status_every_frames,
+            tracker: TrackerConfig::from_config(c),
+        }
+    }
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        LoopOptions::from_config(&Config::default())
+    }
+}
+
+/// What one [`Pipeline::step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// A frame went through; this many faces were reported.
+    Frame { faces: usize, detected: bool },
+    /// No frame this time (timeout, capture or decode error, camera reconnected); counted.
+    Skipped,
+    /// The source has no more frames, or the loop was asked to stop.
+    End,
+}
+
+/// Every stage and every buffer of the live loop.
+pub struct Pipeline {
+    source: Box<dyn FrameSource>,
+    decoder: Decoder,
+    frame: RgbImage,
+    perception: Perception,
+    tracker: Tracker,
+    /// Faces shown and reported for the current frame (copied out of the tracker).
+    faces: Vec<TrackedFace>,
+    display: Box<dyn Display>,
+    reporter: Reporter,
+    opts: LoopOptions,
+    status: Status,
+    last_sequence: Option<u64>,
+    started: Instant,
+    last_status_at: Instant,
+    frames_at_last_status: u64,
+    /// Frames processed (decoded) so far; the `frame` field of face lines.
+    processed: u64,
+    stop: Arc<AtomicBool>,
+    display_failed: bool,
+    inference_failed: bool,
+    decode_failed: bool,
+}
+
+impl Pipeline {
+    pub fn new(
+        source: Box<dyn FrameSource>,
+        perception: Perception,
+        display: Box<dyn Display>,
+        reporter: Reporter,
+        opts: LoopOptions,
+    ) -> Self {
+        let (w, h) = source.frame_size();
+        let now = Instant::now();
+        Pipeline {
+            decoder: Decoder::with_capacity(w as usize * h as usize * 3),
+            frame: RgbImage::new(w, h),
+            source,
+            perception,
+            tracker: Tracker::new(opts.tracker),
+            faces: Vec::with_capacity(opts.max_faces),
+            display,
+            reporter,
+            status: Status::default(),
+            last_sequence: None,
+            started: now,
+            last_status_at: now,
+            frames_at_last_status: 0,
+            processed: 0,
+            stop: Arc::new(AtomicBool::new(false)),
+            display_failed: false,
+            inference_failed: false,
+            decode_failed: false,
+            opts,
+        }
+    }
+
+    /// Set this flag (from another thread) to end [`Pipeline::run`] after the current frame.
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Counters so far.
+    pub fn status(&self) -> &Status {
+        &self.status
+    }
+
+    /// Faces of the latest frame.
+    pub fn faces(&self) -> &[TrackedFace] {
+        &self.faces
+    }
+
+    /// The latest decoded frame.
+    pub fn frame(&self) -> &RgbImage {
+        &self.frame
+    }
+
+    pub fn describe_source(&self) -> String {
+        self.source.describe()
+    }
+
+    pub fn describe_display(&self) -> String {
+        self.display.describe()
+    }
+
+    /// Run until the source ends, `max_frames` frames were taken, or the stop flag is set;
+    /// writes a last status line and flushes. Returns the final counters.
+    pub fn run(&mut self) -> anyhow::Result<Status> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if self.opts.max_frames > 0 && self.status.frames >= self.opts.max_frames {
+                break;
+            }
+            if self.step()? == StepOutcome::End {
+                break;
+            }
+        }
+        self.write_status()?;
+        self.reporter.flush()?;
+        Ok(self.status)
+    }
+
+    /// One frame through every stage.
+    pub fn step(&mut self) -> anyhow::Result<StepOutcome> {
+        self.step_probed(&mut |_| {})
+    }
+
+    /// [`Pipeline::step`], calling `probe` at the start of each stage and with
+    /// [`Stage::Done`] at the end (per-stage timing or allocation counts).
+    pub fn step_probed(&mut self, probe: &mut dyn FnMut(Stage)) -> anyhow::Result<StepOutcome> {
+        probe(Stage::Capture);
+        let arrived;
+        {
+            let frame = match self.source.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => {
+                    self.status.camera = CameraState::Ended;
+                    probe(Stage::Done);
+                    return Ok(StepOutcome::End);
+                }
+                Err(CaptureError::Timeout(_)) => {
+                    self.status.capture_timeouts += 1;
+                    probe(Stage::Done);
+                    return Ok(StepOutcome::Skipped);
+                }
+                Err(CaptureError::Disconnected(why)) => {
+                    self.status.capture_errors += 1;
+                    self.reconnect(&why)?;
+                    probe(Stage::Done);
+                    return Ok(StepOutcome::Skipped);
+                }
+                Err(CaptureError::Other(e)) => {
+                    self.status.capture_errors += 1;
+                    eprintln!("agegender: warning: capture error: {e:#}");
+                    probe(Stage::Done);
+                    return Ok(StepOutcome::Skipped);
+                }
+            };
+            arrived = Instant::now();
+            self.status.frames += 1;
+            if let Some(prev) = self.last_sequence {
+                if frame.sequence > prev + 1 {
+                    self.status.dropped_frames += frame.sequence - prev - 1;
+                }
+            }
+            self.last_sequence = Some(frame.sequence);
+
+            probe(Stage::Decode);
+            if let Err(e) = self.decoder.decode(&frame, &mut self.frame) {
+                self.status.decode_errors += 1;
+                if !self.decode_failed {
+                    self.decode_failed = true;
+                    eprintln!("agegender: warning: skipping a frame that cannot be decoded (further ones are only counted): {e}");
+                }
+                probe(Stage::Done);
+                return Ok(StepOutcome::Skipped);
+            }
+        }
+        let frame_no = self.processed;
+        self.processed += 1;
+
+        let detect_now = frame_no % self.opts.detect_every as u64 == 0;
+        if detect_now {
+            if let Err(e) = self.perception.run(&self.frame, probe) {
+                self.status.inference_errors += 1;
+                if !self.inference_failed {
+                    self.inference_failed = true;
+                    eprintln!("agegender: warning: inference failed, frame skipped (further ones are only counted): {e:#}");
+                }
+                probe(Stage::Done);
+                return Ok(StepOutcome::Skipped);
+            }
+            probe(Stage::Track);
+            let (dets, attrs) = self.perception.results();
+            let faces = self.tracker.update(dets, attrs);
+            self.faces.clear();
+            self.faces.extend_from_slice(faces);
+        }
+
+        probe(Stage::Display);
+        if let Err(e) = self.display.show(&self.frame, &self.faces) {
+            if !self.display_failed {
+                self.display_failed = true;
+                eprintln!(
+                    "agegender: warning: display {}: {e:#} (further errors are not logged)",
+                    self.display.describe()
+                );
+            }
+        }
+
+        probe(Stage::Report);
+        let ts = unix_ms();
+        let latency_ms = arrived.elapsed().as_secs_f32() * 1000.0;
+        for f in &self.faces {
+            self.reporter.face(ts, frame_no, f, latency_ms, None)?;
+        }
+        self.status.faces = self.faces.len() as u32;
+        self.status.faces_total += self.faces.len() as u64;
+        let due_by_frames = self.opts.status_every_frames > 0
+            && self.status.frames % self.opts.status_every_frames == 0;
+        let due_by_time = !self.opts.status_interval.is_zero()
+            && self.last_status_at.elapsed() >= self.opts.status_interval;
+        if due_by_frames || due_by_time {
+            self.write_status()?;
+        }
+        self.reporter.flush()?;
+        probe(Stage::Done);
+        Ok(StepOutcome::Frame {
+            faces: self.faces.len(),
+            detected: detect_now,
+        })
+    }
+
+    /// Emit a status line now (fps since the previous one).
+    pub fn write_status(&mut self) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last_status_at).as_secs_f32();
+        let df = self.status.frames - self.frames_at_last_status;
+        self.status.fps = if dt > 0.0 { df as f32 / dt } else { 0.0 };
+        self.status.uptime_s = now.duration_since(self.started).as_secs_f32();
+        self.status.serial_dropped = self.reporter.dropped();
+        self.reporter.status(unix_ms(), &self.status)?;
+        self.last_status_at = now;
+        self.frames_at_last_status = self.status.frames;
+        if self.status.camera == CameraState::Resumed {
+            self.status.camera = CameraState::Ok;
+        }
+        Ok(())
+    }
+
+    /// The camera went away: say so, then reopen with backoff (0.5 s doubling to 8 s) until
+    /// it returns or the stop flag is set.
+    fn reconnect(&mut self, why: &str) -> anyhow::Result<()> {
+        eprintln!("agegender: warning: camera lost ({why}); reconnecting");
+        self.status.camera = CameraState::Lost;
+        self.tracker.clear();
+        self.faces.clear();
+        self.write_status()?;
+        self.reporter.flush()?;
+        let mut wait = Duration::from_millis(500);
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            std::thread::sleep(wait);
+            match self.source.reconnect() {
+                Ok(()) => {
+                    eprintln!("agegender: camera resumed: {}", self.source.describe());
+                    self.status.camera = CameraState::Resumed;
+                    self.last_sequence = None;
+                    self.write_status()?;
+                    self.reporter.flush()?;
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.status.capture_errors += 1;
+                    eprintln!(
+                        "agegender: warning: reconnect failed: {e:#}; next try in {:.1} s",
+                        (wait * 2).min(Duration::from_secs(8)).as_secs_f32()
+                    );
+                    wait = (wait * 2).min(Duration::from_secs(8));
+                }
+            }
+        }
+    }
+}
+
+/// Open the frame source named by `cfg.source`: a V4L2 device (`/dev/...`), a directory of
+/// images, or an `.mjpeg` file (a single `.jpg` is a one-frame stream).
+pub fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {
+    let s = cfg.source.as_str();
+    let path = Path::new(s);
+    if s.starts_with("/dev/") {
+        return open_v4l2(cfg);
+    }
+    if path.is_dir() {
+        return Ok(Box::new(DirSource::open(path, cfg.fps, cfg.loop_source)?));
+    }
+    if !path.exists() {
+        anyhow::bail!("source {s} does not exist (expected a /dev/video device, a directory of images or an .mjpeg file)");
+    }
+    Ok(Box::new(
+        MjpegFileSource::open(path, cfg.fps, cfg.loop_source)
+            .with_context(|| format!("source {s}"))?,
+    ))
+}
+
+fn open_v4l2(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {
+    anyhow::bail!(
+        "source {}: V4L2 capture is not built yet (board work, issue 4); use a directory of images or an .mjpeg file",
+        cfg.source
+    )
+}
+
+/// Open the display named by `cfg.display`. `width`/`height`: the frame size.
+pub fn open_display(cfg: &Config, width: u32, height: u32) -> anyhow::Result<Box<dyn Display>> {
+    let d = cfg.display.as_str();
+    if d == "none" {
+        return Ok(Box::new(NullDisplay));
+    }
+    if let Some(dir) = d.strip_prefix("png:") {
+        anyhow::ensure!(
+            !dir.is_empty(),
+            "display png: needs a directory, e.g. png:out/"
+        );
+        return Ok(Box::new(PngDisplay::open(Path::new(dir), width, height)?));
+    }
+    if d.starts_with("fb:") || d.starts_with("spi") {
+        anyhow::bail!(
+            "display {d}: framebuffer and SPI displays are not built yet (board work, issue 4)"
+        );
+    }
+    anyhow::bail!("display {d}: expected none, png:DIR, fb:PATH or spi:")
+}
+
+/// Open the report sink: `-` is stdout, `/dev/...` a serial port, anything else a file
+/// (appended to).
+pub fn open_sink(cfg: &Config) -> anyhow::Result<Box<dyn Sink>> {
+    let s = cfg.serial.as_str();
+    if s == "-" {
+        return Ok(Box::new(StdoutSink));
+    }
+    if s.starts_with("/dev/") {
+        #[cfg(target_os = "linux")]
+        {
+            return Ok(Box::new(crate::serial::SerialSink::open(
+                s,
+                cfg.baud,
+                cfg.serial_queue,
+            )?));
+        }
+    }
+    Ok(Box::new(FileSink::open(Path::new(s))?))
+}
