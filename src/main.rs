@@ -1,1 +1,395 @@
-fn main() {}
+//! `agegender`: the command line.
+//!
+//! Exit codes: 0 success; 1 runtime or input error (an unreadable image or source, a write
+//! that failed); 2 usage or configuration error (bad flag, bad config file); 3 model error
+//! (a model file missing, unreadable or not the expected network). Every error is one line
+//! on stderr, `agegender: error: ...`, naming the input. JSON lines go to stdout only.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use agegender::config::{resolve_model_path, Config, ModelKind};
+use agegender::display::png::{annotate_into, save_png};
+use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
+use agegender::report::{unix_ms, Reporter, StdoutSink};
+use agegender::rgb::RgbImage;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "agegender",
+    version,
+    about = "Offline age/gender kiosk camera",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// The live loop: frames from a camera, a directory of images or an .mjpeg file.
+    Run(RunArgs),
+    /// Label still pictures: an annotated PNG per input (in --out), JSON lines on stdout.
+    Image(ImageArgs),
+    /// Measure the model on a directory of UTKFace-named faces; prints one JSON object.
+    Eval(EvalArgs),
+}
+
+/// Flags every subcommand takes (they override the config file).
+#[derive(Args, Debug, Clone, Default)]
+struct CommonArgs {
+    /// TOML file with any of the `run` settings (flags override it).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Age/gender classifier ONNX [default: models/agegender_int8.onnx].
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Face detector ONNX [default: models/detector/blazeface_back_256.onnx].
+    #[arg(long, value_name = "PATH")]
+    detector: Option<PathBuf>,
+    /// Minimum detector score for a face (0..1).
+    #[arg(long, value_name = "P")]
+    score_threshold: Option<f32>,
+    /// IoU above which overlapping detections are merged (0..1).
+    #[arg(long, value_name = "IOU")]
+    nms_iou: Option<f32>,
+    /// Most faces handled per frame.
+    #[arg(long, value_name = "N")]
+    max_faces: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// /dev/videoN, a directory of images, or an .mjpeg file.
+    #[arg(long)]
+    source: Option<String>,
+    /// Capture rate, or replay rate of a file source (0: as fast as possible).
+    #[arg(long)]
+    fps: Option<f32>,
+    #[arg(long)]
+    width: Option<u32>,
+    #[arg(long)]
+    height: Option<u32>,
+    /// Replay a file source from the start when it ends.
+    #[arg(long = "loop")]
+    loop_source: bool,
+    /// none | png:DIR | fb:/dev/fb0 | spi:
+    #[arg(long)]
+    display: Option<String>,
+    /// Where JSON lines go: - (stdout), a file, or a serial device.
+    #[arg(long, value_name = "PATH")]
+    serial: Option<String>,
+    #[arg(long)]
+    baud: Option<u32>,
+    /// Stop after N frames (0: until the source ends).
+    #[arg(long, value_name = "N")]
+    max_frames: Option<u64>,
+    /// Detect on every k-th frame, track in between.
+    #[arg(long, value_name = "K")]
+    detect_every: Option<u32>,
+    /// Seconds between status lines.
+    #[arg(long, value_name = "SECONDS")]
+    status_interval: Option<f32>,
+    /// Least IoU for a detection to continue a track.
+    #[arg(long, value_name = "IOU")]
+    track_iou: Option<f32>,
+    /// Detection frames a track may be missed before it is forgotten.
+    #[arg(long, value_name = "N")]
+    max_missed: Option<u32>,
+    /// Weight of a new age estimate in the running average (0..1].
+    #[arg(long, value_name = "ALPHA")]
+    age_alpha: Option<f32>,
+}
+
+#[derive(Args, Debug)]
+struct ImageArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Pictures to label (JPEG, PNG).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Directory for the annotated PNGs.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Directory of UTKFace-named face images (`AGE_GENDER_RACE_*.jpg`).
+    #[arg(long, value_name = "DIR")]
+    faces: PathBuf,
+    /// Use at most N images.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+}
+
+/// An error with its exit code.
+enum Fail {
+    /// 1: runtime or input.
+    Runtime(anyhow::Error),
+    /// 2: usage or configuration.
+    Usage(anyhow::Error),
+    /// 3: a model.
+    Model(anyhow::Error),
+}
+
+impl Fail {
+    fn code(&self) -> u8 {
+        match self {
+            Fail::Runtime(_) => 1,
+            Fail::Usage(_) => 2,
+            Fail::Model(_) => 3,
+        }
+    }
+    fn error(&self) -> &anyhow::Error {
+        match self {
+            Fail::Runtime(e) | Fail::Usage(e) | Fail::Model(e) => e,
+        }
+    }
+}
+
+/// Print one error line: the whole context chain, newlines folded.
+fn print_error(e: &anyhow::Error) {
+    let msg = format!("{e:#}");
+    eprintln!(
+        "agegender: error: {}",
+        msg.split_whitespace().collect::<Vec<_>>().join(" ")
+    );
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "agegender: error: internal error{at}: {} (please report this)",
+            msg.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+            // clap's first line is "error: ..."; keep it, drop the usage block.
+            let rendered = e.render().to_string();
+            let msg: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let msg = msg.join(" ");
+            eprintln!(
+                "agegender: error: {} (see agegender --help)",
+                msg.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.cmd {
+        Cmd::Run(a) => cmd_run(a),
+        Cmd::Image(a) => cmd_image(a),
+        Cmd::Eval(a) => cmd_eval(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            print_error(f.error());
+            ExitCode::from(f.code())
+        }
+    }
+}
+
+/// The config file (if any) with the common flags applied.
+fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
+    let mut cfg = match &c.config {
+        Some(p) => Config::from_file(p).map_err(|e| Fail::Usage(e.into()))?,
+        None => Config::default(),
+    };
+    if c.model.is_some() {
+        cfg.model = c.model.clone();
+    }
+    if c.detector.is_some() {
+        cfg.detector = c.detector.clone();
+    }
+    set(&mut cfg.score_threshold, c.score_threshold);
+    set(&mut cfg.nms_iou, c.nms_iou);
+    set(&mut cfg.max_faces, c.max_faces);
+    Ok(cfg)
+}
+
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
+}
+
+fn check(cfg: &Config) -> Result<(), Fail> {
+    cfg.validate().map_err(|(key, why)| {
+        Fail::Usage(anyhow::anyhow!(
+            "bad value for --{}: {why}",
+            key.replace('_', "-")
+        ))
+    })
+}
+
+/// Load the detector and classifier the config names; errors are model errors (exit 3).
+fn load_perception(cfg: &Config) -> Result<Perception, Fail> {
+    let model_path =
+        resolve_model_path(cfg.model.as_deref(), ModelKind::Classifier).map_err(Fail::Model)?;
+    let det_path =
+        resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
+    let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
+    let classifier = pipeline::load_classifier(&model_path).map_err(Fail::Model)?;
+    Ok(Perception::new(detector, classifier, cfg.max_faces))
+}
+
+fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
+    let mut cfg = base_config(&a.common)?;
+    set(&mut cfg.source, a.source);
+    set(&mut cfg.fps, a.fps);
+    set(&mut cfg.width, a.width);
+    set(&mut cfg.height, a.height);
+    cfg.loop_source |= a.loop_source;
+    set(&mut cfg.display, a.display);
+    set(&mut cfg.serial, a.serial);
+    set(&mut cfg.baud, a.baud);
+    set(&mut cfg.max_frames, a.max_frames);
+    set(&mut cfg.detect_every, a.detect_every);
+    set(&mut cfg.status_interval_s, a.status_interval);
+    set(&mut cfg.track_iou, a.track_iou);
+    set(&mut cfg.max_missed, a.max_missed);
+    set(&mut cfg.age_alpha, a.age_alpha);
+    check(&cfg)?;
+
+    let perception = load_perception(&cfg)?;
+    let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
+    let (w, h) = source.frame_size();
+    let display = match pipeline::open_display(&cfg, w, h) {
+        Ok(d) => d,
+        Err(e) if cfg.display.starts_with("png:") => return Err(Fail::Runtime(e)),
+        Err(e) => {
+            // A kiosk keeps running without its screen.
+            eprintln!("agegender: warning: {e:#}; running headless");
+            Box::new(agegender::display::png::NullDisplay)
+        }
+    };
+    let sink = pipeline::open_sink(&cfg).map_err(Fail::Runtime)?;
+    let mut p = Pipeline::new(
+        source,
+        perception,
+        display,
+        Reporter::new(sink),
+        LoopOptions::from_config(&cfg),
+    );
+    eprintln!("agegender: source: {}", p.describe_source());
+    eprintln!("agegender: display: {}", p.describe_display());
+    let status = p.run().map_err(Fail::Runtime)?;
+    eprintln!(
+        "agegender: done: {} frames, {} faces reported, {} decode errors, {} capture errors",
+        status.frames, status.faces_total, status.decode_errors, status.capture_errors
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A PNG name for `input` in `out`, unique within this run.
+fn png_name(input: &Path, used: &mut HashSet<String>) -> String {
+    let stem = input
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("image")
+        .to_string();
+    let mut name = format!("{stem}.png");
+    let mut k = 2;
+    while !used.insert(name.clone()) {
+        name = format!("{stem}_{k}.png");
+        k += 1;
+    }
+    name
+}
+
+fn cmd_image(a: ImageArgs) -> Result<ExitCode, Fail> {
+    let cfg = base_config(&a.common)?;
+    check(&cfg)?;
+    let mut perception = load_perception(&cfg)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| {
+        Fail::Runtime(anyhow::anyhow!(
+            "cannot create output directory {}: {e}",
+            a.out.display()
+        ))
+    })?;
+    let mut reporter = Reporter::new(Box::new(StdoutSink));
+    let mut faces = Vec::new();
+    let mut canvas = RgbImage::default();
+    let mut used = HashSet::new();
+    let mut failed = 0usize;
+    for (i, file) in a.files.iter().enumerate() {
+        let t0 = std::time::Instant::now();
+        let result = (|| -> anyhow::Result<()> {
+            let img = agegender::decode::load_image(file)?;
+            perception
+                .run(&img, &mut |_| {})
+                .map_err(|e| e.context(format!("cannot analyse {}", file.display())))?;
+            perception.faces_once(&mut faces);
+            let ms = t0.elapsed().as_secs_f32() * 1000.0;
+            let name = file.to_string_lossy();
+            for f in &faces {
+                reporter.face(unix_ms(), i as u64, f, ms, Some(&name))?;
+            }
+            reporter.flush()?;
+            annotate_into(&img, &faces, &mut canvas);
+            save_png(&canvas, &a.out.join(png_name(file, &mut used)))?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            failed += 1;
+            print_error(&e);
+        }
+    }
+    if failed > 0 {
+        eprintln!("agegender: {failed} of {} inputs failed", a.files.len());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
+    let cfg = base_config(&a.common)?;
+    check(&cfg)?;
+    if !a.faces.is_dir() {
+        return Err(Fail::Runtime(anyhow::anyhow!(
+            "face directory {} does not exist",
+            a.faces.display()
+        )));
+    }
+    let _ = a.limit;
+    Err(Fail::Model(anyhow::anyhow!(
+        "eval: the evaluation module is not built yet"
+    )))
+}

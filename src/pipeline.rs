@@ -536,3 +536,19 @@ pub fn open_sink(cfg: &Config) -> anyhow::Result<Box<dyn Sink>> {
     }
     Ok(Box::new(FileSink::open(Path::new(s))?))
 }
+
+/// Load the face detector at `path` with the thresholds of `cfg`.
+pub fn load_detector(path: &Path, _cfg: &Config) -> anyhow::Result<Box<dyn FaceDetector>> {
+    anyhow::bail!(
+        "detector {}: the detector module is not built yet",
+        path.display()
+    )
+}
+
+/// Load the age/gender classifier at `path`.
+pub fn load_classifier(path: &Path) -> anyhow::Result<Box<dyn FaceClassifier>> {
+    anyhow::bail!(
+        "model {}: the classifier module is not built yet",
+        path.display()
+    )
+}
