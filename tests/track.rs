@@ -1,0 +1,151 @@
+//! Tracker behaviour: one id per moving face, stable labels, new faces get new ids, tracks
+//! are forgotten after `max_missed` detection frames without a match.
+
+use agegender::classify::{Attributes, Gender, AGE_BUCKETS};
+use agegender::detect::Detection;
+use agegender::track::{Tracker, TrackerConfig};
+
+fn det(x: f32, y: f32, side: f32) -> Detection {
+    Detection {
+        bbox: [x, y, x + side, y + side],
+        score: 0.9,
+        landmarks: [
+            [x + 0.3 * side, y + 0.4 * side],
+            [x + 0.7 * side, y + 0.4 * side],
+            [x + 0.5 * side, y + 0.6 * side],
+            [x + 0.5 * side, y + 0.8 * side],
+        ],
+    }
+}
+
+fn attrs(p_female: f32, age: f32) -> Attributes {
+    let bucket = agegender::track::bucket_for_age(age);
+    let gender = if p_female >= 0.5 {
+        Gender::Female
+    } else {
+        Gender::Male
+    };
+    Attributes {
+        gender,
+        gender_p: if p_female >= 0.5 {
+            p_female
+        } else {
+            1.0 - p_female
+        },
+        p_female,
+        age,
+        bucket,
+        bucket_p: 0.6,
+    }
+}
+
+fn cfg() -> TrackerConfig {
+    TrackerConfig {
+        max_faces: 4,
+        iou_threshold: 0.3,
+        max_missed: 3,
+        age_alpha: 0.3,
+        logodds_clamp: 6.0,
+    }
+}
+
+#[test]
+fn moving_face_keeps_one_id_and_stable_labels() {
+    let mut t = Tracker::new(cfg());
+    // A face moving right 6 px per frame; the classifier is noisy: gender flips on some
+    // frames (p_female 0.4 against a usual 0.85), age jumps between 22 and 34.
+    let mut ids = Vec::new();
+    let mut genders = Vec::new();
+    let mut ages = Vec::new();
+    for i in 0..40 {
+        let p = if i % 5 == 3 { 0.4 } else { 0.85 };
+        let age = if i % 2 == 0 { 22.0 } else { 34.0 };
+        let faces = t.update(&[det(20.0 + 6.0 * i as f32, 50.0, 100.0)], &[attrs(p, age)]);
+        assert_eq!(faces.len(), 1);
+        ids.push(faces[0].id);
+        genders.push(faces[0].attributes.gender);
+        ages.push(faces[0].attributes.age);
+        assert_eq!(faces[0].hits, i + 1);
+    }
+    assert!(ids.iter().all(|&id| id == ids[0]), "ids changed: {ids:?}");
+    // The raw gender flipped 8 times; the smoothed one never does.
+    assert!(
+        genders.iter().all(|&g| g == Gender::Female),
+        "gender flickered: {genders:?}"
+    );
+    // After warm-up the smoothed age stays within a few years of the mean (28) while the
+    // raw estimate swings ±6, and its bucket does not flicker.
+    for &a in &ages[10..] {
+        assert!((a - 28.0).abs() < 3.0, "smoothed age {a} (all: {ages:?})");
+        assert_eq!(AGE_BUCKETS[agegender::track::bucket_for_age(a)].0, "25-32");
+    }
+    let last = t.faces()[0];
+    assert_eq!(AGE_BUCKETS[last.attributes.bucket].0, "25-32");
+    assert!(last.attributes.gender_p > 0.9 && last.attributes.gender_p <= 1.0);
+}
+
+#[test]
+fn a_new_face_gets_a_new_id_and_ids_follow_their_faces() {
+    let mut t = Tracker::new(cfg());
+    let a = t
+        .update(&[det(10.0, 10.0, 80.0)], &[attrs(0.9, 30.0)])
+        .to_vec();
+    assert_eq!(a.len(), 1);
+    let id_a = a[0].id;
+    // A second face appears far away; it is listed first this time.
+    let b = t
+        .update(
+            &[det(300.0, 200.0, 90.0), det(14.0, 12.0, 80.0)],
+            &[attrs(0.1, 60.0), attrs(0.9, 30.0)],
+        )
+        .to_vec();
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[1].id, id_a, "the first face keeps its id");
+    assert_ne!(b[0].id, id_a, "a new face gets a new id");
+    assert_eq!(b[0].attributes.gender, Gender::Male);
+    let id_b = b[0].id;
+    // They move towards each other a little; still matched correctly.
+    let c = t
+        .update(
+            &[det(20.0, 14.0, 80.0), det(290.0, 196.0, 90.0)],
+            &[attrs(0.9, 30.0), attrs(0.1, 60.0)],
+        )
+        .to_vec();
+    assert_eq!((c[0].id, c[1].id), (id_a, id_b));
+    assert_eq!(c[1].attributes.gender, Gender::Male);
+    assert_eq!(AGE_BUCKETS[c[1].attributes.bucket].0, "60+");
+}
+
+#[test]
+fn tracks_are_forgotten_after_max_missed_frames() {
+    let mut t = Tracker::new(cfg());
+    let id = t.update(&[det(10.0, 10.0, 80.0)], &[attrs(0.9, 30.0)])[0].id;
+    // Missed for max_missed (3) detection frames: still remembered.
+    for _ in 0..3 {
+        assert!(t.update(&[], &[]).is_empty());
+        assert_eq!(t.live_tracks(), 1);
+    }
+    let back = t.update(&[det(12.0, 10.0, 80.0)], &[attrs(0.9, 30.0)]);
+    assert_eq!(back[0].id, id, "a face back within max_missed keeps its id");
+    // Missed for max_missed + 1 frames: forgotten, and the face comes back as a new track.
+    for _ in 0..4 {
+        t.update(&[], &[]);
+    }
+    assert_eq!(t.live_tracks(), 0);
+    let again = t.update(&[det(12.0, 10.0, 80.0)], &[attrs(0.9, 30.0)]);
+    assert_ne!(again[0].id, id);
+    assert_eq!(again[0].hits, 1);
+}
+
+#[test]
+fn at_most_max_faces_are_tracked() {
+    let mut t = Tracker::new(cfg());
+    let dets: Vec<Detection> = (0..6).map(|i| det(i as f32 * 100.0, 0.0, 50.0)).collect();
+    let at: Vec<Attributes> = (0..6).map(|_| attrs(0.2, 40.0)).collect();
+    let faces = t.update(&dets, &at);
+    assert_eq!(faces.len(), 4);
+    let mut ids: Vec<u64> = faces.iter().map(|f| f.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "distinct ids");
+}
