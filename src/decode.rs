@@ -1,1 +1,425 @@
-//! TODO
+//! Decode: camera frames (MJPEG, YUYV, RGB24) into a preallocated [`RgbImage`].
+//!
+//! - MJPEG/JPEG: zune-jpeg, decoding straight into the caller's buffer (`decode_into`). USB
+//!   cameras often send MJPEG frames without Huffman tables (the AVI1 convention); when a frame
+//!   has no DHT segment before its first SOS, the standard tables of ITU T.81 Annex K.3 are
+//!   inserted before the SOS, in a scratch buffer owned by the [`Decoder`] and reused.
+//! - YUYV (4:2:2 packed, BT.601 limited range as webcams send it): the `yuv` crate.
+//! - RGB24: a checked copy.
+//!
+//! Allocation: our own buffers (the output image, the DHT scratch) are reused and only grow.
+//! zune-jpeg 0.4 itself allocates per decoded JPEG (its per-component row and coefficient
+//! buffers and the upsampler scratch are created for each `JpegDecoder`); YUYV and RGB24
+//! decoding allocate nothing. See `tests/decode.rs` (`jpeg_decode_allocations_are_bounded`)
+//! for the measured count.
+
+use std::path::Path;
+
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use crate::capture::{Frame, PixelFormat};
+use crate::rgb::RgbImage;
+
+/// Largest JPEG side accepted by [`Decoder::decode_jpeg`] (guards against corrupt headers
+/// asking for gigabytes).
+pub const MAX_JPEG_SIDE: usize = 8192;
+
+/// Why a frame could not be decoded. Every variant says what was wrong with the input.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty frame (0 bytes)")]
+    Empty,
+    #[error(
+        "not a JPEG: the data does not start with the SOI marker FF D8 (starts with {0:02X?})"
+    )]
+    NotJpeg([u8; 2]),
+    #[error("truncated JPEG: {len} bytes and no end-of-image marker (FF D9)")]
+    TruncatedJpeg { len: usize },
+    #[error("corrupt JPEG ({len} bytes): {reason}")]
+    CorruptJpeg { len: usize, reason: String },
+    #[error("JPEG is {got_w}x{got_h} but the frame was announced as {want_w}x{want_h}")]
+    SizeMismatch {
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
+    #[error("JPEG is {w}x{h}, larger than the {MAX_JPEG_SIDE}-pixel limit")]
+    TooLarge { w: usize, h: usize },
+    #[error("wrong YUYV length: {got} bytes for {w}x{h}, expected {expected} (2 bytes per pixel)")]
+    YuyvLength {
+        got: usize,
+        expected: usize,
+        w: u32,
+        h: u32,
+    },
+    #[error("wrong RGB24 length: {got} bytes for {w}x{h}, expected {expected}")]
+    RgbLength {
+        got: usize,
+        expected: usize,
+        w: u32,
+        h: u32,
+    },
+    #[error("invalid frame size {w}x{h}")]
+    BadSize { w: u32, h: u32 },
+    #[error("YUYV conversion failed for {w}x{h}: {reason}")]
+    Yuyv { w: u32, h: u32, reason: String },
+}
+
+/// Decodes frames into a caller-owned [`RgbImage`]; keeps its scratch buffers between frames.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    /// JPEG with the standard Huffman tables inserted (only used for DHT-less frames).
+    patched: Vec<u8>,
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Decoder::default()
+    }
+
+    /// A decoder whose DHT scratch buffer is sized for JPEG frames up to `max_jpeg_bytes`.
+    pub fn with_capacity(max_jpeg_bytes: usize) -> Self {
+        Decoder {
+            patched: Vec::with_capacity(max_jpeg_bytes + DEFAULT_DHT.len()),
+        }
+    }
+
+    /// Decode `frame` into `out`, resizing `out` to the frame size (the buffer is reused and
+    /// grows only if it must). For MJPEG the JPEG's own size must match the frame's.
+    pub fn decode(&mut self, frame: &Frame<'_>, out: &mut RgbImage) -> Result<(), DecodeError> {
+        let (w, h) = (frame.width, frame.height);
+        match frame.format {
+            PixelFormat::Mjpeg => self.decode_jpeg_sized(frame.data, Some((w, h)), out),
+            PixelFormat::Yuyv => decode_yuyv(frame.data, w, h, out),
+            PixelFormat::Rgb24 => {
+                let expected = w as usize * h as usize * 3;
+                if w == 0 || h == 0 {
+                    return Err(DecodeError::BadSize { w, h });
+                }
+                if frame.data.len() != expected {
+                    return Err(DecodeError::RgbLength {
+                        got: frame.data.len(),
+                        expected,
+                        w,
+                        h,
+                    });
+                }
+                out.resize(w, h);
+                out.data.copy_from_slice(frame.data);
+                Ok(())
+            }
+        }
+    }
+
+    /// Decode one complete JPEG of any size (up to [`MAX_JPEG_SIDE`]) into `out`.
+    pub fn decode_jpeg(&mut self, data: &[u8], out: &mut RgbImage) -> Result<(), DecodeError> {
+        self.decode_jpeg_sized(data, None, out)
+    }
+
+    fn decode_jpeg_sized(
+        &mut self,
+        data: &[u8],
+        want: Option<(u32, u32)>,
+        out: &mut RgbImage,
+    ) -> Result<(), DecodeError> {
+        check_jpeg_framing(data)?;
+        let corrupt = |reason: String| DecodeError::CorruptJpeg {
+            len: data.len(),
+            reason,
+        };
+        let bytes: &[u8] = match find_dht_and_sos(data).map_err(corrupt)? {
+            (false, sos) => {
+                self.patched.clear();
+                self.patched.extend_from_slice(&data[..sos]);
+                self.patched.extend_from_slice(&DEFAULT_DHT);
+                self.patched.extend_from_slice(&data[sos..]);
+                &self.patched
+            }
+            (true, _) => data,
+        };
+        let options = DecoderOptions::default()
+            .jpeg_set_out_colorspace(ColorSpace::RGB)
+            .set_max_width(MAX_JPEG_SIDE)
+            .set_max_height(MAX_JPEG_SIDE);
+        let mut dec = JpegDecoder::new_with_options(bytes, options);
+        dec.decode_headers().map_err(|e| corrupt(e.to_string()))?;
+        let (jw, jh) = dec
+            .dimensions()
+            .ok_or_else(|| corrupt("no frame header".into()))?;
+        if jw == 0 || jh == 0 || jw > MAX_JPEG_SIDE || jh > MAX_JPEG_SIDE {
+            return Err(DecodeError::TooLarge { w: jw, h: jh });
+        }
+        let (jw, jh) = (jw as u32, jh as u32);
+        if let Some((w, h)) = want {
+            if (w, h) != (jw, jh) {
+                return Err(DecodeError::SizeMismatch {
+                    got_w: jw,
+                    got_h: jh,
+                    want_w: w,
+                    want_h: h,
+                });
+            }
+        }
+        if dec.get_output_colorspace() != Some(ColorSpace::RGB) {
+            return Err(corrupt(format!(
+                "cannot convert colour space {:?} to RGB",
+                dec.get_input_colorspace()
+            )));
+        }
+        out.resize(jw, jh);
+        dec.decode_into(&mut out.data)
+            .map_err(|e| corrupt(e.to_string()))
+    }
+}
+
+/// Start with SOI, end with EOI (trailing zero padding, which some cameras add, is allowed).
+fn check_jpeg_framing(data: &[u8]) -> Result<(), DecodeError> {
+    if data.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if data.len() < 2 || data[0] != 0xFF || data[1] != 0xD8 {
+        let mut head = [0u8; 2];
+        for (d, s) in head.iter_mut().zip(data) {
+            *d = *s;
+        }
+        return Err(DecodeError::NotJpeg(head));
+    }
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if end < 4 || data[end - 2] != 0xFF || data[end - 1] != 0xD9 {
+        return Err(DecodeError::TruncatedJpeg { len: data.len() });
+    }
+    Ok(())
+}
+
+/// Walk the marker segments from SOI to the first SOS. Returns (a DHT was seen, offset of SOS).
+fn find_dht_and_sos(data: &[u8]) -> Result<(bool, usize), String> {
+    let mut i = 2; // after SOI
+    let mut has_dht = false;
+    loop {
+        if i < data.len() && data[i] != 0xFF {
+            return Err(format!(
+                "expected a marker at byte {i}, found {:#04x}",
+                data[i]
+            ));
+        }
+        // Skip fill bytes.
+        while i + 1 < data.len() && data[i + 1] == 0xFF {
+            i += 1;
+        }
+        if i + 1 >= data.len() {
+            return Err("no start-of-scan marker (FF DA)".into());
+        }
+        let marker = data[i + 1];
+        match marker {
+            0xDA => return Ok((has_dht, i)),
+            0xD9 => return Err("end of image before any scan".into()),
+            0x01 | 0xD0..=0xD7 => {
+                i += 2;
+                continue;
+            }
+            0xC4 => has_dht = true,
+            _ => {}
+        }
+        if i + 3 >= data.len() {
+            return Err(format!("segment {marker:#04x} at byte {i} is cut off"));
+        }
+        let len = u16::from_be_bytes([data[i + 2], data[i + 3]]) as usize;
+        if len < 2 {
+            return Err(format!(
+                "segment {marker:#04x} at byte {i} has length {len}"
+            ));
+        }
+        i += 2 + len;
+    }
+}
+
+/// YUYV (Y0 U Y1 V) to RGB, BT.601 limited range. Rows may be padded (length a multiple of
+/// the height, at least the packed row size).
+fn decode_yuyv(data: &[u8], w: u32, h: u32, out: &mut RgbImage) -> Result<(), DecodeError> {
+    if w == 0 || h == 0 {
+        return Err(DecodeError::BadSize { w, h });
+    }
+    let row = (w as usize).div_ceil(2) * 4;
+    let expected = row * h as usize;
+    let stride = if data.len() == expected {
+        row
+    } else if data.len() > expected && data.len() % h as usize == 0 {
+        data.len() / h as usize
+    } else {
+        return Err(DecodeError::YuyvLength {
+            got: data.len(),
+            expected,
+            w,
+            h,
+        });
+    };
+    out.resize(w, h);
+    let packed = yuv::YuvPackedImage {
+        yuy: data,
+        yuy_stride: stride as u32,
+        width: w,
+        height: h,
+    };
+    yuv::yuyv422_to_rgb(
+        &packed,
+        &mut out.data,
+        w * 3,
+        yuv::YuvRange::Limited,
+        yuv::YuvStandardMatrix::Bt601,
+    )
+    .map_err(|e| DecodeError::Yuyv {
+        w,
+        h,
+        reason: e.to_string(),
+    })
+}
+
+/// Load a still image (JPEG, PNG) from disk as RGB. The error names the path.
+pub fn load_image(path: &Path) -> anyhow::Result<RgbImage> {
+    use anyhow::Context;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    let img = image::load_from_memory(&bytes)
+        .with_context(|| format!("cannot decode image {}", path.display()))?
+        .to_rgb8();
+    let (width, height) = img.dimensions();
+    Ok(RgbImage {
+        width,
+        height,
+        data: img.into_raw(),
+    })
+}
+
+/// Remove every DHT segment before the first SOS (what MJPEG cameras send). Used by tests and
+/// fuzzing to build DHT-less frames from ordinary JPEGs.
+pub fn strip_dht(jpeg: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, sos) = find_dht_and_sos(jpeg)?;
+    let mut out = Vec::with_capacity(jpeg.len());
+    out.extend_from_slice(&jpeg[..2]);
+    let mut i = 2;
+    while i < sos {
+        while jpeg[i + 1] == 0xFF {
+            i += 1;
+        }
+        let marker = jpeg[i + 1];
+        let len = if matches!(marker, 0x01 | 0xD0..=0xD7) {
+            0
+        } else {
+            u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize
+        };
+        if marker != 0xC4 {
+            out.extend_from_slice(&jpeg[i..i + 2 + len]);
+        }
+        i += 2 + len;
+    }
+    out.extend_from_slice(&jpeg[sos..]);
+    Ok(out)
+}
+
+const DC_LUMA_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
+const DC_CHROMA_BITS: [u8; 16] = [0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0];
+const DC_VALUES: [u8; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+const AC_LUMA_BITS: [u8; 16] = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d];
+#[rustfmt::skip]
+const AC_LUMA_VALUES: [u8; 162] = [
+    0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
+    0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xa1, 0x08, 0x23, 0x42, 0xb1, 0xc1, 0x15, 0x52, 0xd1, 0xf0,
+    0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0a, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x25, 0x26, 0x27, 0x28,
+    0x29, 0x2a, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
+    0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69,
+    0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+    0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+    0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3, 0xc4, 0xc5,
+    0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda, 0xe1, 0xe2,
+    0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+    0xf9, 0xfa,
+];
+const AC_CHROMA_BITS: [u8; 16] = [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77];
+#[rustfmt::skip]
+const AC_CHROMA_VALUES: [u8; 162] = [
+    0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71,
+    0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xa1, 0xb1, 0xc1, 0x09, 0x23, 0x33, 0x52, 0xf0,
+    0x15, 0x62, 0x72, 0xd1, 0x0a, 0x16, 0x24, 0x34, 0xe1, 0x25, 0xf1, 0x17, 0x18, 0x19, 0x1a, 0x26,
+    0x27, 0x28, 0x29, 0x2a, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
+    0x49, 0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
+    0x69, 0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87,
+    0x88, 0x89, 0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5,
+    0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3,
+    0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda,
+    0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+    0xf9, 0xfa,
+];
+
+const DHT_LEN: usize = 2 + 4 * 17 + 12 + 12 + 162 + 162;
+
+/// One DHT segment holding the four tables of ITU T.81 Annex K.3 (Tables K.3–K.6):
+/// DC 0 / AC 0 luminance, DC 1 / AC 1 chrominance.
+pub const DEFAULT_DHT: [u8; 2 + DHT_LEN] = build_dht();
+
+const fn build_dht() -> [u8; 2 + DHT_LEN] {
+    let mut out = [0u8; 2 + DHT_LEN];
+    out[0] = 0xFF;
+    out[1] = 0xC4;
+    out[2] = (DHT_LEN >> 8) as u8;
+    out[3] = (DHT_LEN & 0xFF) as u8;
+    let mut i = 4;
+    // (class << 4 | id, bits, values)
+    i = put_table(&mut out, i, 0x00, &DC_LUMA_BITS, &DC_VALUES);
+    i = put_table(&mut out, i, 0x10, &AC_LUMA_BITS, &AC_LUMA_VALUES);
+    i = put_table(&mut out, i, 0x01, &DC_CHROMA_BITS, &DC_VALUES);
+    i = put_table(&mut out, i, 0x11, &AC_CHROMA_BITS, &AC_CHROMA_VALUES);
+    assert!(i == out.len());
+    out
+}
+
+const fn put_table(out: &mut [u8], mut i: usize, tc_th: u8, bits: &[u8; 16], vals: &[u8]) -> usize {
+    let mut total = 0usize;
+    let mut k = 0;
+    while k < 16 {
+        total += bits[k] as usize;
+        k += 1;
+    }
+    assert!(total == vals.len());
+    out[i] = tc_th;
+    i += 1;
+    k = 0;
+    while k < 16 {
+        out[i] = bits[k];
+        i += 1;
+        k += 1;
+    }
+    k = 0;
+    while k < vals.len() {
+        out[i] = vals[k];
+        i += 1;
+        k += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_dht_is_well_formed() {
+        assert_eq!(&DEFAULT_DHT[..2], &[0xFF, 0xC4]);
+        let len = u16::from_be_bytes([DEFAULT_DHT[2], DEFAULT_DHT[3]]) as usize;
+        assert_eq!(len + 2, DEFAULT_DHT.len());
+        assert_eq!(len, 418, "the classic MJPEG DHT segment length (0x01A2)");
+    }
+
+    #[test]
+    fn framing_errors_name_the_problem() {
+        let e = check_jpeg_framing(&[]).unwrap_err();
+        assert!(matches!(e, DecodeError::Empty));
+        let e = check_jpeg_framing(&[0x89, b'P', b'N', b'G']).unwrap_err();
+        assert!(e.to_string().contains("not a JPEG"), "{e}");
+        let e = check_jpeg_framing(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 1]).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        assert!(check_jpeg_framing(&[0xFF, 0xD8, 0xFF, 0xD9, 0, 0]).is_ok());
+    }
+}
