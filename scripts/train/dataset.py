@@ -12,8 +12,16 @@ import numpy as np
 RACES = ["White", "Black", "Asian", "Indian", "Others"]
 # The seed's eight Adience buckets with the ages assigned to each (gaps go to the nearest bucket).
 # Must equal AGE_BUCKETS in src/classify.rs.
-AGE_BUCKETS = [("0-2", 0, 3), ("4-6", 4, 6), ("8-12", 7, 13), ("15-20", 14, 22), ("25-32", 23, 34),
-               ("38-43", 35, 44), ("48-53", 45, 55), ("60+", 56, 100)]  # fmt: skip
+AGE_BUCKETS = [
+    ("0-2", 0, 3),
+    ("4-6", 4, 6),
+    ("8-12", 7, 13),
+    ("15-20", 14, 22),
+    ("25-32", 23, 34),
+    ("38-43", 35, 44),
+    ("48-53", 45, 55),
+    ("60+", 56, 100),
+]
 NAME = re.compile(r"^(\d+)_([01])_(?:([0-4])_)?(\d+)\s*\.?jpg\.chip\.jpg$")
 
 

@@ -75,14 +75,26 @@ def main(argv=None):
 
     rows = [r for r in read_meta(args.data) if r["split"] == args.split]
     images = np.load(Path(args.data) / "images.npy", mmap_mode="r")
-    faces = np.stack([align_fast(np.ascontiguousarray(images[int(r["index"])]),
-                                 crop_to_image_matrix(landmarks_of(r))).transpose(2, 0, 1) for r in rows])  # fmt: skip
+    faces = np.stack(
+        [
+            align_fast(np.ascontiguousarray(images[int(r["index"])]), crop_to_image_matrix(landmarks_of(r))).transpose(
+                2, 0, 1
+            )
+            for r in rows
+        ]
+    )
     faces = faces.astype(np.float32)
     results = {}
     for m in args.models:
         pf, age, ms = run(m, faces)
-        res = {"model": m, "split": args.split, "ms_per_face_ort_1thread": round(ms, 2), **metrics(rows, pf, age),
-               "no_detection": sum(r["detected"] == "0" for r in rows), "groups": groups(rows, pf, age)}  # fmt: skip
+        res = {
+            "model": m,
+            "split": args.split,
+            "ms_per_face_ort_1thread": round(ms, 2),
+            **metrics(rows, pf, age),
+            "no_detection": sum(r["detected"] == "0" for r in rows),
+            "groups": groups(rows, pf, age),
+        }
         results[m] = res
         print(json.dumps(res))
     if args.plot:
@@ -96,7 +108,7 @@ def plot(res, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
-    for a, key in zip(ax, ["race", "gender", "age_decade"]):
+    for a, key in zip(ax, ["race", "gender", "age_decade"], strict=True):
         names = list(res["groups"][key])
         a.bar(names, [100 * res["groups"][key][n]["gender_acc"] for n in names], color="#4c72b0", label="gender acc %")
         a2 = a.twinx()

@@ -1,6 +1,7 @@
 """Write tests/fixtures/align/: the parity fixture between this folder's align.py and src/align.rs.
 
-    python scripts/train/make_align_fixture.py --portrait astronaut.png --detector models/detector/blazeface_back_256.onnx
+    python scripts/train/make_align_fixture.py --portrait astronaut.png \
+        --detector models/detector/blazeface_back_256.onnx
 
 The portrait is scikit-image's `skimage/data/astronaut.png` (NASA, public domain). Two cases: the
 portrait upright and rotated by 18 degrees; each stores the input image, the BlazeFace landmarks and
@@ -43,11 +44,18 @@ def main(argv=None):
         crop = np.clip(np.round(align_reference(im, lm).transpose(1, 2, 0)), 0, 255).astype(np.uint8)
         cv2.imwrite(str(out / f"{name}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(out / f"{name}_aligned.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
-        cases.append({"image": f"{name}.png", "landmarks": [[round(float(x), 3) for x in q] for q in lm],
-                      "expected": f"{name}_aligned.png"})  # fmt: skip
-    about = ("Produced by scripts/train/make_align_fixture.py from the public-domain NASA portrait (scikit-image "
-             "astronaut.png): input image, BlazeFace landmarks, and the Python reference crop "
-             "(align.align_reference, rounded to 8 bits).")  # fmt: skip
+        cases.append(
+            {
+                "image": f"{name}.png",
+                "landmarks": [[round(float(x), 3) for x in q] for q in lm],
+                "expected": f"{name}_aligned.png",
+            }
+        )
+    about = (
+        "Produced by scripts/train/make_align_fixture.py from the public-domain NASA portrait (scikit-image "
+        "astronaut.png): input image, BlazeFace landmarks, and the Python reference crop "
+        "(align.align_reference, rounded to 8 bits)."
+    )
     with open(out / "cases.json", "w") as fh:
         json.dump({"about": about, "size": INPUT_SIZE, "cases": cases}, fh, indent=1)
 

@@ -114,5 +114,7 @@ def count_macs(net: nn.Module, size: int = INPUT_SIZE) -> int:
 
 if __name__ == "__main__":
     n = AgeGenderNet()
-    print(f"params {sum(p.numel() for p in n.parameters()) / 1e6:.2f} M, "
-          f"{count_macs(n) / 1e9:.3f} GMACs = {2 * count_macs(n) / 1e9:.3f} GFLOPs at {INPUT_SIZE}x{INPUT_SIZE}")
+    print(
+        f"params {sum(p.numel() for p in n.parameters()) / 1e6:.2f} M, "
+        f"{count_macs(n) / 1e9:.3f} GMACs = {2 * count_macs(n) / 1e9:.3f} GFLOPs at {INPUT_SIZE}x{INPUT_SIZE}"
+    )

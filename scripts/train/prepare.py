@@ -1,6 +1,7 @@
 """Decode UTKFace once, find each face's landmarks with the runtime's detector, split the data.
 
-    python scripts/train/prepare.py --faces ../shared/data/utkface --detector models/detector/blazeface_back_256.onnx --out scripts/train/work
+    python scripts/train/prepare.py --faces ../shared/data/utkface \
+        --detector models/detector/blazeface_back_256.onnx --out scripts/train/work
 
 Writes OUT/images.npy (N x 200 x 200 x 3 uint8), OUT/faces.csv (file, labels, split, the four
 landmarks in image pixels, whether the detector found the face) and OUT/split.csv (file, split:
@@ -46,7 +47,7 @@ def _work(path: str):
         img = cv2.resize(img, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
     padded = cv2.copyMakeBorder(img, PAD, PAD, PAD, PAD, cv2.BORDER_CONSTANT, value=0)
     best = None
-    for score, box, kp in _detector.detect(padded):
+    for _score, box, kp in _detector.detect(padded):
         cx, cy = (box[0] + box[2]) / 2 - PAD, (box[1] + box[3]) / 2 - PAD
         # the labelled face is the one in the middle of the crop
         if abs(cx - SIDE / 2) < SIDE * 0.3 and abs(cy - SIDE / 2) < SIDE * 0.3:
@@ -75,8 +76,9 @@ def main(argv=None):
     splits = split(faces, args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    images = np.lib.format.open_memmap(out / "images.npy.tmp", mode="w+", dtype=np.uint8,
-                                       shape=(len(faces), SIDE, SIDE, 3))  # fmt: skip
+    images = np.lib.format.open_memmap(
+        out / "images.npy.tmp", mode="w+", dtype=np.uint8, shape=(len(faces), SIDE, SIDE, 3)
+    )
     t0 = time.time()
     rows, missed, unreadable = [], 0, 0
     paths = [str(Path(args.faces) / f.file) for f in faces]
@@ -91,9 +93,18 @@ def main(argv=None):
             if not found:
                 missed += 1
                 lm = dataset_landmarks(SIDE, SIDE)
-            rows.append({"index": len(rows), "file": f.file, "age": f.age, "gender": f.gender, "race": f.race,
-                         "split": splits[i], "detected": int(found),
-                         **{f"lm{k}": f"{v:.2f}" for k, v in enumerate(np.asarray(lm).reshape(-1))}})  # fmt: skip
+            rows.append(
+                {
+                    "index": len(rows),
+                    "file": f.file,
+                    "age": f.age,
+                    "gender": f.gender,
+                    "race": f.race,
+                    "split": splits[i],
+                    "detected": int(found),
+                    **{f"lm{k}": f"{v:.2f}" for k, v in enumerate(np.asarray(lm).reshape(-1))},
+                }
+            )
             if i % 2000 == 0:
                 print(f"{i}/{len(faces)} {time.time() - t0:.0f}s missed {missed}", flush=True)
     images.flush()
@@ -115,8 +126,10 @@ def main(argv=None):
         w.writerows((r["file"], r["split"]) for r in rows)
     lms = np.array([[float(r[f"lm{k}"]) for k in range(8)] for r in rows if r["detected"] == 1]).reshape(-1, 4, 2)
     counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")}
-    print(f"faces {len(rows)} {counts}; detector missed {missed} ({100 * missed / len(rows):.2f}%, dataset "
-          f"alignment used); unreadable {unreadable}; skipped names {len(skipped)}; {time.time() - t0:.0f}s")
+    print(
+        f"faces {len(rows)} {counts}; detector missed {missed} ({100 * missed / len(rows):.2f}%, dataset "
+        f"alignment used); unreadable {unreadable}; skipped names {len(skipped)}; {time.time() - t0:.0f}s"
+    )
     print("mean detected landmarks / side:", np.round(lms.mean(0) / SIDE, 4).tolist())
 
 

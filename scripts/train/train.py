@@ -132,7 +132,7 @@ def evaluate(net, loader, device):
         exp_age = (al.softmax(1).cpu() * AGES).sum(1)
         correct += (pg == g).sum().item()
         abs_err += (exp_age - a.float()).abs().sum().item()
-        bucket_ok += sum(bucket_of(float(p)) == bucket_of(int(t)) for p, t in zip(exp_age, a))
+        bucket_ok += sum(bucket_of(float(p)) == bucket_of(int(t)) for p, t in zip(exp_age, a, strict=True))
         n += len(g)
     if dist.is_initialized():
         t = torch.tensor([n, correct, abs_err, bucket_ok], dtype=torch.float64, device=device)
@@ -203,28 +203,43 @@ def main(argv=None):
     val_set = Faces(args.data, "val", augment=False, seed=args.seed)
     sampler = DistributedSampler(train_set, seed=args.seed) if distributed else None
     gen = torch.Generator().manual_seed(args.seed)
-    train_loader = DataLoader(train_set, args.batch_size, shuffle=sampler is None, sampler=sampler,
-                              num_workers=args.workers, drop_last=True, generator=gen,
-                              persistent_workers=False, pin_memory=device.type == "cuda")  # fmt: skip
+    train_loader = DataLoader(
+        train_set,
+        args.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=args.workers,
+        drop_last=True,
+        generator=gen,
+        persistent_workers=False,
+        pin_memory=device.type == "cuda",
+    )
     val_sampler = DistributedSampler(val_set, shuffle=False) if distributed else None
     val_loader = DataLoader(val_set, 256, sampler=val_sampler, num_workers=args.workers)
 
     net = AgeGenderNet().to(device)
     if rank == 0:
         macs = count_macs(AgeGenderNet())
-        print(f"model: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M params, "
-              f"{macs / 1e9:.3f} GMACs ({2 * macs / 1e9:.3f} GFLOPs) at {INPUT_SIZE}x{INPUT_SIZE}; "
-              f"train {len(train_set)} val {len(val_set)}", flush=True)  # fmt: skip
+        print(
+            f"model: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M params, "
+            f"{macs / 1e9:.3f} GMACs ({2 * macs / 1e9:.3f} GFLOPs) at {INPUT_SIZE}x{INPUT_SIZE}; "
+            f"train {len(train_set)} val {len(val_set)}",
+            flush=True,
+        )
     ema = copy.deepcopy(net).eval()
     for q in ema.parameters():
         q.requires_grad_(False)
-    model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local] if device.type == "cuda" else None) \
-        if distributed else net  # fmt: skip
+    model = (
+        torch.nn.parallel.DistributedDataParallel(net, device_ids=[local] if device.type == "cuda" else None)
+        if distributed
+        else net
+    )
     decay, no_decay = [], []
-    for name, q in net.named_parameters():
+    for _name, q in net.named_parameters():
         (no_decay if q.ndim <= 1 else decay).append(q)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)  # fmt: skip
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr
+    )
     steps_per_epoch = len(train_loader) if not args.max_steps else min(args.max_steps, len(train_loader))
     total = args.epochs * steps_per_epoch
     warm = int(args.warmup_epochs * steps_per_epoch)
@@ -268,7 +283,7 @@ def main(argv=None):
             step += 1
             with torch.no_grad():
                 d = min(args.ema, (1 + step) / (10 + step))
-                for e, q in zip(ema.state_dict().values(), net.state_dict().values()):
+                for e, q in zip(ema.state_dict().values(), net.state_dict().values(), strict=True):
                     if e.dtype.is_floating_point:
                         e.mul_(d).add_(q.detach(), alpha=1 - d)
                     else:
@@ -276,14 +291,23 @@ def main(argv=None):
             tot += loss.item() * len(g)
             n += len(g)
             if rank == 0 and i % 20 == 0:
-                print(f"epoch {epoch} step {i}/{steps_per_epoch} loss {loss.item():.3f} gender {lg.item():.3f} "
-                      f"age L1 {l1.item():.2f} {n / (time.time() - t0):.0f} img/s", flush=True)  # fmt: skip
+                print(
+                    f"epoch {epoch} step {i}/{steps_per_epoch} loss {loss.item():.3f} gender {lg.item():.3f} "
+                    f"age L1 {l1.item():.2f} {n / (time.time() - t0):.0f} img/s",
+                    flush=True,
+                )
         val = evaluate(ema, val_loader, device)
         score = val["gender_acc"] * 100 - val["age_mae"]
         if rank == 0:
-            row = {"epoch": epoch, "train_loss": f"{tot / max(n, 1):.4f}", "val_gender_acc": f"{val['gender_acc']:.4f}",
-                   "val_age_mae": f"{val['age_mae']:.3f}", "val_bucket_acc": f"{val['bucket_acc']:.4f}",
-                   "lr": f"{lr_at(step):.2e}", "seconds": f"{time.time() - t0:.0f}"}  # fmt: skip
+            row = {
+                "epoch": epoch,
+                "train_loss": f"{tot / max(n, 1):.4f}",
+                "val_gender_acc": f"{val['gender_acc']:.4f}",
+                "val_age_mae": f"{val['age_mae']:.3f}",
+                "val_bucket_acc": f"{val['bucket_acc']:.4f}",
+                "lr": f"{lr_at(step):.2e}",
+                "seconds": f"{time.time() - t0:.0f}",
+            }
             new = not metrics_path.exists() or epoch == 0
             with open(metrics_path, "w" if new else "a", newline="") as fh:
                 w = csv.DictWriter(fh, fieldnames=list(row))
@@ -291,8 +315,16 @@ def main(argv=None):
                     w.writeheader()
                 w.writerow(row)
             plot(metrics_path, out / "curves.png")
-            state = {"model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
-                     "best": max(best, score), "step": step, "torch_rng": torch.get_rng_state(), "args": vars(args)}  # fmt: skip
+            state = {
+                "model": net.state_dict(),
+                "ema": ema.state_dict(),
+                "opt": opt.state_dict(),
+                "epoch": epoch,
+                "best": max(best, score),
+                "step": step,
+                "torch_rng": torch.get_rng_state(),
+                "args": vars(args),
+            }
             torch.save(state, out / "last.pt.tmp")
             os.replace(out / "last.pt.tmp", out / "last.pt")
             if score > best:
