@@ -469,12 +469,13 @@ impl Pipeline {
     }
 }
 
-/// Open the frame source named by `cfg.source`: a V4L2 device (`/dev/...`), a directory of
+/// Open the frame source named by `cfg.source`: a V4L2 device (`/dev/...`, or `v4l2:NAME`
+/// for a camera chosen by card name or bus info), a directory of
 /// images, or an `.mjpeg` file (a single `.jpg` is a one-frame stream).
 pub fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {
     let s = cfg.source.as_str();
     let path = Path::new(s);
-    if s.starts_with("/dev/") {
+    if s.starts_with("/dev/") || s.starts_with("v4l2:") {
         return open_v4l2(cfg);
     }
     if path.is_dir() {
@@ -490,10 +491,21 @@ pub fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {
 }
 
 fn open_v4l2(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {
-    anyhow::bail!(
-        "source {}: V4L2 capture is not built yet (board work, issue 4); use a directory of images or an .mjpeg file",
-        cfg.source
-    )
+    #[cfg(target_os = "linux")]
+    {
+        // `/dev/videoN`, or `v4l2:NAME` for a camera selected by card name or bus info.
+        let device = cfg.source.strip_prefix("v4l2:").unwrap_or(&cfg.source);
+        let fps = if cfg.fps > 0.0 {
+            cfg.fps.round().max(1.0) as u32
+        } else {
+            30
+        };
+        Ok(Box::new(crate::capture::v4l2::V4l2Source::open(
+            device, cfg.width, cfg.height, fps,
+        )?))
+    }
+    #[cfg(not(target_os = "linux"))]
+    anyhow::bail!("source {}: V4L2 capture needs Linux", cfg.source)
 }
 
 /// Open the display named by `cfg.display`. `width`/`height`: the frame size.
