@@ -123,6 +123,11 @@ impl Config {
                 "config file {origin}: bad value for `{key}`: {why}"
             ))
         })?;
+        #[cfg(target_os = "linux")]
+        if let Some(spi) = &cfg.spi {
+            crate::display::spi::SpiConfig::from_table(spi)
+                .map_err(|e| ConfigError(format!("config file {origin}: {e:#}")))?;
+        }
         Ok(cfg)
     }
 

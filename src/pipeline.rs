@@ -343,7 +343,7 @@ impl Pipeline {
             arrived = Instant::now();
             self.status.frames += 1;
             if let Some(prev) = self.last_sequence {
-                if frame.sequence > prev + 1 {
+                if frame.sequence > prev.saturating_add(1) {
                     self.status.dropped_frames += frame.sequence - prev - 1;
                 }
             }
@@ -550,11 +550,13 @@ pub fn open_sink(cfg: &Config) -> anyhow::Result<Box<dyn Sink>> {
 }
 
 /// Load the face detector at `path` with the thresholds of `cfg`.
-pub fn load_detector(path: &Path, _cfg: &Config) -> anyhow::Result<Box<dyn FaceDetector>> {
-    anyhow::bail!(
-        "detector {}: the detector module is not built yet",
-        path.display()
-    )
+pub fn load_detector(path: &Path, cfg: &Config) -> anyhow::Result<Box<dyn FaceDetector>> {
+    let dc = crate::detect::DetectorConfig {
+        score_threshold: cfg.score_threshold,
+        nms_iou: cfg.nms_iou,
+        max_faces: cfg.max_faces,
+    };
+    crate::detect::load_detector(path, dc)
 }
 
 /// Load the age/gender classifier at `path`.
