@@ -146,7 +146,7 @@ def run(a: argparse.Namespace) -> int:
                     marks["booted"] = time.monotonic() - t0
                 if text.startswith("BOARD: ") and not text.startswith("BOARD: booted"):
                     print(text, flush=True)
-                if text.startswith("BOARD: done"):
+                if text.startswith("BOARD: done") or "Kernel panic" in text:
                     done.set()
         done.set()
 
@@ -211,7 +211,7 @@ def run(a: argparse.Namespace) -> int:
     exit_line = next((t for t in lines if t.startswith("BOARD: agegender exit")), None)
     if exit_line is None or not exit_line.startswith("BOARD: agegender exit 0 "):
         failures.append(f"agegender did not exit 0: {exit_line}")
-    failures += [t for t in lines if t.startswith("BOARD: FAIL")]
+    failures += [t for t in lines if t.startswith("BOARD: FAIL") or "Kernel panic" in t]
 
     # --- screen --------------------------------------------------------------------------------
     overlay = 0

@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/busybox sh
 # PID 1 of the emulated arm64 board (scripts/board-test). Loads the virtio-gpu and vivid module
 # chains, feeds a picture with faces through vivid's output→capture loop, runs agegender against
 # /dev/video0 + /dev/fb0 + /dev/ttyAMA0, unbinds and unloads vivid mid-run and loads it again, then
