@@ -309,7 +309,9 @@ impl Stream {
                 }
             );
         };
-        let want = Format::new(width, height, fourcc);
+        let mut want = Format::new(width, height, fourcc);
+        // Whole frames, not fields: interlaced capture would halve the detector's vertical resolution.
+        want.field_order = v4l::format::FieldOrder::Progressive;
         let got = device
             .set_format(&want)
             .with_context(|| format!("VIDIOC_S_FMT {fourcc} {width}x{height} failed"))?;
