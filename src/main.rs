@@ -388,8 +388,15 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
             a.faces.display()
         )));
     }
-    let _ = a.limit;
-    Err(Fail::Model(anyhow::anyhow!(
-        "eval: the evaluation module is not built yet"
-    )))
+    let model_path =
+        resolve_model_path(cfg.model.as_deref(), ModelKind::Classifier).map_err(Fail::Model)?;
+    let det_path =
+        resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
+    let mut detector = pipeline::load_detector(&det_path, &cfg).map_err(Fail::Model)?;
+    let mut classifier = agegender::classify::Classifier::load(&model_path).map_err(Fail::Model)?;
+    let report = agegender::eval::eval_faces(&a.faces, &mut *detector, &mut classifier, a.limit)
+        .map_err(Fail::Runtime)?;
+    let json = serde_json::to_string(&report).map_err(|e| Fail::Runtime(e.into()))?;
+    println!("{json}");
+    Ok(ExitCode::SUCCESS)
 }

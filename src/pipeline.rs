@@ -561,107 +561,11 @@ pub fn load_detector(path: &Path, cfg: &Config) -> anyhow::Result<Box<dyn FaceDe
 
 /// Load the age/gender classifier at `path`.
 pub fn load_classifier(path: &Path) -> anyhow::Result<Box<dyn FaceClassifier>> {
-    Ok(Box::new(TractClassifier::load(path)?))
+    Ok(Box::new(crate::classify::Classifier::load(path)?))
 }
 
-/// The classifier contract of `src/classify.rs` run through tract: input f32
-/// `[1, 3, INPUT_SIZE, INPUT_SIZE]` RGB 0..255; outputs `gender` `[1, 2]` (P male, P female)
-/// and `age` `[1, 101]` (a distribution over years). Stand-in until `classify::Classifier`
-/// (perception work) lands; tract allocates its outputs per run.
-pub struct TractClassifier {
-    plan: Arc<tract_onnx::prelude::TypedRunnableModel>,
-    input: Option<tract_onnx::prelude::Tensor>,
-    gender_out: usize,
-    age_out: usize,
-}
-
-impl TractClassifier {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        use tract_onnx::prelude::*;
-        let n = INPUT_SIZE;
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| anyhow::anyhow!("model {}: cannot load ONNX: {e}", path.display()))?
-            .with_input_fact(0, f32::fact([1, 3, n, n]).into())
-            .and_then(|m| m.into_optimized())
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "model {}: not an age/gender model with input [1,3,{n},{n}]: {e}",
-                    path.display()
-                )
-            })?;
-        let mut gender_out = None;
-        let mut age_out = None;
-        for (i, o) in model.output_outlets()?.iter().enumerate() {
-            let fact = model.outlet_fact(*o)?;
-            match fact
-                .shape
-                .as_concrete()
-                .map(|s| s.iter().product::<usize>())
-            {
-                Some(2) => gender_out = Some(i),
-                Some(101) => age_out = Some(i),
-                _ => {}
-            }
-        }
-        let (Some(gender_out), Some(age_out)) = (gender_out, age_out) else {
-            anyhow::bail!(
-                "model {}: expected outputs gender [1,2] and age [1,101]",
-                path.display()
-            );
-        };
-        let plan = model
-            .into_runnable()
-            .map_err(|e| anyhow::anyhow!("model {}: {e}", path.display()))?;
-        Ok(TractClassifier {
-            plan,
-            input: Some(Tensor::zero::<f32>(&[1, 3, n, n])?),
-            gender_out,
-            age_out,
-        })
-    }
-}
-
-impl FaceClassifier for TractClassifier {
+impl FaceClassifier for crate::classify::Classifier {
     fn classify(&mut self, chw_input: &[f32]) -> anyhow::Result<Attributes> {
-        use tract_onnx::prelude::*;
-        let mut t = self
-            .input
-            .take()
-            .unwrap_or(Tensor::zero::<f32>(&[1, 3, INPUT_SIZE, INPUT_SIZE])?);
-        t.try_as_plain_ram_mut()?
-            .as_slice_mut::<f32>()?
-            .copy_from_slice(chw_input);
-        let out = self.plan.run(tvec!(t.into()))?;
-        let g = out[self.gender_out].try_as_plain_ram()?.as_slice::<f32>()?;
-        let ages = out[self.age_out].try_as_plain_ram()?.as_slice::<f32>()?;
-        let p_female = (g[1] / (g[0] + g[1]).max(f32::MIN_POSITIVE)).clamp(0.0, 1.0);
-        let total: f32 = ages.iter().sum::<f32>().max(f32::MIN_POSITIVE);
-        let age = ages
-            .iter()
-            .enumerate()
-            .map(|(i, p)| i as f32 * p)
-            .sum::<f32>()
-            / total;
-        let bucket = crate::track::bucket_for_age(age);
-        let (_, lo, hi) = crate::classify::AGE_BUCKETS[bucket];
-        let bucket_p = ages[lo as usize..=hi as usize].iter().sum::<f32>() / total;
-        let gender = if p_female >= 0.5 {
-            crate::classify::Gender::Female
-        } else {
-            crate::classify::Gender::Male
-        };
-        Ok(Attributes {
-            gender,
-            gender_p: if p_female >= 0.5 {
-                p_female
-            } else {
-                1.0 - p_female
-            },
-            p_female,
-            age,
-            bucket,
-            bucket_p,
-        })
+        crate::classify::Classifier::classify(self, chw_input)
     }
 }
