@@ -106,7 +106,7 @@ def overlay_colors(draw_rs: str) -> dict[str, tuple[int, int, int]]:
     text = Path(draw_rs).read_text()
     out = {}
     for name in ("FEMALE_COLOR", "MALE_COLOR"):
-        m = re.search(name + r": Rgb888 = Rgb888::new\((\d+), (\d+), (\d+)\)", text)
+        m = re.search(r"\b" + name + r": Rgb888 = Rgb888::new\((\d+), (\d+), (\d+)\)", text)
         if not m:
             raise SystemExit(f"cannot find {name} in {draw_rs}")
         out[name] = tuple(int(v) for v in m.groups())
@@ -155,6 +155,9 @@ def run(a: argparse.Namespace) -> int:
     elapsed = time.monotonic() - t0
     failures: list[str] = []
     shot = out / "screen.ppm"
+    for stale in (shot, out / "screen.png"):
+        if stale.exists():
+            stale.unlink()
     try:
         q = Qmp(qmp_path)
         if finished and proc.poll() is None:

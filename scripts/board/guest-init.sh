@@ -23,6 +23,8 @@ fail() {
 	exec sleep 100000
 }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
+# The PL011's transmit counter (bytes sent on /dev/ttyAMA0).
+uart_tx() { sed -n 's/^0:.* tx:\([0-9]*\).*/\1/p' /proc/tty/driver/ttyAMA; }
 
 load() { # load MODULE [params]: insmod from /lib/modules/board
 	insmod "/lib/modules/board/$1.ko" $2 || fail "insmod $1"
@@ -51,17 +53,15 @@ say "booted in $(uptime_s) s: $(cat /sys/class/graphics/fb0/name 2>/dev/null) $(
 
 cd /
 T0=$(uptime_s)
+TX0=$(uart_tx)
+say "serial tx counter at start: ${TX0:?no PL011 tx counter in /proc/tty/driver/ttyAMA}"
 /usr/bin/agegender run --source /dev/video0 --width "$FRAME_W" --height "$FRAME_H" --fps 30 \
 	--display fb:/dev/fb0 --serial /dev/ttyAMA0 --max-frames "$MAX_FRAMES" $AGEGENDER_ARGS \
 	2>/tmp/app.log &
 APP=$!
 
-# Bytes the program has written to the serial port (everything it wrote minus its stderr log).
-serial_bytes() {
-	w=$(sed -n 's/^wchar: //p' "/proc/$APP/io" 2>/dev/null)
-	l=$(wc -c </tmp/app.log)
-	echo $((${w:-0} - l))
-}
+# Bytes sent on the serial port since agegender started.
+serial_bytes() { echo $(($(uart_tx) - TX0)); }
 alive() { kill -0 "$APP" 2>/dev/null; }
 
 # Unplug once the report shows some faces (about UNPLUG_AFTER_BYTES of JSON lines).

@@ -56,6 +56,8 @@ static int enable_loop(const char *cap_dev) {
 	if (fd < 0)
 		return -1;
 	int r = set_named_ctrl(fd, "Loop Video", 1);
+	/* vivid prints a text overlay (counters, controls) into captured frames; turn it off. */
+	set_named_ctrl(fd, "OSD Text Mode", 2);
 	close(fd);
 	return r;
 }
