@@ -1,0 +1,201 @@
+//! CLI errors through the real binary: each gives exactly one `agegender: error:` line naming
+//! the input, the documented exit code (1 input, 2 usage/config, 3 model), and no panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn agegender(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agegender"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn classifier_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx")
+}
+
+/// stderr's `agegender: error:` lines; asserts there is no panic message.
+fn error_lines(out: &Output) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("internal error"),
+        "panic: {stderr}"
+    );
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("agegender: error: "))
+        .map(String::from)
+        .collect()
+}
+
+fn one_error(out: &Output, code: i32, must_contain: &[&str]) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = error_lines(out);
+    assert_eq!(lines.len(), 1, "exactly one error line: {lines:?}");
+    for s in must_contain {
+        assert!(lines[0].contains(s), "{:?} does not name {s:?}", lines[0]);
+    }
+    lines[0].clone()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn missing_model_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no_such_model.onnx");
+    let img = tmp.path().join("x.jpg");
+    std::fs::write(&img, common::encode_jpeg(&common::background(64, 64), 90)).unwrap();
+    let out = agegender(&[
+        "image",
+        s(&img),
+        "--model",
+        s(&missing),
+        "--out",
+        s(tmp.path()),
+    ]);
+    one_error(&out, 3, &[s(&missing), "--model"]);
+    let out = agegender(&[
+        "run",
+        "--source",
+        s(&img),
+        "--detector",
+        s(&missing),
+        "--model",
+        s(&classifier_model()),
+    ]);
+    one_error(&out, 3, &[s(&missing), "--detector"]);
+}
+
+#[test]
+fn model_that_is_not_onnx_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.onnx");
+    std::fs::write(&junk, b"this is not a model").unwrap();
+    let img = tmp.path().join("x.jpg");
+    std::fs::write(&img, common::encode_jpeg(&common::background(64, 64), 90)).unwrap();
+    let det = common::blazeface_model(false);
+    let out = agegender(&[
+        "image",
+        s(&img),
+        "--model",
+        s(&junk),
+        "--detector",
+        s(&det),
+        "--out",
+        s(tmp.path()),
+    ]);
+    one_error(&out, 3, &[s(&junk)]);
+    let out = agegender(&[
+        "image",
+        s(&img),
+        "--model",
+        s(&classifier_model()),
+        "--detector",
+        s(&junk),
+    ]);
+    one_error(&out, 3, &[s(&junk)]);
+}
+
+#[test]
+fn unreadable_images_are_named_and_the_others_still_processed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.jpg");
+    let garbage = tmp.path().join("garbage.jpg");
+    std::fs::write(&garbage, b"\xFF\xD8\xFF\xE0 definitely not a jpeg").unwrap();
+    let good = tmp.path().join("good.jpg");
+    let faces = common::utk_faces(1, 3);
+    let (jpeg, _) = common::face_frame(&[(faces[0].clone(), [80, 60, 240, 220])], 320, 280);
+    std::fs::write(&good, jpeg).unwrap();
+    let out_dir = tmp.path().join("out");
+    let out = agegender(&[
+        "image",
+        s(&missing),
+        s(&garbage),
+        s(&good),
+        "--out",
+        s(&out_dir),
+        "--model",
+        s(&classifier_model()),
+        "--detector",
+        s(&common::blazeface_model(false)),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains(s(&missing)), "{errors:?}");
+    assert!(errors[1].contains(s(&garbage)), "{errors:?}");
+    // The good picture still got its JSON line and its PNG.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["source"], s(&good));
+    assert!(out_dir.join("good.png").is_file());
+    assert!(!out_dir.join("garbage.png").exists());
+}
+
+#[test]
+fn unknown_config_key_names_key_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("kiosk.toml");
+    std::fs::write(&cfg, "fps = 10\nmax_facez = 3\n").unwrap();
+    let out = agegender(&["run", "--config", s(&cfg)]);
+    one_error(&out, 2, &[s(&cfg), "max_facez", "line 2"]);
+    // A bad value names the key too.
+    std::fs::write(&cfg, "detect_every = 0\n").unwrap();
+    let out = agegender(&["run", "--config", s(&cfg)]);
+    one_error(&out, 2, &[s(&cfg), "detect_every"]);
+    // A config file that does not exist.
+    let nothere = tmp.path().join("nothere.toml");
+    let out = agegender(&["image", "x.jpg", "--config", s(&nothere)]);
+    one_error(&out, 2, &[s(&nothere)]);
+}
+
+#[test]
+fn usage_errors_are_one_line_with_exit_2() {
+    one_error(
+        &agegender(&["run", "--max-frames", "many"]),
+        2,
+        &["--max-frames"],
+    );
+    one_error(
+        &agegender(&["run", "--no-such-flag"]),
+        2,
+        &["--no-such-flag"],
+    );
+    one_error(
+        &agegender(&["run", "--max-faces", "0"]),
+        2,
+        &["--max-faces"],
+    );
+    one_error(&agegender(&["image"]), 2, &["FILE"]);
+}
+
+#[test]
+fn missing_source_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("nothing.mjpeg");
+    let out = agegender(&[
+        "run",
+        "--source",
+        s(&src),
+        "--model",
+        s(&classifier_model()),
+        "--detector",
+        s(&common::blazeface_model(false)),
+    ]);
+    one_error(&out, 1, &[s(&src)]);
+}

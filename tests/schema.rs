@@ -1,0 +1,226 @@
+//! Every JSON line the program writes validates against `src/report.schema.json`, including
+//! the status lines of a run with faults (a timeout, a corrupt frame, a lost and resumed
+//! camera); and the schema is strict enough to reject malformed lines.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use agegender::capture::files::MjpegFileSource;
+use agegender::capture::{CaptureError, Frame, FrameSource, PixelFormat};
+use agegender::config::Config;
+use agegender::display::png::NullDisplay;
+use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
+use agegender::report::{FileSink, Reporter};
+use serde_json::{json, Value};
+
+fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/report.schema.json"),
+    )
+    .unwrap();
+    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema")
+}
+
+fn assert_valid(v: &jsonschema::Validator, line: &Value) {
+    let errors: Vec<String> = v
+        .iter_errors(line)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{line} does not match the schema: {errors:?}"
+    );
+}
+
+fn classifier_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx")
+}
+
+/// Replays an inner source but, at scripted calls, times out, hands out a corrupt frame, or
+/// disconnects (and reconnects when asked).
+struct FaultySource {
+    inner: MjpegFileSource,
+    calls: u32,
+    corrupt: Vec<u8>,
+    reconnects: u32,
+}
+
+impl FrameSource for FaultySource {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        self.calls += 1;
+        match self.calls {
+            3 => Err(CaptureError::Timeout(Duration::from_millis(100))),
+            5 => Ok(Some(Frame {
+                data: &self.corrupt,
+                format: PixelFormat::Mjpeg,
+                width: 320,
+                height: 240,
+                sequence: 3,
+            })),
+            8 => Err(CaptureError::Disconnected(
+                "No such device (os error 19)".into(),
+            )),
+            _ => self.inner.next_frame(),
+        }
+    }
+    fn frame_size(&self) -> (u32, u32) {
+        self.inner.frame_size()
+    }
+    fn describe(&self) -> String {
+        "faulty test source".into()
+    }
+    fn reconnect(&mut self) -> anyhow::Result<()> {
+        self.reconnects += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn run_lines_with_faults_match_the_schema() {
+    let faces = common::utk_faces(2, 5);
+    let mut stream = Vec::new();
+    for i in 0..12u32 {
+        let a = [20 + 8 * i, 30, 140 + 8 * i, 150];
+        let (jpeg, _) = common::face_frame(
+            &[
+                (faces[0].clone(), a),
+                (faces[1].clone(), [200, 100, 300, 200]),
+            ],
+            320,
+            240,
+        );
+        stream.extend_from_slice(&jpeg);
+    }
+    let inner = MjpegFileSource::from_bytes(Path::new("s.mjpeg"), stream, 0.0, false).unwrap();
+    let mut corrupt = common::encode_jpeg(&common::background(320, 240), 90);
+    let n = corrupt.len();
+    corrupt[n / 2..n - 2].iter_mut().for_each(|b| *b = 0xFF); // entropy data destroyed
+    corrupt.truncate(n * 3 / 4); // and cut short
+    let source = FaultySource {
+        inner,
+        calls: 0,
+        corrupt,
+        reconnects: 0,
+    };
+
+    let cfg = Config {
+        status_interval_s: 0.0,
+        status_every_frames: 4,
+        ..Config::default()
+    };
+    let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
+    let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("run.jsonl");
+    let mut p = Pipeline::new(
+        Box::new(source),
+        Perception::new(detector, classifier, cfg.max_faces),
+        Box::new(NullDisplay),
+        Reporter::new(Box::new(FileSink::open(&log).unwrap())),
+        LoopOptions::from_config(&cfg),
+    );
+    let last = p.run().unwrap();
+    drop(p);
+    // 12 good frames + the corrupt one; one timeout; one loss.
+    assert_eq!(last.frames, 13);
+    assert_eq!(last.decode_errors, 1);
+    assert_eq!(last.capture_timeouts, 1);
+    assert_eq!(last.capture_errors, 1);
+
+    let v = validator();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for l in &lines {
+        assert_valid(&v, l);
+    }
+    let faces = lines.iter().filter(|l| l["type"] == "face").count();
+    assert!(faces >= 20, "face lines: {faces}");
+    let cameras: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "status")
+        .map(|l| l["camera"].as_str().unwrap())
+        .collect();
+    let lost = cameras
+        .iter()
+        .position(|c| *c == "lost")
+        .expect("a status line says the camera was lost");
+    assert_eq!(cameras[lost + 1], "resumed", "{cameras:?}");
+    assert_eq!(*cameras.last().unwrap(), "ended");
+    let final_status = lines.iter().rev().find(|l| l["type"] == "status").unwrap();
+    assert_eq!(final_status["decode_errors"], 1);
+    assert_eq!(final_status["frames"], 13);
+}
+
+#[test]
+fn image_lines_match_the_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = common::utk_faces(3, 9);
+    let placed: Vec<(PathBuf, [u32; 4])> = faces
+        .into_iter()
+        .zip([[20, 20, 150, 150], [220, 40, 380, 200], [420, 60, 560, 200]])
+        .collect();
+    let (jpeg, _) = common::face_frame(&placed, 600, 260);
+    let input = tmp.path().join("three.jpg");
+    std::fs::write(&input, jpeg).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agegender"))
+        .arg("image")
+        .arg(&input)
+        .arg("--out")
+        .arg(tmp.path())
+        .arg("--model")
+        .arg(classifier_model())
+        .arg("--detector")
+        .arg(common::blazeface_model(false))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = validator();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut n = 0;
+    for l in stdout.lines() {
+        assert_valid(&v, &serde_json::from_str(l).unwrap());
+        n += 1;
+    }
+    assert_eq!(n, 3, "{stdout}");
+}
+
+#[test]
+fn schema_rejects_malformed_lines() {
+    let v = validator();
+    let good = json!({
+        "schema": "agegender/face/v1", "type": "face", "ts": 1_700_000_000_000u64, "frame": 3,
+        "track_id": 2, "box": [1, 2, 30, 40], "score": 0.91, "gender": "F", "gender_p": 0.93,
+        "age": 27.1, "age_bucket": "25-32", "bucket_p": 0.6, "latency_ms": 12.5
+    });
+    assert_valid(&v, &good);
+    let bad = |k: &str, val: Value| {
+        let mut b = good.clone();
+        b[k] = val;
+        b
+    };
+    for (what, line) in [
+        ("gender X", bad("gender", json!("X"))),
+        ("bucket", bad("age_bucket", json!("21-24"))),
+        ("box of 3", bad("box", json!([1, 2, 3]))),
+        ("schema version", bad("schema", json!("agegender/face/v2"))),
+        ("extra field", bad("extra", json!(1))),
+        ("p > 1", bad("bucket_p", json!(1.5))),
+    ] {
+        assert!(!v.is_valid(&line), "{what} accepted: {line}");
+    }
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("latency_ms");
+    assert!(!v.is_valid(&missing), "missing latency_ms accepted");
+    assert!(!v.is_valid(&json!({"schema": "agegender/status/v1", "type": "status", "ts": 1})));
+}
