@@ -10,8 +10,8 @@
 //! Allocation: our own buffers (the output image, the DHT scratch) are reused and only grow.
 //! zune-jpeg 0.4 itself allocates per decoded JPEG (its per-component row and coefficient
 //! buffers and the upsampler scratch are created for each `JpegDecoder`); YUYV and RGB24
-//! decoding allocate nothing. See `tests/decode.rs` (`jpeg_decode_allocations_are_bounded`)
-//! for the measured count.
+//! decoding allocate nothing. Measured: 4 allocations per 640x480 MJPEG frame (`tests/decode.rs`,
+//! `yuyv_and_rgb_decoding_allocate_nothing_and_jpeg_allocations_are_bounded`).
 
 use std::path::Path;
 

