@@ -15,11 +15,21 @@ pub const INPUT_SIZE: usize = 112;
 
 /// Template, in units of the crop side: right eye, left eye, nose tip, mouth centre
 /// (subject's right eye is on the image's left).
-pub const TEMPLATE: Landmarks = [[0.3115, 0.3135], [0.6885, 0.3135], [0.5000, 0.5282], [0.5000, 0.7248]];
+pub const TEMPLATE: Landmarks = [
+    [0.3115, 0.3135],
+    [0.6885, 0.3135],
+    [0.5000, 0.5282],
+    [0.5000, 0.7248],
+];
 
 /// Where the landmarks sit in a UTKFace "aligned & cropped" image, in units of its side:
 /// the crop used when no face is found (the dataset's own alignment).
-pub const DATASET_LANDMARKS: Landmarks = [[0.2875, 0.2899], [0.6853, 0.2907], [0.4843, 0.5173], [0.4842, 0.7260]];
+pub const DATASET_LANDMARKS: Landmarks = [
+    [0.2875, 0.2899],
+    [0.6853, 0.2907],
+    [0.4843, 0.5173],
+    [0.4842, 0.7260],
+];
 
 /// A 2-D similarity transform `p' = [a -b; b a] p + t`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -155,7 +165,12 @@ mod tests {
 
     #[test]
     fn estimate_recovers_a_known_similarity() {
-        let t = Similarity { a: 0.8, b: 0.3, tx: 12.0, ty: -4.0 };
+        let t = Similarity {
+            a: 0.8,
+            b: 0.3,
+            tx: 12.0,
+            ty: -4.0,
+        };
         let src: Landmarks = [[10.0, 20.0], [50.0, 22.0], [30.0, 40.0], [31.0, 60.0]];
         let dst = src.map(|p| t.apply(p));
         let e = Similarity::estimate(&src, &dst).unwrap();
@@ -188,7 +203,11 @@ mod tests {
                 let p = img.pixel(x, y);
                 for c in 0..3 {
                     let got = out[c * 256 + (y * 16 + x) as usize];
-                    assert!((got - p[c] as f32).abs() < 1e-2, "({x},{y},{c}) {got} vs {}", p[c]);
+                    assert!(
+                        (got - p[c] as f32).abs() < 1e-2,
+                        "({x},{y},{c}) {got} vs {}",
+                        p[c]
+                    );
                 }
             }
         }

@@ -32,9 +32,19 @@ fn rust_crop_matches_python_reference_within_2_levels() {
             .as_array()
             .unwrap()
             .iter()
-            .flat_map(|p| p.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+            .flat_map(|p| {
+                p.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+            })
             .collect();
-        let landmarks = [[lm[0], lm[1]], [lm[2], lm[3]], [lm[4], lm[5]], [lm[6], lm[7]]];
+        let landmarks = [
+            [lm[0], lm[1]],
+            [lm[2], lm[3]],
+            [lm[4], lm[5]],
+            [lm[6], lm[7]],
+        ];
         let mut out = vec![0f32; 3 * INPUT_SIZE * INPUT_SIZE];
         align_into(&image, &landmarks, INPUT_SIZE, &mut out).unwrap();
         let plane = INPUT_SIZE * INPUT_SIZE;
@@ -53,6 +63,10 @@ fn rust_crop_matches_python_reference_within_2_levels() {
         );
         // and the crop is not trivially black: the face is there
         let avg = out.iter().map(|&v| v as f64).sum::<f64>() / out.len() as f64;
-        assert!(avg > 40.0, "{}: crop is nearly black (mean {avg:.1})", case["image"]);
+        assert!(
+            avg > 40.0,
+            "{}: crop is nearly black (mean {avg:.1})",
+            case["image"]
+        );
     }
 }
