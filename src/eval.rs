@@ -14,7 +14,7 @@
 //! crop are not the labelled person). Where none is found, the image is classified with the
 //! dataset's own alignment ([`crate::align::dataset_landmarks`]) and counted in `no_face`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use anyhow::Context;
@@ -126,11 +126,55 @@ fn decade(age: u32) -> String {
     }
 }
 
-/// Evaluate every UTKFace-named image in `dir` (sorted by name; the first `limit` if given).
+/// The file names of one subset (`train`, `val`, `test`) of a split CSV written by the
+/// training pipeline (`file,split` header, one row per face).
+pub fn read_split(path: &Path, subset: &str) -> anyhow::Result<HashSet<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("split file {}: cannot read it", path.display()))?;
+    let mut lines = text.lines();
+    anyhow::ensure!(
+        lines.next().map(str::trim) == Some("file,split"),
+        "split file {}: expected the header `file,split`",
+        path.display()
+    );
+    let mut names = HashSet::new();
+    let mut subsets = BTreeMap::new();
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (file, which) = line.rsplit_once(',').with_context(|| {
+            format!(
+                "split file {} line {}: expected `file,split`",
+                path.display(),
+                i + 2
+            )
+        })?;
+        *subsets.entry(which.trim().to_string()).or_insert(0usize) += 1;
+        if which.trim() == subset {
+            names.insert(file.to_string());
+        }
+    }
+    anyhow::ensure!(
+        !names.is_empty(),
+        "split file {}: no rows in subset `{subset}` (it has: {})",
+        path.display(),
+        subsets
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(names)
+}
+
+/// Evaluate every UTKFace-named image in `dir` (sorted by name), only those named in `only`
+/// if given, the first `limit` if given.
 pub fn eval_faces(
     dir: &Path,
     detector: &mut dyn FaceDetector,
     classifier: &mut Classifier,
+    only: Option<&HashSet<String>>,
     limit: Option<usize>,
 ) -> anyhow::Result<EvalReport> {
     let mut files: Vec<(std::path::PathBuf, UtkLabel)> = Vec::new();
@@ -143,11 +187,14 @@ pub fn eval_faces(
         if !path.is_file() {
             continue;
         }
-        match path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(parse_utk_name)
-        {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            skipped += 1;
+            continue;
+        };
+        if only.is_some_and(|set| !set.contains(name)) {
+            continue;
+        }
+        match parse_utk_name(name) {
             Some(l) => files.push((path, l)),
             None => skipped += 1,
         }

@@ -5,6 +5,7 @@
 //! Each seam is a small trait or a plain struct; nothing here is global.
 
 pub mod align;
+pub mod bench;
 pub mod capture;
 pub mod classify;
 pub mod config;

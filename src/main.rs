@@ -9,12 +9,18 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use agegender::bench::{CanvasDisplay, CountingAlloc, DiscardSink};
 use agegender::config::{resolve_model_path, Config, ModelKind};
 use agegender::display::png::{annotate_into, save_png};
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
 use agegender::report::{unix_ms, Reporter, StdoutSink};
 use agegender::rgb::RgbImage;
 use clap::{Args, Parser, Subcommand};
+
+/// Counts allocations per thread for `agegender bench` (a thread-local increment, then the
+/// system allocator).
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +42,8 @@ enum Cmd {
     Image(ImageArgs),
     /// Measure the model on a directory of UTKFace-named faces; prints one JSON object.
     Eval(EvalArgs),
+    /// Per-stage times, fps and allocations of the live loop on a replayed stream.
+    Bench(BenchArgs),
 }
 
 /// Flags every subcommand takes (they override the config file).
@@ -125,9 +133,37 @@ struct EvalArgs {
     /// Directory of UTKFace-named face images (`AGE_GENDER_RACE_*.jpg`).
     #[arg(long, value_name = "DIR")]
     faces: PathBuf,
+    /// Only the faces of one subset of a split CSV (`file,split`, as the training pipeline
+    /// writes to models/split.csv).
+    #[arg(long, value_name = "CSV")]
+    split: Option<PathBuf>,
+    /// The subset of `--split` to evaluate.
+    #[arg(long, value_name = "NAME", default_value = "test", requires = "split")]
+    subset: String,
     /// Use at most N images.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// An .mjpeg file or a directory of images, replayed in a loop as fast as possible.
+    #[arg(long)]
+    source: String,
+    /// Frames to measure.
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    frames: u64,
+    /// Frames run before measuring.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    warmup: u64,
+    /// Detect faces on every N-th frame (tracking in between).
+    #[arg(long, value_name = "N")]
+    detect_every: Option<u32>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// An error with its exit code.
@@ -216,6 +252,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => cmd_run(a),
         Cmd::Image(a) => cmd_image(a),
         Cmd::Eval(a) => cmd_eval(a),
+        Cmd::Bench(a) => cmd_bench(a),
     };
     match result {
         Ok(code) => code,
@@ -310,6 +347,17 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     );
     eprintln!("agegender: source: {}", p.describe_source());
     eprintln!("agegender: display: {}", p.describe_display());
+    // Under systemd: READY=1 now that models, camera and display are open; WATCHDOG=1 from a
+    // timer thread for as long as the frame loop keeps beating.
+    let watchdog = agegender::service::Watchdog::start();
+    if let Some(w) = &watchdog {
+        p.set_heartbeat(w.heartbeat());
+        w.set_status(&format!(
+            "running: {} -> {}",
+            p.describe_source(),
+            p.describe_display()
+        ));
+    }
     let status = p.run().map_err(Fail::Runtime)?;
     eprintln!(
         "agegender: done: {} frames, {} faces reported, {} decode errors, {} capture errors",
@@ -394,9 +442,61 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
     let mut detector = pipeline::load_detector(&det_path, &cfg).map_err(Fail::Model)?;
     let mut classifier = agegender::classify::Classifier::load(&model_path).map_err(Fail::Model)?;
-    let report = agegender::eval::eval_faces(&a.faces, &mut *detector, &mut classifier, a.limit)
-        .map_err(Fail::Runtime)?;
+    let only = match &a.split {
+        Some(p) => Some(agegender::eval::read_split(p, &a.subset).map_err(Fail::Usage)?),
+        None => None,
+    };
+    let report = agegender::eval::eval_faces(
+        &a.faces,
+        &mut *detector,
+        &mut classifier,
+        only.as_ref(),
+        a.limit,
+    )
+    .map_err(Fail::Runtime)?;
     let json = serde_json::to_string(&report).map_err(|e| Fail::Runtime(e.into()))?;
     println!("{json}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
+    let mut cfg = base_config(&a.common)?;
+    cfg.source = a.source;
+    cfg.fps = 0.0;
+    cfg.loop_source = true;
+    cfg.max_frames = 0;
+    set(&mut cfg.detect_every, a.detect_every);
+    check(&cfg)?;
+    if cfg.source.starts_with("/dev/") || cfg.source.starts_with("v4l2:") {
+        return Err(Fail::Usage(anyhow::anyhow!(
+            "bench --source {}: give an .mjpeg file or a directory of images (a camera cannot be replayed)",
+            cfg.source
+        )));
+    }
+    let perception = load_perception(&cfg)?;
+    let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
+    let (w, h) = source.frame_size();
+    let mut p = Pipeline::new(
+        source,
+        perception,
+        Box::new(CanvasDisplay::new(w, h)),
+        Reporter::new(Box::new(DiscardSink::default())),
+        LoopOptions::from_config(&cfg),
+    );
+    let report = agegender::bench::run(
+        &mut p,
+        a.frames,
+        a.warmup,
+        cfg.max_faces,
+        cfg.detect_every,
+        CountingAlloc::count,
+    )
+    .map_err(Fail::Runtime)?;
+    if a.json {
+        let json = serde_json::to_string(&report).map_err(|e| Fail::Runtime(e.into()))?;
+        println!("{json}");
+    } else {
+        print!("{}", report.table());
+    }
     Ok(ExitCode::SUCCESS)
 }

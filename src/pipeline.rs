@@ -26,6 +26,7 @@ use crate::display::png::{NullDisplay, PngDisplay};
 use crate::display::Display;
 use crate::report::{unix_ms, CameraState, FileSink, Reporter, Sink, Status, StdoutSink};
 use crate::rgb::RgbImage;
+use crate::service::Heartbeat;
 use crate::track::{TrackedFace, Tracker, TrackerConfig};
 
 /// The classifier seam: one aligned face (planar CHW f32, `3 × INPUT_SIZE²`) in, labels out.
@@ -219,6 +220,8 @@ pub struct Pipeline {
     /// Frames processed (decoded) so far; the `frame` field of face lines.
     processed: u64,
     stop: Arc<AtomicBool>,
+    /// Beaten once per step and per reconnect attempt; the systemd watchdog thread watches it.
+    heartbeat: Heartbeat,
     display_failed: bool,
     inference_failed: bool,
     decode_failed: bool,
@@ -250,6 +253,7 @@ impl Pipeline {
             frames_at_last_status: 0,
             processed: 0,
             stop: Arc::new(AtomicBool::new(false)),
+            heartbeat: Heartbeat::new(),
             display_failed: false,
             inference_failed: false,
             decode_failed: false,
@@ -260,6 +264,12 @@ impl Pipeline {
     /// Set this flag (from another thread) to end [`Pipeline::run`] after the current frame.
     pub fn stop_handle(&self) -> Arc<AtomicBool> {
         self.stop.clone()
+    }
+
+    /// Beat `hb` once per step (and per camera reconnect attempt), for the systemd watchdog
+    /// ([`crate::service::Watchdog::heartbeat`]).
+    pub fn set_heartbeat(&mut self, hb: Heartbeat) {
+        self.heartbeat = hb;
     }
 
     /// Counters so far.
@@ -312,6 +322,7 @@ impl Pipeline {
     /// [`Pipeline::step`], calling `probe` at the start of each stage and with
     /// [`Stage::Done`] at the end (per-stage timing or allocation counts).
     pub fn step_probed(&mut self, probe: &mut dyn FnMut(Stage)) -> anyhow::Result<StepOutcome> {
+        self.heartbeat.beat();
         probe(Stage::Capture);
         let arrived;
         {
@@ -446,7 +457,10 @@ impl Pipeline {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            // still alive while the camera is away: keep the watchdog fed
+            self.heartbeat.beat();
             std::thread::sleep(wait);
+            self.heartbeat.beat();
             match self.source.reconnect() {
                 Ok(()) => {
                     eprintln!("agegender: camera resumed: {}", self.source.describe());
@@ -521,10 +535,27 @@ pub fn open_display(cfg: &Config, width: u32, height: u32) -> anyhow::Result<Box
         );
         return Ok(Box::new(PngDisplay::open(Path::new(dir), width, height)?));
     }
+    #[cfg(target_os = "linux")]
+    {
+        if let Some(path) = d.strip_prefix("fb:") {
+            return Ok(Box::new(crate::display::fb::FbDisplay::open(path)?));
+        }
+        if d == "spi" || d.starts_with("spi:") {
+            use crate::display::spi::{SpiConfig, SpiDisplay};
+            let mut spi = match &cfg.spi {
+                Some(t) => SpiConfig::from_table(t)?,
+                None => SpiConfig::default(),
+            };
+            // `spi:/dev/spidevB.C` overrides the table's device
+            if let Some(dev) = d.strip_prefix("spi:").filter(|p| !p.is_empty()) {
+                spi.device = dev.to_string();
+            }
+            return Ok(Box::new(SpiDisplay::open(&spi)?));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
     if d.starts_with("fb:") || d.starts_with("spi") {
-        anyhow::bail!(
-            "display {d}: framebuffer and SPI displays are not built yet (board work, issue 4)"
-        );
+        anyhow::bail!("display {d}: framebuffer and SPI displays need Linux");
     }
     anyhow::bail!("display {d}: expected none, png:DIR, fb:PATH or spi:")
 }

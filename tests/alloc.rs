@@ -18,67 +18,19 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
+use agegender::bench::{CanvasDisplay, CountingAlloc};
 use agegender::capture::files::MjpegFileSource;
 use agegender::config::Config;
-use agegender::display::png::annotate_into;
-use agegender::display::Display;
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline, Stage, StepOutcome};
 use agegender::report::{FileSink, Reporter};
-use agegender::rgb::RgbImage;
-use agegender::track::TrackedFace;
-
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn bump() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        bump();
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        bump();
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        bump();
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
-/// What a framebuffer display does: compose the frame and overlay in a canvas allocated once.
-struct CanvasDisplay {
-    canvas: RgbImage,
-}
-
-impl Display for CanvasDisplay {
-    fn show(&mut self, frame: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()> {
-        annotate_into(frame, faces, &mut self.canvas);
-        Ok(())
-    }
-    fn describe(&self) -> String {
-        "in-memory canvas".into()
-    }
+fn allocs() -> u64 {
+    CountingAlloc::count()
 }
 
 fn classifier_model() -> PathBuf {
@@ -117,9 +69,7 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
     let mut p = Pipeline::new(
         Box::new(source),
         Perception::new(detector, classifier, cfg.max_faces),
-        Box::new(CanvasDisplay {
-            canvas: RgbImage::new(640, 480),
-        }),
+        Box::new(CanvasDisplay::new(640, 480)),
         reporter,
         LoopOptions::from_config(&cfg),
     );

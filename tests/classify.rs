@@ -139,7 +139,7 @@ fn int8_model_on_fifty_utkface_faces_beats_the_floor() {
     let mut det =
         BlazeFace::load(&common::blazeface_model(false), DetectorConfig::default()).unwrap();
     let mut clf = Classifier::load(&model("agegender_int8.onnx")).unwrap();
-    let r = eval_faces(dir.path(), &mut det, &mut clf, None).unwrap();
+    let r = eval_faces(dir.path(), &mut det, &mut clf, None, None).unwrap();
     println!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert_eq!(r.images, 50);
     assert_eq!(r.skipped_names, 1);
@@ -161,8 +161,31 @@ fn int8_model_on_fifty_utkface_faces_beats_the_floor() {
     assert!(r.age_mae <= AGE_MAE_CEILING, "age MAE {}", r.age_mae);
 
     // --limit
-    let r = eval_faces(dir.path(), &mut det, &mut clf, Some(5)).unwrap();
+    let r = eval_faces(dir.path(), &mut det, &mut clf, None, Some(5)).unwrap();
     assert_eq!(r.images, 5);
+
+    // --split: only the named subset
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    names.sort();
+    let mut csv = String::from("file,split\n");
+    for (i, n) in names.iter().enumerate() {
+        csv += &format!("{n},{}\n", if i % 10 == 3 { "test" } else { "train" });
+    }
+    let split = dir.path().join("split.csv");
+    std::fs::write(&split, csv).unwrap();
+    let only = agegender::eval::read_split(&split, "test").unwrap();
+    assert_eq!(only.len(), 5);
+    let r = eval_faces(dir.path(), &mut det, &mut clf, Some(&only), None).unwrap();
+    assert_eq!(r.images, 5);
+    let e = agegender::eval::read_split(&split, "holdout").unwrap_err();
+    assert!(
+        e.to_string().contains("split.csv") && e.to_string().contains("test 5"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -172,7 +195,7 @@ fn eval_errors_name_the_folder() {
     let mut det =
         BlazeFace::load(&common::blazeface_model(false), DetectorConfig::default()).unwrap();
     let mut clf = Classifier::load(&model("agegender_int8.onnx")).unwrap();
-    let e = eval_faces(dir.path(), &mut det, &mut clf, None).unwrap_err();
+    let e = eval_faces(dir.path(), &mut det, &mut clf, None, None).unwrap_err();
     assert!(
         e.to_string().contains(&dir.path().display().to_string()),
         "{e}"
@@ -180,7 +203,7 @@ fn eval_errors_name_the_folder() {
     let missing = dir.path().join("nope");
     let e = format!(
         "{:#}",
-        eval_faces(&missing, &mut det, &mut clf, None).unwrap_err()
+        eval_faces(&missing, &mut det, &mut clf, None, None).unwrap_err()
     );
     assert!(e.contains("nope"), "{e}");
 }

@@ -199,3 +199,60 @@ fn missing_source_names_it() {
     ]);
     one_error(&out, 1, &[s(&src)]);
 }
+
+#[test]
+fn display_that_cannot_open_runs_headless() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = common::utk_faces(1, 11);
+    let mut stream = Vec::new();
+    for i in 0..3u32 {
+        let (jpeg, _) = common::face_frame(
+            &[(faces[0].clone(), [60 + 4 * i, 40, 200 + 4 * i, 180])],
+            320,
+            240,
+        );
+        stream.extend_from_slice(&jpeg);
+    }
+    let src = tmp.path().join("clip.mjpeg");
+    std::fs::write(&src, stream).unwrap();
+    let fb = tmp.path().join("no-fb0");
+    let out = agegender(&[
+        "run",
+        "--source",
+        s(&src),
+        "--fps",
+        "0",
+        "--display",
+        &format!("fb:{}", s(&fb)),
+        "--serial",
+        "-",
+        "--model",
+        s(&classifier_model()),
+        "--detector",
+        s(&common::blazeface_model(false)),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(error_lines(&out).is_empty(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("agegender: warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning: {stderr}");
+    assert!(
+        warnings[0].contains(s(&fb)) && warnings[0].contains("headless"),
+        "{}",
+        warnings[0]
+    );
+    // the loop ran: face lines and a final status line on stdout
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let faces = stdout
+        .lines()
+        .filter(|l| l.contains("\"type\":\"face\""))
+        .count();
+    assert!(faces >= 2, "face lines: {stdout}");
+    assert!(
+        stdout.lines().last().unwrap().contains("\"frames\":3"),
+        "{stdout}"
+    );
+}

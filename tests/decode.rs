@@ -2,37 +2,19 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
+use agegender::bench::CountingAlloc;
 use agegender::capture::{Frame, PixelFormat};
 use agegender::decode::{load_image, strip_dht, DecodeError, Decoder, DEFAULT_DHT};
 use agegender::rgb::RgbImage;
 
-/// Counts allocations made by the current thread (tests run in parallel threads).
-struct Counting;
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        System.realloc(p, l, n)
-    }
-}
+// Counts allocations made by the current thread (tests run in parallel threads).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
+    CountingAlloc::count() as usize
 }
 
 fn frame(data: &[u8], format: PixelFormat, w: u32, h: u32) -> Frame<'_> {

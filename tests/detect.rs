@@ -5,38 +5,21 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
+use agegender::bench::CountingAlloc;
 use agegender::decode::Decoder;
 use agegender::detect::blazeface::BlazeFace;
 use agegender::detect::yunet::YuNet;
 use agegender::detect::{iou, load_detector, nms, Detection, DetectorConfig, FaceDetector};
 use agegender::rgb::RgbImage;
 
-struct Counting;
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        System.realloc(p, l, n)
-    }
-}
+// Counts allocations made by the current thread (tests run in parallel threads).
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn allocs() -> usize {
-    ALLOCS.with(|c| c.get())
+    CountingAlloc::count() as usize
 }
 
 fn cfg() -> DetectorConfig {

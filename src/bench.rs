@@ -1,0 +1,351 @@
+//! `agegender bench`: where a frame's time goes.
+//!
+//! The real [`Pipeline`] runs over a replayed stream (an `.mjpeg` file or a directory of
+//! pictures, looped, as fast as possible) with the overlay composed into an in-memory canvas
+//! (what the framebuffer display does, minus the final write) and the JSON lines serialised
+//! and discarded. [`Pipeline::step_probed`] marks each stage; the time and the allocations
+//! between two marks belong to the stage before. Every sample buffer is allocated before
+//! the first frame, so measuring adds no allocations of its own.
+//!
+//! Allocations are counted by the binary's counting global allocator
+//! ([`CountingAlloc`], one thread-local counter) on the frame-loop thread only.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::display::png::annotate_into;
+use crate::display::Display;
+use crate::pipeline::{Pipeline, Stage, StepOutcome};
+use crate::report::Sink;
+use crate::rgb::RgbImage;
+use crate::track::TrackedFace;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A global allocator that counts allocations (and reallocations) per thread, then defers
+/// to the system allocator. Install it with `#[global_allocator]` in a binary; read the
+/// count with [`CountingAlloc::count`].
+pub struct CountingAlloc;
+
+impl CountingAlloc {
+    /// Allocations made so far by the calling thread.
+    pub fn count() -> u64 {
+        ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
+    }
+    #[inline]
+    fn bump() {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counter is a thread-local
+// `Cell` that never allocates.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::bump();
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::bump();
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Self::bump();
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+/// The display used while benchmarking: frame and overlay composed into a canvas allocated
+/// once, as [`crate::display::fb::FbDisplay`] does before its single write.
+pub struct CanvasDisplay {
+    canvas: RgbImage,
+}
+
+impl CanvasDisplay {
+    pub fn new(width: u32, height: u32) -> Self {
+        CanvasDisplay {
+            canvas: RgbImage::new(width, height),
+        }
+    }
+}
+
+impl Display for CanvasDisplay {
+    fn show(&mut self, frame: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()> {
+        annotate_into(frame, faces, &mut self.canvas);
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        format!(
+            "in-memory canvas {}x{}",
+            self.canvas.width, self.canvas.height
+        )
+    }
+}
+
+/// A report sink that serialises nothing further and keeps nothing: counts the lines.
+#[derive(Default)]
+pub struct DiscardSink {
+    pub lines: u64,
+}
+
+impl Sink for DiscardSink {
+    fn write_line(&mut self, _line: &[u8]) -> anyhow::Result<bool> {
+        self.lines += 1;
+        Ok(true)
+    }
+}
+
+/// Spread of one stage's time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StageStats {
+    pub median_ms: f64,
+    pub p10_ms: f64,
+    pub p90_ms: f64,
+    pub mean_ms: f64,
+    /// Samples (frames for per-frame stages, faces for `classify_per_face`, detection
+    /// frames for `detect`).
+    pub n: usize,
+}
+
+impl StageStats {
+    fn from_samples(samples: &mut [f64]) -> StageStats {
+        if samples.is_empty() {
+            return StageStats::default();
+        }
+        samples.sort_unstable_by(f64::total_cmp);
+        let q = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+        StageStats {
+            median_ms: q(0.5),
+            p10_ms: q(0.1),
+            p90_ms: q(0.9),
+            mean_ms: samples.iter().sum::<f64>() / samples.len() as f64,
+            n: samples.len(),
+        }
+    }
+}
+
+/// What `agegender bench --json` prints.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BenchReport {
+    /// Frames measured (after warm-up).
+    pub frames: u64,
+    /// Faces classified in those frames.
+    pub faces: u64,
+    /// Faces shown (tracked) per frame, on average.
+    pub faces_per_frame: f64,
+    pub fps: f64,
+    pub wall_s: f64,
+    pub detect_every: u32,
+    /// Per stage: decode, detect, align, classify_per_face, track, display, report, and
+    /// `frame` (a whole step).
+    pub stages: BTreeMap<String, StageStats>,
+    /// Every allocation on the frame-loop thread, per frame.
+    pub allocations_per_frame: f64,
+    /// The same, without the decoder's and tract's (capture, align, track, display, report).
+    pub allocations_per_frame_ours: f64,
+    /// Per frame, by stage.
+    pub allocations_by_stage: BTreeMap<String, f64>,
+    /// Peak resident set size of the process (VmHWM), in MiB.
+    pub peak_rss_mb: f64,
+}
+
+const N_STAGES: usize = 8;
+
+fn slot(s: Stage) -> usize {
+    match s {
+        Stage::Capture => 0,
+        Stage::Decode => 1,
+        Stage::Detect => 2,
+        Stage::Align => 3,
+        Stage::Classify => 4,
+        Stage::Track => 5,
+        Stage::Display => 6,
+        Stage::Report => 7,
+        Stage::Done => N_STAGES,
+    }
+}
+
+/// Run `warmup` frames, then measure `frames` frames. `count_allocs` reads the frame-loop
+/// thread's allocation counter (pass `CountingAlloc::count` when it is installed, or a
+/// function returning 0).
+pub fn run(
+    pipeline: &mut Pipeline,
+    frames: u64,
+    warmup: u64,
+    max_faces: usize,
+    detect_every: u32,
+    count_allocs: fn() -> u64,
+) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(frames > 0, "bench: --frames must be at least 1");
+    for _ in 0..warmup {
+        if pipeline.step()? == StepOutcome::End {
+            anyhow::bail!("bench: the source ended during warm-up ({warmup} frames)");
+        }
+    }
+
+    let n = frames as usize;
+    // per-frame sums per stage, and one sample per classified face / detection
+    let mut per_stage: Vec<Vec<f64>> = (0..N_STAGES).map(|_| Vec::with_capacity(n)).collect();
+    let mut classify_face: Vec<f64> = Vec::with_capacity(n * max_faces.max(1));
+    let mut detect: Vec<f64> = Vec::with_capacity(n);
+    let mut frame_ms: Vec<f64> = Vec::with_capacity(n);
+    let mut allocs = [0u64; N_STAGES];
+    let mut frame_sum = [0f64; N_STAGES];
+    let (mut measured, mut skipped, mut faces_shown) = (0u64, 0u64, 0u64);
+    let faces_before = pipeline.status().faces_total;
+
+    let start = Instant::now();
+    while measured < frames {
+        frame_sum.fill(0.0);
+        let mut current: Option<(usize, Instant, u64)> = None;
+        let step_start = Instant::now();
+        let outcome = pipeline.step_probed(&mut |stage| {
+            let now = Instant::now();
+            let a = count_allocs();
+            if let Some((s, t, a0)) = current {
+                let ms = (now - t).as_secs_f64() * 1e3;
+                frame_sum[s] += ms;
+                allocs[s] += a - a0;
+                if s == slot(Stage::Classify) {
+                    classify_face.push(ms);
+                } else if s == slot(Stage::Detect) {
+                    detect.push(ms);
+                }
+            }
+            let i = slot(stage);
+            current = (i < N_STAGES).then_some((i, now, a));
+        })?;
+        match outcome {
+            StepOutcome::End => anyhow::bail!(
+                "bench: the source ended after {measured} measured frames (use a looping source)"
+            ),
+            StepOutcome::Skipped => {
+                skipped += 1;
+                anyhow::ensure!(
+                    skipped <= frames,
+                    "bench: more frames skipped ({skipped}) than measured; see the warnings above"
+                );
+                continue;
+            }
+            StepOutcome::Frame { faces, .. } => faces_shown += faces as u64,
+        }
+        frame_ms.push(step_start.elapsed().as_secs_f64() * 1e3);
+        for (s, v) in per_stage.iter_mut().enumerate() {
+            v.push(frame_sum[s]);
+        }
+        measured += 1;
+    }
+    let wall = start.elapsed().as_secs_f64();
+
+    let names = [
+        "capture", "decode", "detect", "align", "classify", "track", "display", "report",
+    ];
+    let mut stages = BTreeMap::new();
+    for (s, name) in names.iter().enumerate() {
+        if s == slot(Stage::Detect) || s == slot(Stage::Classify) {
+            continue;
+        }
+        stages.insert(
+            name.to_string(),
+            StageStats::from_samples(&mut per_stage[s]),
+        );
+    }
+    stages.insert("detect".into(), StageStats::from_samples(&mut detect));
+    stages.insert(
+        "classify_per_face".into(),
+        StageStats::from_samples(&mut classify_face),
+    );
+    stages.insert(
+        "classify_per_frame".into(),
+        StageStats::from_samples(&mut per_stage[slot(Stage::Classify)]),
+    );
+    stages.insert("frame".into(), StageStats::from_samples(&mut frame_ms));
+
+    let f = measured as f64;
+    let total: u64 = allocs.iter().sum();
+    let theirs =
+        allocs[slot(Stage::Decode)] + allocs[slot(Stage::Detect)] + allocs[slot(Stage::Classify)];
+    Ok(BenchReport {
+        frames: measured,
+        faces: pipeline.status().faces_total - faces_before,
+        faces_per_frame: faces_shown as f64 / f,
+        fps: f / wall,
+        wall_s: wall,
+        detect_every,
+        stages,
+        allocations_per_frame: total as f64 / f,
+        allocations_per_frame_ours: (total - theirs) as f64 / f,
+        allocations_by_stage: names
+            .iter()
+            .enumerate()
+            .map(|(s, n)| (n.to_string(), allocs[s] as f64 / f))
+            .collect(),
+        peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+    })
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM` of /proc/self/status).
+pub fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+impl BenchReport {
+    /// A human-readable table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{} frames, {:.2} faces/frame, detect every {}: {:.1} fps ({:.1} s)\n",
+            self.frames, self.faces_per_frame, self.detect_every, self.fps, self.wall_s
+        );
+        out += &format!(
+            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}\n",
+            "stage", "median ms", "p10 ms", "p90 ms", "mean ms", "n", "allocs/fr"
+        );
+        let order = [
+            "capture",
+            "decode",
+            "detect",
+            "align",
+            "classify_per_face",
+            "classify_per_frame",
+            "track",
+            "display",
+            "report",
+            "frame",
+        ];
+        for name in order {
+            let Some(s) = self.stages.get(name) else {
+                continue;
+            };
+            let key = if name.starts_with("classify") {
+                "classify"
+            } else {
+                name
+            };
+            let a = match (name, self.allocations_by_stage.get(key)) {
+                ("classify_per_face" | "frame", _) | (_, None) => String::new(),
+                (_, Some(a)) => format!("{a:.1}"),
+            };
+            out += &format!(
+                "{:<20} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>10}\n",
+                name, s.median_ms, s.p10_ms, s.p90_ms, s.mean_ms, s.n, a
+            );
+        }
+        out += &format!(
+            "allocations per frame: {:.1} in all, {:.1} in our own stages; peak RSS {:.1} MiB\n",
+            self.allocations_per_frame, self.allocations_per_frame_ours, self.peak_rss_mb
+        );
+        out
+    }
+}

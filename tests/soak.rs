@@ -1,0 +1,119 @@
+//! Soak: the real loop over a long replayed stream with faces; memory must not grow.
+//!
+//! The pipeline (MJPEG replay, decode, BlazeFace and the int8 classifier through tract,
+//! tracking, overlay into a canvas, JSON lines serialised) runs `SOAK_FRAMES` frames
+//! (default 3 000 on x86_64, the CI run, about 2 minutes; 300 elsewhere, e.g. under qemu-user
+//! where it is a correctness check only). Resident memory (VmRSS) is sampled every 1 000
+//! frames (every tenth of the run when shorter); after warm-up (the first sample) it may grow by at most 1%.
+//! The frame-rate spread between samples is printed. The full soak of the issue:
+//! `SOAK_FRAMES=100000 cargo test --release --test soak -- --nocapture`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Instant;
+
+use agegender::bench::{CanvasDisplay, DiscardSink};
+use agegender::capture::files::MjpegFileSource;
+use agegender::config::Config;
+use agegender::pipeline::{self, LoopOptions, Perception, Pipeline, StepOutcome};
+use agegender::report::Reporter;
+
+fn rss_kb() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn memory_holds_over_a_long_run_with_faces() {
+    let default = if cfg!(target_arch = "x86_64") {
+        3_000
+    } else {
+        300
+    };
+    let frames: u64 = std::env::var("SOAK_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    let every = if frames >= 10_000 {
+        1_000
+    } else {
+        (frames / 10).max(1)
+    };
+
+    // 24 distinct 320x240 frames, two faces moving; looped.
+    let faces = common::utk_faces(2, 77);
+    let mut stream = Vec::new();
+    for i in 0..24u32 {
+        let a = [10 + 5 * i, 40, 120 + 5 * i, 150];
+        let b = [200, 60 + 2 * i, 300, 160 + 2 * i];
+        let (jpeg, _) =
+            common::face_frame(&[(faces[0].clone(), a), (faces[1].clone(), b)], 320, 240);
+        stream.extend_from_slice(&jpeg);
+    }
+    let source = MjpegFileSource::from_bytes(Path::new("soak.mjpeg"), stream, 0.0, true).unwrap();
+    let cfg = Config {
+        max_faces: 4,
+        status_interval_s: 0.0,
+        status_every_frames: 100,
+        ..Config::default()
+    };
+    let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
+    let classifier = pipeline::load_classifier(&model).unwrap();
+    let mut p = Pipeline::new(
+        Box::new(source),
+        Perception::new(detector, classifier, cfg.max_faces),
+        Box::new(CanvasDisplay::new(320, 240)),
+        Reporter::new(Box::new(DiscardSink::default())),
+        LoopOptions::from_config(&cfg),
+    );
+
+    let mut samples: Vec<(u64, u64, f64)> = Vec::new(); // (frame, rss kB, fps since last)
+    let mut faces_total = 0u64;
+    let mut t = Instant::now();
+    for n in 1..=frames {
+        match p.step().unwrap() {
+            StepOutcome::Frame { faces, .. } => faces_total += faces as u64,
+            other => panic!("frame {n}: {other:?}"),
+        }
+        if n % every == 0 {
+            let fps = every as f64 / t.elapsed().as_secs_f64();
+            samples.push((n, rss_kb(), fps));
+            t = Instant::now();
+        }
+    }
+    assert!(
+        faces_total >= 2 * frames - frames / 50,
+        "the loop lost the faces: {faces_total} in {frames} frames"
+    );
+    let status = p.status();
+    assert_eq!(status.frames, frames);
+    assert_eq!(status.decode_errors + status.inference_errors, 0);
+
+    for (n, rss, fps) in &samples {
+        println!(
+            "frame {n:>7}: RSS {:>8.1} MiB, {fps:>7.1} fps",
+            *rss as f64 / 1024.0
+        );
+    }
+    let base = samples[0].1;
+    let peak = samples.iter().map(|s| s.1).max().unwrap();
+    let growth = (peak as f64 - base as f64) / base as f64;
+    let rates: Vec<f64> = samples.iter().map(|s| s.2).collect();
+    let (lo, hi) = rates
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    println!(
+        "{frames} frames: RSS after warm-up {:.1} MiB, peak {:.1} MiB ({:+.2}%); fps {lo:.1}..{hi:.1}",
+        base as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        growth * 100.0
+    );
+    assert!(
+        growth <= 0.01,
+        "resident memory grew {:.2}% after warm-up ({base} kB -> {peak} kB)",
+        growth * 100.0
+    );
+}
