@@ -543,9 +543,9 @@ mod tests {
 
     #[test]
     fn unknown_selector_names_the_selector() {
-        let err = V4l2Source::find("no-such-camera-xyz")
-            .err()
-            .expect("must fail");
+        let Err(err) = V4l2Source::find("no-such-camera-xyz") else {
+            panic!("must fail");
+        };
         assert!(format!("{err:#}").contains("no-such-camera-xyz"), "{err:#}");
     }
 
