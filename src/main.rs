@@ -402,7 +402,7 @@ fn cmd_image(a: ImageArgs) -> Result<ExitCode, Fail> {
         let result = (|| -> anyhow::Result<()> {
             let img = agegender::decode::load_image(file)?;
             perception
-                .run(&img, &mut |_| {})
+                .run_still(&img, cfg.nms_iou)
                 .map_err(|e| e.context(format!("cannot analyse {}", file.display())))?;
             perception.faces_once(&mut faces);
             let ms = t0.elapsed().as_secs_f32() * 1000.0;

@@ -116,9 +116,62 @@ impl Perception {
     /// Detect, align and classify the faces of `image` (best `max_faces` by score).
     pub fn run(&mut self, image: &RgbImage, probe: &mut dyn FnMut(Stage)) -> anyhow::Result<()> {
         probe(Stage::Detect);
+        self.detector.detect(image, &mut self.detections)?;
+        self.classify_detections(image, probe)
+    }
+
+    /// [`Perception::run`] for a still picture of any shape: the detector sees its whole input
+    /// letterboxed into a small square, so in a wide group photo small faces shrink below what
+    /// it can find. Besides the whole picture, each square tile (side = the shorter edge, half
+    /// overlapping) is detected on its own, and the results are merged with NMS. Allocates
+    /// (tiles); meant for `agegender image`, not the frame loop.
+    pub fn run_still(&mut self, image: &RgbImage, nms_iou: f32) -> anyhow::Result<()> {
+        self.detector.detect(image, &mut self.detections)?;
+        let (w, h) = (image.width, image.height);
+        let side = w.min(h);
+        if side > 0 && w.max(h) as f32 > 1.25 * side as f32 {
+            let mut all = std::mem::take(&mut self.detections);
+            let mut tile = RgbImage::new(side, side);
+            let span = w.max(h) - side;
+            let steps = (2 * span).div_ceil(side).max(1);
+            for k in 0..=steps {
+                let off = (span as u64 * k as u64 / steps as u64) as u32;
+                let (ox, oy) = if w > h { (off, 0) } else { (0, off) };
+                let row = side as usize * 3;
+                for y in 0..side as usize {
+                    let src = ((oy as usize + y) * w as usize + ox as usize) * 3;
+                    tile.data[y * row..(y + 1) * row].copy_from_slice(&image.data[src..src + row]);
+                }
+                self.detector.detect(&tile, &mut self.detections)?;
+                for d in &self.detections {
+                    let mut d = *d;
+                    let (dx, dy) = (ox as f32, oy as f32);
+                    d.bbox = [
+                        d.bbox[0] + dx,
+                        d.bbox[1] + dy,
+                        d.bbox[2] + dx,
+                        d.bbox[3] + dy,
+                    ];
+                    for p in d.landmarks.iter_mut() {
+                        p[0] += dx;
+                        p[1] += dy;
+                    }
+                    all.push(d);
+                }
+            }
+            crate::detect::nms(&mut all, nms_iou);
+            self.detections = all;
+        }
+        self.classify_detections(image, &mut |_| {})
+    }
+
+    fn classify_detections(
+        &mut self,
+        image: &RgbImage,
+        probe: &mut dyn FnMut(Stage),
+    ) -> anyhow::Result<()> {
         self.kept.clear();
         self.attrs.clear();
-        self.detector.detect(image, &mut self.detections)?;
         self.detections
             .sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
         for d in self.detections.iter() {

@@ -2,8 +2,10 @@
 //!
 //! Association is greedy: every (track, detection) pair with IoU ≥ the threshold, best
 //! first. Smoothing: an exponential average of age; gender as accumulated log-odds of
-//! "female", clamped so a track can change its mind; the age bucket is recomputed from the
-//! smoothed age. A track unseen for more than `max_missed` detection frames is forgotten.
+//! "female", clamped so a track can change its mind; the age bucket follows the smoothed
+//! age with hysteresis (it changes only once the age is [`BUCKET_HYSTERESIS_YEARS`] past the
+//! current bucket's edge), so an age hovering at a boundary does not flicker between two
+//! buckets. A track unseen for more than `max_missed` detection frames is forgotten.
 //! Every buffer is allocated in [`Tracker::new`]; [`Tracker::update`] allocates nothing.
 
 use crate::classify::{Attributes, Gender, AGE_BUCKETS};
@@ -66,7 +68,25 @@ struct Track {
     logodds: f32,
     /// Smoothed age in years.
     age: f32,
+    /// The reported bucket (index into [`AGE_BUCKETS`]), with hysteresis.
+    bucket: usize,
     bucket_p: f32,
+}
+
+/// How far (years) the smoothed age must go past the current bucket's edge before a track's
+/// bucket changes.
+pub const BUCKET_HYSTERESIS_YEARS: f32 = 2.0;
+
+/// The bucket to report for `age` when `current` is reported now: `current` while the age
+/// stays within its years widened by [`BUCKET_HYSTERESIS_YEARS`] on both sides.
+pub fn bucket_with_hysteresis(current: usize, age: f32) -> usize {
+    let (_, lo, hi) = AGE_BUCKETS[current.min(AGE_BUCKETS.len() - 1)];
+    let (lo, hi) = (lo as f32 - 0.5, hi as f32 + 0.5);
+    if age >= lo - BUCKET_HYSTERESIS_YEARS && age < hi + BUCKET_HYSTERESIS_YEARS {
+        current
+    } else {
+        bucket_for_age(age)
+    }
 }
 
 /// Intersection over union of two `[x0, y0, x1, y1]` boxes (0 when either is empty).
@@ -231,6 +251,7 @@ impl Tracker {
                 missed: 0,
                 logodds: 0.0,
                 age: a.age,
+                bucket: bucket_for_age(a.age),
                 bucket_p: a.bucket_p,
             };
             let cfg = self.cfg;
@@ -270,6 +291,7 @@ impl Tracker {
 fn observe_first(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConfig) {
     t.logodds = logit(a.p_female).clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
     t.age = a.age;
+    t.bucket = bucket_for_age(a.age);
     t.bucket_p = a.bucket_p;
     t.face.detection = *d;
     t.face.hits = 1;
@@ -279,9 +301,10 @@ fn observe_first(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConf
 fn observe(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConfig) {
     t.logodds = (t.logodds + logit(a.p_female)).clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
     t.age += cfg.age_alpha * (a.age - t.age);
-    // bucket_p is the observed mass in the observed bucket; when the smoothed age sits in
-    // another bucket, 1 - that mass bounds what the observation gives to ours.
-    let target = if a.bucket == bucket_for_age(t.age) {
+    t.bucket = bucket_with_hysteresis(t.bucket, t.age);
+    // bucket_p is the observed mass in the observed bucket; when the reported bucket is
+    // another one, 1 - that mass bounds what the observation gives to ours.
+    let target = if a.bucket == t.bucket {
         a.bucket_p
     } else {
         1.0 - a.bucket_p
@@ -310,7 +333,7 @@ fn publish(t: &mut Track) {
         },
         p_female,
         age: t.age,
-        bucket: bucket_for_age(t.age),
+        bucket: t.bucket,
         bucket_p: t.bucket_p.clamp(0.0, 1.0),
     };
 }
@@ -318,6 +341,23 @@ fn publish(t: &mut Track) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_hysteresis_holds_at_a_boundary_and_follows_real_changes() {
+        let b48 = 6; // "48-53": 45..=55
+        assert_eq!(AGE_BUCKETS[b48].0, "48-53");
+        // hovering around the 55/56 edge: stays
+        for age in [55.2, 55.8, 56.4, 57.0, 55.1] {
+            assert_eq!(bucket_with_hysteresis(b48, age), b48, "{age}");
+        }
+        // clearly older: moves, and then holds the new bucket on the way back to the edge
+        let b60 = bucket_with_hysteresis(b48, 58.0);
+        assert_eq!(AGE_BUCKETS[b60].0, "60+");
+        assert_eq!(bucket_with_hysteresis(b60, 54.0), b60);
+        assert_eq!(bucket_with_hysteresis(b60, 53.0), b48);
+        // far away: straight to the right bucket
+        assert_eq!(AGE_BUCKETS[bucket_with_hysteresis(b48, 27.0)].0, "25-32");
+    }
 
     #[test]
     fn iou_and_buckets() {

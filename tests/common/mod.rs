@@ -95,14 +95,30 @@ pub fn utk_faces(n: usize, seed: u64) -> Vec<PathBuf> {
         dir.display(),
         all.len()
     );
-    // Partial Fisher-Yates with splitmix64: deterministic and independent of std's hasher.
+    pick(all, n, seed)
+}
+
+/// `n` of `all`, chosen by a partial Fisher-Yates shuffle with splitmix64: deterministic and
+/// independent of std's hasher.
+fn pick(mut all: Vec<PathBuf>, n: usize, seed: u64) -> Vec<PathBuf> {
     let mut state = seed;
-    for i in 0..n {
+    for i in 0..n.min(all.len()) {
         let j = i + (splitmix64(&mut state) % (all.len() - i) as u64) as usize;
         all.swap(i, j);
     }
     all.truncate(n);
     all
+}
+
+/// `n` faces of the model's held-out test split (`models/split.csv`), chosen by `seed`.
+#[allow(dead_code)]
+pub fn utk_test_faces(n: usize, seed: u64) -> Vec<PathBuf> {
+    let split = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/split.csv");
+    let names = agegender::eval::read_split(&split, "test").unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = utkface_dir();
+    let mut all: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    all.sort();
+    pick(all, n, seed)
 }
 
 pub fn splitmix64(state: &mut u64) -> u64 {
