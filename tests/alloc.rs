@@ -41,7 +41,13 @@ fn classifier_model() -> PathBuf {
 fn steady_state_loop_allocates_nothing_in_our_stages() {
     const DISTINCT: u32 = 16;
     const WARMUP: u32 = 2 * DISTINCT;
-    const MEASURED: u32 = 220;
+    // ≥ 200 frames on x86_64 (the CI host run); 40 elsewhere, where the suite mostly runs
+    // under qemu-user as a correctness check (tract there takes seconds per frame).
+    const MEASURED: u32 = if cfg!(target_arch = "x86_64") {
+        220
+    } else {
+        40
+    };
 
     // A replayed 640×480 stream: face A moves right, face B moves down.
     let faces = common::utk_faces(2, 11);
