@@ -241,14 +241,6 @@ class Face:
             self.y = min(max(self.y, self.y0), self.y1)
 
 
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def inside(det_box, box) -> bool:
     """Whether a detection's centre lies in the middle half of a pasted chip."""
     cx, cy = (det_box[0] + det_box[2]) / 2, (det_box[1] + det_box[3]) / 2
