@@ -4,13 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn agegender(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_agegender"))
-        .args(args)
-        .output()
-        .unwrap()
+    common::agegender_command().args(args).output().unwrap()
 }
 
 fn classifier_model() -> PathBuf {

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -60,7 +59,7 @@ fn run_over_mjpeg_keeps_ids_and_labels_stable() {
     let n = 24;
     let (mjpeg, a_boxes, b_box) = moving_faces_mjpeg(tmp.path(), n);
     let png_dir = tmp.path().join("png");
-    let out = Command::new(env!("CARGO_BIN_EXE_agegender"))
+    let out = common::agegender_command()
         .args(["run", "--source"])
         .arg(&mjpeg)
         .arg("--display")
@@ -160,7 +159,7 @@ fn image_labels_every_face_of_a_multi_face_picture() {
     let input = tmp.path().join("group.jpg");
     std::fs::write(&input, jpeg).unwrap();
     let out_dir = tmp.path().join("out");
-    let out = Command::new(env!("CARGO_BIN_EXE_agegender"))
+    let out = common::agegender_command()
         .arg("image")
         .arg(&input)
         .arg("--out")

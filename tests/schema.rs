@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use agegender::capture::files::MjpegFileSource;
@@ -169,7 +168,7 @@ fn image_lines_match_the_schema() {
     let (jpeg, _) = common::face_frame(&placed, 600, 260);
     let input = tmp.path().join("three.jpg");
     std::fs::write(&input, jpeg).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_agegender"))
+    let out = common::agegender_command()
         .arg("image")
         .arg(&input)
         .arg("--out")

@@ -121,6 +121,24 @@ pub fn utk_test_faces(n: usize, seed: u64) -> Vec<PathBuf> {
     pick(all, n, seed)
 }
 
+/// A `Command` for the agegender binary under test. When the suite runs as foreign code
+/// (`cargo test --target aarch64-...` with a qemu-user runner), the test binaries run under
+/// qemu but a child process would be exec'd natively; `AGEGENDER_TEST_RUNNER` (e.g.
+/// `qemu-aarch64 -L /usr/aarch64-linux-gnu`, set by scripts/test) is then put in front of it.
+#[allow(dead_code)]
+pub fn agegender_command() -> std::process::Command {
+    let bin = env!("CARGO_BIN_EXE_agegender");
+    match std::env::var("AGEGENDER_TEST_RUNNER") {
+        Ok(r) if !r.trim().is_empty() => {
+            let mut parts = r.split_whitespace();
+            let mut c = std::process::Command::new(parts.next().unwrap());
+            c.args(parts).arg(bin);
+            c
+        }
+        _ => std::process::Command::new(bin),
+    }
+}
+
 pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
