@@ -127,7 +127,9 @@ pub fn utk_test_faces(n: usize, seed: u64) -> Vec<PathBuf> {
 /// `qemu-aarch64 -L /usr/aarch64-linux-gnu`, set by scripts/test) is then put in front of it.
 #[allow(dead_code)]
 pub fn agegender_command() -> std::process::Command {
-    let bin = env!("CARGO_BIN_EXE_agegender");
+    // option_env!: this module is also compiled into examples, where cargo does not set it.
+    let bin =
+        option_env!("CARGO_BIN_EXE_agegender").expect("only integration tests start the binary");
     match std::env::var("AGEGENDER_TEST_RUNNER") {
         Ok(r) if !r.trim().is_empty() => {
             let mut parts = r.split_whitespace();
