@@ -128,8 +128,9 @@ pub fn utk_test_faces(n: usize, seed: u64) -> Vec<PathBuf> {
 #[allow(dead_code)]
 pub fn agegender_command() -> std::process::Command {
     // option_env!: this module is also compiled into examples, where cargo does not set it.
-    let bin =
-        option_env!("CARGO_BIN_EXE_agegender").expect("only integration tests start the binary");
+    let Some(bin) = option_env!("CARGO_BIN_EXE_agegender") else {
+        panic!("only integration tests start the binary")
+    };
     match std::env::var("AGEGENDER_TEST_RUNNER") {
         Ok(r) if !r.trim().is_empty() => {
             let mut parts = r.split_whitespace();
