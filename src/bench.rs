@@ -158,21 +158,8 @@ pub struct BenchReport {
     pub peak_rss_mb: f64,
 }
 
-const N_STAGES: usize = 8;
-
-fn slot(s: Stage) -> usize {
-    match s {
-        Stage::Capture => 0,
-        Stage::Decode => 1,
-        Stage::Detect => 2,
-        Stage::Align => 3,
-        Stage::Classify => 4,
-        Stage::Track => 5,
-        Stage::Display => 6,
-        Stage::Report => 7,
-        Stage::Done => N_STAGES,
-    }
-}
+/// Stages are indexed by their discriminant, in [`Stage::ALL`] order (`Done` is past the end).
+const N_STAGES: usize = Stage::ALL.len();
 
 /// Run `warmup` frames, then measure `frames` frames. `count_allocs` reads the frame-loop
 /// thread's allocation counter (pass `CountingAlloc::count` when it is installed, or a
@@ -215,13 +202,13 @@ pub fn run(
                 let ms = (now - t).as_secs_f64() * 1e3;
                 frame_sum[s] += ms;
                 allocs[s] += a - a0;
-                if s == slot(Stage::Classify) {
+                if s == Stage::Classify as usize {
                     classify_face.push(ms);
-                } else if s == slot(Stage::Detect) {
+                } else if s == Stage::Detect as usize {
                     detect.push(ms);
                 }
             }
-            let i = slot(stage);
+            let i = stage as usize;
             current = (i < N_STAGES).then_some((i, now, a));
         })?;
         match outcome {
@@ -246,16 +233,13 @@ pub fn run(
     }
     let wall = start.elapsed().as_secs_f64();
 
-    let names = [
-        "capture", "decode", "detect", "align", "classify", "track", "display", "report",
-    ];
     let mut stages = BTreeMap::new();
-    for (s, name) in names.iter().enumerate() {
-        if s == slot(Stage::Detect) || s == slot(Stage::Classify) {
+    for (s, stage) in Stage::ALL.iter().enumerate() {
+        if s == Stage::Detect as usize || s == Stage::Classify as usize {
             continue;
         }
         stages.insert(
-            name.to_string(),
+            stage.name().to_string(),
             StageStats::from_samples(&mut per_stage[s]),
         );
     }
@@ -266,14 +250,15 @@ pub fn run(
     );
     stages.insert(
         "classify_per_frame".into(),
-        StageStats::from_samples(&mut per_stage[slot(Stage::Classify)]),
+        StageStats::from_samples(&mut per_stage[Stage::Classify as usize]),
     );
     stages.insert("frame".into(), StageStats::from_samples(&mut frame_ms));
 
     let f = measured as f64;
     let total: u64 = allocs.iter().sum();
-    let theirs =
-        allocs[slot(Stage::Decode)] + allocs[slot(Stage::Detect)] + allocs[slot(Stage::Classify)];
+    let theirs = allocs[Stage::Decode as usize]
+        + allocs[Stage::Detect as usize]
+        + allocs[Stage::Classify as usize];
     Ok(BenchReport {
         frames: measured,
         faces: pipeline.status().faces_total - faces_before,
@@ -284,10 +269,9 @@ pub fn run(
         stages,
         allocations_per_frame: total as f64 / f,
         allocations_per_frame_ours: (total - theirs) as f64 / f,
-        allocations_by_stage: names
+        allocations_by_stage: Stage::ALL
             .iter()
-            .enumerate()
-            .map(|(s, n)| (n.to_string(), allocs[s] as f64 / f))
+            .map(|&s| (s.name().to_string(), allocs[s as usize] as f64 / f))
             .collect(),
         peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
     })
