@@ -26,11 +26,13 @@ use crate::track::TrackedFace;
 
 thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
 }
 
-/// A global allocator that counts allocations (and reallocations) per thread, then defers
-/// to the system allocator. Install it with `#[global_allocator]` in a binary; read the
-/// count with [`CountingAlloc::count`].
+/// A global allocator that counts allocations (and reallocations) and the bytes still
+/// allocated, per thread, then defers to the system allocator. Install it with
+/// `#[global_allocator]` in a binary; read with [`CountingAlloc::count`] and
+/// [`CountingAlloc::live_bytes`].
 pub struct CountingAlloc;
 
 impl CountingAlloc {
@@ -38,28 +40,39 @@ impl CountingAlloc {
     pub fn count() -> u64 {
         ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
     }
+    /// Bytes allocated minus bytes freed by the calling thread (heap in use, as the program
+    /// sees it: unlike the resident set, allocator caching and fragmentation do not show).
+    pub fn live_bytes() -> i64 {
+        LIVE_BYTES.try_with(|c| c.get()).unwrap_or(0)
+    }
     #[inline]
-    fn bump() {
+    fn bump(delta: i64) {
         let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        Self::live(delta);
+    }
+    #[inline]
+    fn live(delta: i64) {
+        let _ = LIVE_BYTES.try_with(|c| c.set(c.get() + delta));
     }
 }
 
-// SAFETY: every call is forwarded unchanged to `System`; the counter is a thread-local
-// `Cell` that never allocates.
+// SAFETY: every call is forwarded unchanged to `System`; the counters are thread-local
+// `Cell`s that never allocate.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::bump();
+        Self::bump(layout.size() as i64);
         System.alloc(layout)
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::bump();
+        Self::bump(layout.size() as i64);
         System.alloc_zeroed(layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::bump();
+        Self::bump(new_size as i64 - layout.size() as i64);
         System.realloc(ptr, layout, new_size)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        Self::live(-(layout.size() as i64));
         System.dealloc(ptr, layout)
     }
 }

@@ -27,6 +27,9 @@ pub struct Config {
     pub loop_source: bool,
     /// `none`, `png:DIR`, `fb:/dev/fb0` or `spi:`.
     pub display: String,
+    /// Also write every frame that shows a face, annotated, as a PNG into this directory
+    /// (empty: never; no frame touches the disk unless asked, see the README's privacy notes).
+    pub save_frames: Option<PathBuf>,
     /// Where JSON lines go: `-` for stdout, a file path, or a serial device (`/dev/tty...`).
     pub serial: String,
     pub baud: u32,
@@ -71,6 +74,7 @@ impl Default for Config {
             height: 480,
             loop_source: false,
             display: "none".into(),
+            save_frames: None,
             serial: "-".into(),
             baud: 115_200,
             serial_queue: 256,

@@ -232,8 +232,45 @@ fn find_dht_and_sos(data: &[u8]) -> Result<(bool, usize), String> {
                 "segment {marker:#04x} at byte {i} has length {len}"
             ));
         }
+        // A frame header (SOF0..SOF15 but DHT, JPG and DAC).
+        if matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            let end = (i + 2 + len).min(data.len());
+            check_sampling(&data[i + 4..end])?;
+        }
         i += 2 + len;
     }
+}
+
+/// Refuse chroma sampling layouts that camera encoders never write and zune-jpeg 0.4 does not
+/// handle (a component sampled more finely than, or not evenly against, the first one makes it
+/// panic: zune-image issues 236 and 281, found again here by `fuzz/` target `jpeg_frames`).
+/// Accepted: every component sampled 1×1 or as the first one (4:4:4, 4:2:2, 4:2:0, 4:4:0,
+/// 4:1:1, greyscale). `sof` is the frame header after its length field.
+fn check_sampling(sof: &[u8]) -> Result<(), String> {
+    // precision, height (2), width (2), component count, then 3 bytes per component
+    let Some(&n) = sof.get(5) else {
+        return Err("frame header is cut off".into());
+    };
+    let comps = sof
+        .get(6..6 + 3 * n as usize)
+        .ok_or("frame header is cut off")?;
+    let factors = |c: &[u8]| (c[1] >> 4, c[1] & 0x0F);
+    let Some(first) = comps.chunks_exact(3).next().map(factors) else {
+        return Ok(());
+    };
+    for (k, c) in comps.chunks_exact(3).enumerate() {
+        let (h, v) = factors(c);
+        if h == 0 || v == 0 || ((h, v) != (1, 1) && (h, v) != first) {
+            return Err(format!(
+                "unsupported sampling: component {} is sampled {h}x{v} against {}x{} for the \
+                 first",
+                k + 1,
+                first.0,
+                first.1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// YUYV (Y0 U Y1 V) to RGB, BT.601 limited range. Rows may be padded (length a multiple of

@@ -14,6 +14,7 @@ pub mod detect;
 pub mod display;
 pub mod draw;
 pub mod eval;
+pub mod heap;
 pub mod pipeline;
 pub mod report;
 pub mod rgb;

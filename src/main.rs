@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use agegender::bench::{CanvasDisplay, CountingAlloc, DiscardSink};
 use agegender::config::{resolve_model_path, Config, ModelKind};
-use agegender::display::png::{annotate_into, save_png};
+use agegender::display::png::{annotate_into, save_png, SaveFrames};
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
 use agegender::report::{unix_ms, Reporter, StdoutSink};
 use agegender::rgb::RgbImage;
@@ -89,6 +89,10 @@ struct RunArgs {
     /// none | png:DIR | fb:/dev/fb0 | spi:
     #[arg(long)]
     display: Option<String>,
+    /// Also save every frame that shows a face, annotated, as a PNG in DIR (off by default:
+    /// no frame is written to disk unless asked).
+    #[arg(long, value_name = "DIR")]
+    save_frames: Option<PathBuf>,
     /// Where JSON lines go: - (stdout), a file, or a serial device.
     #[arg(long, value_name = "PATH")]
     serial: Option<String>,
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    agegender::heap::fix_mmap_threshold();
     let result = match cli.cmd {
         Cmd::Run(a) => cmd_run(a),
         Cmd::Image(a) => cmd_image(a),
@@ -315,6 +320,9 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.height, a.height);
     cfg.loop_source |= a.loop_source;
     set(&mut cfg.display, a.display);
+    if a.save_frames.is_some() {
+        cfg.save_frames = a.save_frames;
+    }
     set(&mut cfg.serial, a.serial);
     set(&mut cfg.baud, a.baud);
     set(&mut cfg.max_frames, a.max_frames);
@@ -336,6 +344,13 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
             eprintln!("agegender: warning: {e:#}; running headless");
             Box::new(agegender::display::png::NullDisplay)
         }
+    };
+    let display = match &cfg.save_frames {
+        Some(dir) => Box::new(
+            SaveFrames::open(dir, display, w, h)
+                .map_err(|e| Fail::Runtime(e.context("--save-frames")))?,
+        ),
+        None => display,
     };
     let sink = pipeline::open_sink(&cfg).map_err(Fail::Runtime)?;
     let mut p = Pipeline::new(

@@ -253,3 +253,67 @@ fn display_that_cannot_open_runs_headless() {
         "{stdout}"
     );
 }
+
+/// Privacy: frames reach the disk only with `--save-frames` (and then only frames that show a
+/// face); the same run without it writes nothing next to it.
+#[test]
+fn frames_are_saved_only_when_asked_and_only_with_faces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = common::utk_faces(1, 12);
+    let mut stream = Vec::new();
+    for i in 0..4u32 {
+        let placed = [(faces[0].clone(), [60 + 4 * i, 40, 200 + 4 * i, 180])];
+        // frames 0 and 2 show a face, 1 and 3 are empty
+        let (jpeg, _) = common::face_frame(if i % 2 == 0 { &placed } else { &[] }, 320, 240);
+        stream.extend_from_slice(&jpeg);
+    }
+    let src = tmp.path().join("clip.mjpeg");
+    std::fs::write(&src, stream).unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let saved = tmp.path().join("saved");
+    let model = classifier_model();
+    let detector = common::blazeface_model(false);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--source",
+            s(&src),
+            "--fps",
+            "0",
+            "--serial",
+            "-",
+            "--model",
+            s(&model),
+            "--detector",
+            s(&detector),
+        ];
+        args.extend_from_slice(extra);
+        let out = common::agegender_command()
+            .args(&args)
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+
+    run(&[]);
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+    assert!(!saved.exists());
+
+    run(&["--save-frames", s(&saved)]);
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+    let mut names: Vec<String> = std::fs::read_dir(&saved)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["face_000001.png", "face_000002.png"]);
+    let img = image::open(saved.join(&names[0])).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (320, 240));
+}

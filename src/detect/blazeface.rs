@@ -32,6 +32,13 @@ const ANCHORS: usize = 896;
 
 pub struct BlazeFace {
     runner: TractRunner,
+    decoder: BlazeFaceDecoder,
+}
+
+/// BlazeFace's output decoding (scores and regressors to face boxes in frame pixels, then
+/// NMS), apart from inference so that it can be tested and fuzzed on arbitrary tensors.
+/// Output lengths are checked; candidates with non-finite or empty boxes are dropped.
+pub struct BlazeFaceDecoder {
     size: usize,
     /// Anchor centres in units of the input side.
     anchors: [[f32; 2]; ANCHORS],
@@ -40,6 +47,86 @@ pub struct BlazeFace {
     cands: Vec<Detection>,
     /// Score threshold as a logit (compare before the sigmoid).
     logit_threshold: f32,
+}
+
+impl BlazeFaceDecoder {
+    /// A decoder for a `size`×`size` BlazeFace input (128 or 256).
+    pub fn new(size: usize, cfg: DetectorConfig) -> BlazeFaceDecoder {
+        let p = cfg.score_threshold.clamp(1e-6, 1.0 - 1e-6);
+        BlazeFaceDecoder {
+            size,
+            anchors: anchors(),
+            cfg,
+            cands: Vec::with_capacity(super::MAX_CANDIDATES),
+            logit_threshold: (p / (1.0 - p)).ln(),
+        }
+    }
+
+    /// Decode the four outputs (scores 512 and 384, regressors 512×16 and 384×16) of a run on
+    /// a `frame_w`×`frame_h` frame into `out` (cleared first).
+    pub fn decode(
+        &mut self,
+        o: &[&[f32]],
+        frame_w: u32,
+        frame_h: u32,
+        out: &mut Vec<Detection>,
+    ) -> anyhow::Result<()> {
+        out.clear();
+        anyhow::ensure!(
+            frame_w > 0 && frame_h > 0,
+            "empty frame {frame_w}x{frame_h}"
+        );
+        anyhow::ensure!(
+            o.len() == 4,
+            "BlazeFace gave {} outputs, 4 expected",
+            o.len()
+        );
+        let want = [512, 384, 512 * 16, 384 * 16];
+        for (i, (t, n)) in o.iter().zip(want).enumerate() {
+            anyhow::ensure!(
+                t.len() == n,
+                "BlazeFace output {i} has {} values, {n} expected",
+                t.len()
+            );
+        }
+        let s = self.size;
+        let lb = Letterbox::fit(frame_w, frame_h, s, s, true);
+        let sf = s as f32;
+        let (anchors, logit_threshold) = (&self.anchors, self.logit_threshold);
+        let cands = &mut self.cands;
+        cands.clear();
+        let layers = [(o[0], o[2], 0usize), (o[1], o[3], 512usize)];
+        for (scores, regs, base) in layers {
+            for (k, &logit) in scores.iter().enumerate() {
+                if logit <= logit_threshold || !logit.is_finite() {
+                    continue;
+                }
+                let r = &regs[k * 16..k * 16 + 16];
+                let a = anchors[base + k];
+                let cx = (a[0] + r[0] / sf) * sf;
+                let cy = (a[1] + r[1] / sf) * sf;
+                let (w, h) = (r[2], r[3]);
+                let kp = |j: usize| {
+                    lb.to_frame(
+                        (a[0] + r[4 + 2 * j] / sf) * sf,
+                        (a[1] + r[5 + 2 * j] / sf) * sf,
+                    )
+                };
+                let p0 = lb.to_frame(cx - w / 2.0, cy - h / 2.0);
+                let p1 = lb.to_frame(cx + w / 2.0, cy + h / 2.0);
+                let d = Detection {
+                    bbox: [p0[0], p0[1], p1[0], p1[1]],
+                    score: 1.0 / (1.0 + (-logit).exp()),
+                    landmarks: [kp(0), kp(1), kp(2), kp(3)],
+                };
+                if super::plausible(&d) {
+                    push_candidate(cands, d);
+                }
+            }
+        }
+        finish(cands, &self.cfg, out);
+        Ok(())
+    }
 }
 
 impl BlazeFace {
@@ -70,20 +157,15 @@ impl BlazeFace {
                 anyhow::anyhow!("detector {}: tract cannot load it: {e:?}", path.display())
             })?;
         let runner = TractRunner::new(path, model, &[1, size, size, 3], "detector")?;
-        let p = cfg.score_threshold.clamp(1e-6, 1.0 - 1e-6);
         Ok(BlazeFace {
             runner,
-            size,
-            anchors: anchors(),
-            cfg,
-            cands: Vec::with_capacity(super::MAX_CANDIDATES),
-            logit_threshold: (p / (1.0 - p)).ln(),
+            decoder: BlazeFaceDecoder::new(size, cfg),
         })
     }
 
     /// Input side (128 or 256).
     pub fn input_size(&self) -> usize {
-        self.size
+        self.decoder.size
     }
 }
 
@@ -116,7 +198,7 @@ impl FaceDetector for BlazeFace {
             image.width,
             image.height
         );
-        let s = self.size;
+        let s = self.decoder.size;
         let lb = Letterbox::fit(image.width, image.height, s, s, true);
         {
             let input = self.runner.input_mut()?;
@@ -127,46 +209,71 @@ impl FaceDetector for BlazeFace {
                 input[i + 2] = p[2] / 127.5 - 1.0;
             });
         }
-        let (anchors, logit_threshold) = (&self.anchors, self.logit_threshold);
-        let cands = &mut self.cands;
-        cands.clear();
-        self.runner.run(|o| {
-            anyhow::ensure!(
-                o.len() == 4,
-                "BlazeFace gave {} outputs, 4 expected",
-                o.len()
-            );
-            let sf = s as f32;
-            let layers = [(o[0], o[2], 0usize), (o[1], o[3], 512usize)];
-            for (scores, regs, base) in layers {
-                for (k, &logit) in scores.iter().enumerate() {
-                    if logit <= logit_threshold || !logit.is_finite() {
-                        continue;
-                    }
-                    let r = &regs[k * 16..k * 16 + 16];
-                    let a = anchors[base + k];
-                    let cx = (a[0] + r[0] / sf) * sf;
-                    let cy = (a[1] + r[1] / sf) * sf;
-                    let (w, h) = (r[2], r[3]);
-                    let kp = |j: usize| {
-                        lb.to_frame(
-                            (a[0] + r[4 + 2 * j] / sf) * sf,
-                            (a[1] + r[5 + 2 * j] / sf) * sf,
-                        )
-                    };
-                    let p0 = lb.to_frame(cx - w / 2.0, cy - h / 2.0);
-                    let p1 = lb.to_frame(cx + w / 2.0, cy + h / 2.0);
-                    let d = Detection {
-                        bbox: [p0[0], p0[1], p1[0], p1[1]],
-                        score: 1.0 / (1.0 + (-logit).exp()),
-                        landmarks: [kp(0), kp(1), kp(2), kp(3)],
-                    };
-                    push_candidate(cands, d);
-                }
-            }
-            Ok(())
-        })?;
-        finish(&mut self.cands, &self.cfg, out);
-        Ok(())
+        let decoder = &mut self.decoder;
+        self.runner
+            .run(|o| decoder.decode(o, image.width, image.height, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outputs() -> [Vec<f32>; 4] {
+        [
+            vec![-20.0; 512],
+            vec![-20.0; 384],
+            vec![0.0; 512 * 16],
+            vec![0.0; 384 * 16],
+        ]
+    }
+
+    fn decode(o: &[Vec<f32>], w: u32, h: u32) -> anyhow::Result<Vec<Detection>> {
+        let slices: Vec<&[f32]> = o.iter().map(|t| t.as_slice()).collect();
+        let mut out = Vec::new();
+        BlazeFaceDecoder::new(128, DetectorConfig::default()).decode(&slices, w, h, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn one_anchor_decodes_to_its_box_in_frame_pixels() {
+        // Anchor 0 is the centre of the first 16x16 cell: (4, 4) in a 128 input. A 256x256
+        // frame is scaled by 1/2 into the input, so the box lands at twice the coordinates.
+        let mut o = outputs();
+        o[0][0] = 5.0;
+        o[2][2] = 20.0; // w
+        o[2][3] = 10.0; // h
+        let d = decode(&o, 256, 256).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].bbox, [-12.0, -2.0, 28.0, 18.0]);
+        assert!((d[0].score - 1.0 / (1.0 + (-5.0f32).exp())).abs() < 1e-6);
+        assert_eq!(d[0].landmarks[0], [8.0, 8.0]);
+    }
+
+    #[test]
+    fn non_finite_and_empty_boxes_are_dropped() {
+        let mut o = outputs();
+        o[0][0] = 5.0;
+        o[2][2] = f32::NAN;
+        o[0][1] = 5.0;
+        o[2][16 + 2] = f32::INFINITY;
+        o[2][16 + 3] = 4.0;
+        o[0][2] = 5.0;
+        o[2][32 + 2] = -3.0; // negative width
+        o[2][32 + 3] = 4.0;
+        o[1][0] = f32::INFINITY; // an infinite logit
+        assert!(decode(&o, 128, 128).unwrap().is_empty());
+    }
+
+    #[test]
+    fn wrong_output_count_or_length_is_an_error() {
+        let o = outputs();
+        let e = decode(&o[..3], 128, 128).unwrap_err().to_string();
+        assert!(e.contains("3 outputs"), "{e}");
+        let mut short = outputs();
+        short[3].truncate(100);
+        let e = decode(&short, 128, 128).unwrap_err().to_string();
+        assert!(e.contains("output 3 has 100 values"), "{e}");
+        assert!(decode(&outputs(), 0, 10).is_err());
     }
 }

@@ -506,6 +506,19 @@ pub(crate) fn push_candidate(cands: &mut Vec<Detection>, d: Detection) {
     }
 }
 
+/// A candidate worth keeping: every coordinate finite and the box not empty (a corrupt or
+/// foreign model can emit NaN, infinities or inverted boxes; the rest of the pipeline relies
+/// on finite, non-empty boxes).
+pub(crate) fn plausible(d: &Detection) -> bool {
+    let b = d.bbox;
+    b.iter()
+        .chain(d.landmarks.iter().flatten())
+        .all(|v| v.is_finite())
+        && d.score.is_finite()
+        && b[2] > b[0]
+        && b[3] > b[1]
+}
+
 /// NMS over the candidates, keep the `max_faces` best, copy them to `out` (which grows only
 /// on its first use).
 pub(crate) fn finish(cands: &mut Vec<Detection>, cfg: &DetectorConfig, out: &mut Vec<Detection>) {

@@ -28,12 +28,118 @@ const STRIDES: [usize; 3] = [8, 16, 32];
 
 pub struct YuNet {
     runner: TractRunner,
+    decoder: YuNetDecoder,
+}
+
+/// YuNet's output decoding (per-stride scores, boxes and landmarks to face boxes in frame
+/// pixels, then NMS), apart from inference so that it can be tested and fuzzed on arbitrary
+/// tensors. Output lengths are checked; candidates with non-finite or empty boxes are dropped.
+pub struct YuNetDecoder {
     width: usize,
     height: usize,
     /// For each stride: output indices of cls, obj, bbox, kps.
     outputs: [[usize; 4]; 3],
     cfg: DetectorConfig,
     cands: Vec<Detection>,
+}
+
+impl YuNetDecoder {
+    /// A decoder for a `width`×`height` input whose outputs come in the order cls, obj, bbox,
+    /// kps for stride 8, then 16, then 32.
+    pub fn new(width: usize, height: usize, cfg: DetectorConfig) -> YuNetDecoder {
+        let mut outputs = [[0usize; 4]; 3];
+        for (si, o) in outputs.iter_mut().enumerate() {
+            *o = [4 * si, 4 * si + 1, 4 * si + 2, 4 * si + 3];
+        }
+        YuNetDecoder::with_output_map(width, height, outputs, cfg)
+    }
+
+    fn with_output_map(
+        width: usize,
+        height: usize,
+        outputs: [[usize; 4]; 3],
+        cfg: DetectorConfig,
+    ) -> YuNetDecoder {
+        YuNetDecoder {
+            width,
+            height,
+            outputs,
+            cfg,
+            cands: Vec::with_capacity(super::MAX_CANDIDATES),
+        }
+    }
+
+    /// Decode the outputs of a run on a `frame_w`×`frame_h` frame into `out` (cleared first).
+    pub fn decode(
+        &mut self,
+        o: &[&[f32]],
+        frame_w: u32,
+        frame_h: u32,
+        out: &mut Vec<Detection>,
+    ) -> anyhow::Result<()> {
+        out.clear();
+        anyhow::ensure!(
+            frame_w > 0 && frame_h > 0,
+            "empty frame {frame_w}x{frame_h}"
+        );
+        let (iw, ih) = (self.width, self.height);
+        let lb = Letterbox::fit(frame_w, frame_h, iw, ih, false);
+        let thr = self.cfg.score_threshold;
+        let cands = &mut self.cands;
+        cands.clear();
+        for (si, &s) in STRIDES.iter().enumerate() {
+            let [ci, oi, bi, ki] = self.outputs[si];
+            anyhow::ensure!(
+                ci.max(oi).max(bi).max(ki) < o.len(),
+                "YuNet gave {} outputs, stride {s} needs outputs {ci}, {oi}, {bi}, {ki}",
+                o.len()
+            );
+            let (cols, rows) = (iw / s, ih / s);
+            let n = cols * rows;
+            let (cls, obj, bbox, kps) = (o[ci], o[oi], o[bi], o[ki]);
+            anyhow::ensure!(
+                cls.len() == n && obj.len() == n && bbox.len() == 4 * n && kps.len() == 10 * n,
+                "YuNet stride {s}: output sizes {} {} {} {} do not match {n} cells",
+                cls.len(),
+                obj.len(),
+                bbox.len(),
+                kps.len()
+            );
+            let sf = s as f32;
+            for idx in 0..n {
+                let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
+                if score.is_nan() || score <= thr {
+                    continue;
+                }
+                let (row, col) = ((idx / cols) as f32, (idx % cols) as f32);
+                let b = &bbox[idx * 4..idx * 4 + 4];
+                let cx = (col + b[0]) * sf;
+                let cy = (row + b[1]) * sf;
+                let w = b[2].min(10.0).exp() * sf;
+                let h = b[3].min(10.0).exp() * sf;
+                let k = &kps[idx * 10..idx * 10 + 10];
+                let kp = |j: usize| lb.to_frame((col + k[2 * j]) * sf, (row + k[2 * j + 1]) * sf);
+                let (ml, mr) = (kp(3), kp(4));
+                let p0 = lb.to_frame(cx - w / 2.0, cy - h / 2.0);
+                let p1 = lb.to_frame(cx + w / 2.0, cy + h / 2.0);
+                let d = Detection {
+                    bbox: [p0[0], p0[1], p1[0], p1[1]],
+                    score,
+                    landmarks: [
+                        kp(0),
+                        kp(1),
+                        kp(2),
+                        [(ml[0] + mr[0]) / 2.0, (ml[1] + mr[1]) / 2.0],
+                    ],
+                };
+                if super::plausible(&d) {
+                    push_candidate(cands, d);
+                }
+            }
+        }
+        finish(cands, &self.cfg, out);
+        Ok(())
+    }
 }
 
 impl YuNet {
@@ -113,17 +219,13 @@ impl YuNet {
         let runner = TractRunner::new(path, model, &[1, 3, hu, wu], "detector")?;
         Ok(YuNet {
             runner,
-            width: wu,
-            height: hu,
-            outputs,
-            cfg,
-            cands: Vec::with_capacity(super::MAX_CANDIDATES),
+            decoder: YuNetDecoder::with_output_map(wu, hu, outputs, cfg),
         })
     }
 
     /// Input (width, height) the network runs at.
     pub fn input_size(&self) -> (usize, usize) {
-        (self.width, self.height)
+        (self.decoder.width, self.decoder.height)
     }
 }
 
@@ -136,7 +238,7 @@ impl FaceDetector for YuNet {
             image.width,
             image.height
         );
-        let (iw, ih) = (self.width, self.height);
+        let (iw, ih) = (self.decoder.width, self.decoder.height);
         let lb = Letterbox::fit(image.width, image.height, iw, ih, false);
         {
             let input = self.runner.input_mut()?;
@@ -148,60 +250,64 @@ impl FaceDetector for YuNet {
                 input[2 * plane + i] = p[0];
             });
         }
-        let thr = self.cfg.score_threshold;
-        let map = self.outputs;
-        let cands = &mut self.cands;
-        cands.clear();
-        self.runner.run(|o| {
-            for (si, &s) in STRIDES.iter().enumerate() {
-                let [ci, oi, bi, ki] = map[si];
-                let (cols, rows) = (iw / s, ih / s);
-                let n = cols * rows;
-                let (cls, obj, bbox, kps) = (o[ci], o[oi], o[bi], o[ki]);
-                anyhow::ensure!(
-                    cls.len() == n && obj.len() == n && bbox.len() == 4 * n && kps.len() == 10 * n,
-                    "YuNet stride {s}: output sizes {} {} {} {} do not match {n} cells",
-                    cls.len(),
-                    obj.len(),
-                    bbox.len(),
-                    kps.len()
-                );
-                let sf = s as f32;
-                for idx in 0..n {
-                    let score = (cls[idx].clamp(0.0, 1.0) * obj[idx].clamp(0.0, 1.0)).sqrt();
-                    if score.is_nan() || score <= thr {
-                        continue;
-                    }
-                    let (row, col) = ((idx / cols) as f32, (idx % cols) as f32);
-                    let b = &bbox[idx * 4..idx * 4 + 4];
-                    let cx = (col + b[0]) * sf;
-                    let cy = (row + b[1]) * sf;
-                    let w = b[2].min(10.0).exp() * sf;
-                    let h = b[3].min(10.0).exp() * sf;
-                    let k = &kps[idx * 10..idx * 10 + 10];
-                    let kp =
-                        |j: usize| lb.to_frame((col + k[2 * j]) * sf, (row + k[2 * j + 1]) * sf);
-                    let (ml, mr) = (kp(3), kp(4));
-                    let p0 = lb.to_frame(cx - w / 2.0, cy - h / 2.0);
-                    let p1 = lb.to_frame(cx + w / 2.0, cy + h / 2.0);
-                    push_candidate(
-                        cands,
-                        Detection {
-                            bbox: [p0[0], p0[1], p1[0], p1[1]],
-                            score,
-                            landmarks: [
-                                kp(0),
-                                kp(1),
-                                kp(2),
-                                [(ml[0] + mr[0]) / 2.0, (ml[1] + mr[1]) / 2.0],
-                            ],
-                        },
-                    );
-                }
-            }
-            Ok(())
-        })?;
-        finish(&mut self.cands, &self.cfg, out);
-        Ok(())
+        let decoder = &mut self.decoder;
+        self.runner
+            .run(|o| decoder.decode(o, image.width, image.height, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Outputs of a 64x32 input, in the decoder's default order, with every score zero.
+    fn outputs() -> Vec<Vec<f32>> {
+        let mut o = Vec::new();
+        for s in STRIDES {
+            let n = (64 / s) * (32 / s);
+            o.extend([
+                vec![0.0; n],
+                vec![0.0; n],
+                vec![0.0; 4 * n],
+                vec![0.0; 10 * n],
+            ]);
+        }
+        o
+    }
+
+    fn decode(o: &[Vec<f32>], w: u32, h: u32) -> anyhow::Result<Vec<Detection>> {
+        let slices: Vec<&[f32]> = o.iter().map(|t| t.as_slice()).collect();
+        let mut out = Vec::new();
+        YuNetDecoder::new(64, 32, DetectorConfig::default()).decode(&slices, w, h, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn one_cell_decodes_to_its_box_in_frame_pixels() {
+        // Stride 16, cell (col 1, row 0): centre (16 + 0.5*16, 0.5*16) = (24, 8), size
+        // exp(0)*16 = 16. The 128x64 frame is scaled by 1/2 into the input.
+        let mut o = outputs();
+        o[4][1] = 0.81;
+        o[5][1] = 1.0;
+        o[6][4..8].copy_from_slice(&[0.5, 0.5, 0.0, 0.0]);
+        let d = decode(&o, 128, 64).unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].bbox, [32.0, 0.0, 64.0, 32.0]);
+        assert!((d[0].score - 0.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nan_and_wrong_lengths_do_not_reach_the_pipeline() {
+        let mut o = outputs();
+        o[4][1] = 1.0;
+        o[5][1] = 1.0;
+        o[6][4] = f32::NAN;
+        assert!(decode(&o, 64, 32).unwrap().is_empty());
+        let mut short = outputs();
+        short[11].pop();
+        let e = decode(&short, 64, 32).unwrap_err().to_string();
+        assert!(e.contains("stride 32"), "{e}");
+        let e = decode(&outputs()[..5], 64, 32).unwrap_err().to_string();
+        assert!(e.contains("5 outputs"), "{e}");
     }
 }

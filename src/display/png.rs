@@ -76,6 +76,56 @@ impl Display for PngDisplay {
     }
 }
 
+/// `--save-frames DIR`: shows each frame on another display and also writes the frames that
+/// show at least one face, annotated, as `face_000001.png`, ... in `DIR`. A write error is
+/// returned (the pipeline logs and counts it) and the next frame is tried again.
+pub struct SaveFrames {
+    inner: Box<dyn Display>,
+    png: PngDisplay,
+    saved: u64,
+}
+
+impl SaveFrames {
+    pub fn open(
+        dir: &Path,
+        inner: Box<dyn Display>,
+        width: u32,
+        height: u32,
+    ) -> anyhow::Result<Self> {
+        Ok(SaveFrames {
+            inner,
+            png: PngDisplay::open(dir, width, height)?,
+            saved: 0,
+        })
+    }
+
+    /// Frames saved so far.
+    pub fn saved(&self) -> u64 {
+        self.saved
+    }
+}
+
+impl Display for SaveFrames {
+    fn show(&mut self, frame: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()> {
+        let shown = self.inner.show(frame, faces);
+        if !faces.is_empty() {
+            annotate_into(frame, faces, &mut self.png.canvas);
+            self.saved += 1;
+            self.png.path = self.png.dir.join(format!("face_{:06}.png", self.saved));
+            save_png(&self.png.canvas, &self.png.path)?;
+        }
+        shown
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}, and frames with faces saved as PNG in {}",
+            self.inner.describe(),
+            self.png.dir.display()
+        )
+    }
+}
+
 /// Shows nothing (`--display none`).
 #[derive(Debug, Default)]
 pub struct NullDisplay;
