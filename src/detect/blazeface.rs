@@ -71,11 +71,7 @@ impl BlazeFaceDecoder {
         frame_h: u32,
         out: &mut Vec<Detection>,
     ) -> anyhow::Result<()> {
-        out.clear();
-        anyhow::ensure!(
-            frame_w > 0 && frame_h > 0,
-            "empty frame {frame_w}x{frame_h}"
-        );
+        super::start_decoding(out, frame_w, frame_h)?;
         anyhow::ensure!(
             o.len() == 4,
             "BlazeFace gave {} outputs, 4 expected",
@@ -119,9 +115,7 @@ impl BlazeFaceDecoder {
                     score: 1.0 / (1.0 + (-logit).exp()),
                     landmarks: [kp(0), kp(1), kp(2), kp(3)],
                 };
-                if super::plausible(&d) {
-                    push_candidate(cands, d);
-                }
+                push_candidate(cands, d);
             }
         }
         finish(cands, &self.cfg, out);

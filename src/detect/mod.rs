@@ -493,8 +493,26 @@ fn bilinear(image: &RgbImage, x: f32, y: f32) -> [f32; 3] {
 /// Most candidates kept before NMS; beyond that the weakest is replaced.
 pub(crate) const MAX_CANDIDATES: usize = 512;
 
-/// Add a candidate without growing past [`MAX_CANDIDATES`] (replaces the weakest when full).
+/// Clear `out` and check the frame size, before decoding a detector's outputs.
+pub(crate) fn start_decoding(
+    out: &mut Vec<Detection>,
+    frame_w: u32,
+    frame_h: u32,
+) -> anyhow::Result<()> {
+    out.clear();
+    anyhow::ensure!(
+        frame_w > 0 && frame_h > 0,
+        "empty frame {frame_w}x{frame_h}"
+    );
+    Ok(())
+}
+
+/// Add a candidate if it is [`plausible`], without growing past [`MAX_CANDIDATES`] (replaces
+/// the weakest when full).
 pub(crate) fn push_candidate(cands: &mut Vec<Detection>, d: Detection) {
+    if !plausible(&d) {
+        return;
+    }
     if cands.len() < MAX_CANDIDATES {
         cands.push(d);
     } else if let Some(min) = cands

@@ -77,11 +77,7 @@ impl YuNetDecoder {
         frame_h: u32,
         out: &mut Vec<Detection>,
     ) -> anyhow::Result<()> {
-        out.clear();
-        anyhow::ensure!(
-            frame_w > 0 && frame_h > 0,
-            "empty frame {frame_w}x{frame_h}"
-        );
+        super::start_decoding(out, frame_w, frame_h)?;
         let (iw, ih) = (self.width, self.height);
         let lb = Letterbox::fit(frame_w, frame_h, iw, ih, false);
         let thr = self.cfg.score_threshold;
@@ -132,9 +128,7 @@ impl YuNetDecoder {
                         [(ml[0] + mr[0]) / 2.0, (ml[1] + mr[1]) / 2.0],
                     ],
                 };
-                if super::plausible(&d) {
-                    push_candidate(cands, d);
-                }
+                push_candidate(cands, d);
             }
         }
         finish(cands, &self.cfg, out);
