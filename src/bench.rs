@@ -7,11 +7,10 @@
 //! between two marks belong to the stage before. Every sample buffer is allocated before
 //! the first frame, so measuring adds no allocations of its own.
 //!
-//! Allocations are counted by the binary's counting global allocator
-//! ([`CountingAlloc`], one thread-local counter) on the frame-loop thread only.
+//! Allocations are counted by the binary's global allocator ([`crate::heap::PoolAlloc`],
+//! thread-local counters) on the frame-loop thread only: the requests the program makes, and
+//! of those the ones that reach the system allocator (the pool's misses).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -19,63 +18,11 @@ use serde::Serialize;
 
 use crate::display::png::annotate_into;
 use crate::display::Display;
+use crate::heap::AllocCounts;
 use crate::pipeline::{Pipeline, Stage, StepOutcome};
 use crate::report::Sink;
 use crate::rgb::RgbImage;
 use crate::track::TrackedFace;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-    static LIVE_BYTES: Cell<i64> = const { Cell::new(0) };
-}
-
-/// A global allocator that counts allocations (and reallocations) and the bytes still
-/// allocated, per thread, then defers to the system allocator. Install it with
-/// `#[global_allocator]` in a binary; read with [`CountingAlloc::count`] and
-/// [`CountingAlloc::live_bytes`].
-pub struct CountingAlloc;
-
-impl CountingAlloc {
-    /// Allocations made so far by the calling thread.
-    pub fn count() -> u64 {
-        ALLOCATIONS.try_with(|c| c.get()).unwrap_or(0)
-    }
-    /// Bytes allocated minus bytes freed by the calling thread (heap in use, as the program
-    /// sees it: unlike the resident set, allocator caching and fragmentation do not show).
-    pub fn live_bytes() -> i64 {
-        LIVE_BYTES.try_with(|c| c.get()).unwrap_or(0)
-    }
-    #[inline]
-    fn bump(delta: i64) {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        Self::live(delta);
-    }
-    #[inline]
-    fn live(delta: i64) {
-        let _ = LIVE_BYTES.try_with(|c| c.set(c.get() + delta));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; the counters are thread-local
-// `Cell`s that never allocate.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::bump(layout.size() as i64);
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::bump(layout.size() as i64);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::bump(new_size as i64 - layout.size() as i64);
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        Self::live(-(layout.size() as i64));
-        System.dealloc(ptr, layout)
-    }
-}
 
 /// The display used while benchmarking: frame and overlay composed into a canvas allocated
 /// once, as [`crate::display::fb::FbDisplay`] does before its single write.
@@ -161,8 +108,11 @@ pub struct BenchReport {
     /// Per stage: decode, detect, align, classify_per_face, track, display, report, and
     /// `frame` (a whole step).
     pub stages: BTreeMap<String, StageStats>,
-    /// Every allocation on the frame-loop thread, per frame.
+    /// Every allocation request on the frame-loop thread, per frame (tract's included).
     pub allocations_per_frame: f64,
+    /// Of those, the ones that reached the system allocator (not served from the pool), per
+    /// frame.
+    pub system_allocations_per_frame: f64,
     /// The same, without the decoder's and tract's (capture, align, track, display, report).
     pub allocations_per_frame_ours: f64,
     /// Per frame, by stage.
@@ -175,15 +125,15 @@ pub struct BenchReport {
 const N_STAGES: usize = Stage::ALL.len();
 
 /// Run `warmup` frames, then measure `frames` frames. `count_allocs` reads the frame-loop
-/// thread's allocation counter (pass `CountingAlloc::count` when it is installed, or a
-/// function returning 0).
+/// thread's allocation counters (pass `PoolAlloc::counts` when it is installed, or a
+/// function returning zeros).
 pub fn run(
     pipeline: &mut Pipeline,
     frames: u64,
     warmup: u64,
     max_faces: usize,
     detect_every: u32,
-    count_allocs: fn() -> u64,
+    count_allocs: fn() -> AllocCounts,
 ) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(frames > 0, "bench: --frames must be at least 1");
     for _ in 0..warmup {
@@ -201,6 +151,7 @@ pub fn run(
     let mut allocs = [0u64; N_STAGES];
     let mut frame_sum = [0f64; N_STAGES];
     let (mut measured, mut skipped, mut faces_shown) = (0u64, 0u64, 0u64);
+    let fresh_before = count_allocs().fresh;
     let faces_before = pipeline.status().faces_total;
 
     let start = Instant::now();
@@ -210,7 +161,7 @@ pub fn run(
         let step_start = Instant::now();
         let outcome = pipeline.step_probed(&mut |stage| {
             let now = Instant::now();
-            let a = count_allocs();
+            let a = count_allocs().requests;
             if let Some((s, t, a0)) = current {
                 let ms = (now - t).as_secs_f64() * 1e3;
                 frame_sum[s] += ms;
@@ -245,6 +196,7 @@ pub fn run(
         measured += 1;
     }
     let wall = start.elapsed().as_secs_f64();
+    let fresh = count_allocs().fresh - fresh_before;
 
     let mut stages = BTreeMap::new();
     for (s, stage) in Stage::ALL.iter().enumerate() {
@@ -281,6 +233,7 @@ pub fn run(
         detect_every,
         stages,
         allocations_per_frame: total as f64 / f,
+        system_allocations_per_frame: fresh as f64 / f,
         allocations_per_frame_ours: (total - theirs) as f64 / f,
         allocations_by_stage: Stage::ALL
             .iter()
@@ -340,8 +293,12 @@ impl BenchReport {
             );
         }
         out += &format!(
-            "allocations per frame: {:.1} in all, {:.1} in our own stages; peak RSS {:.1} MiB\n",
-            self.allocations_per_frame, self.allocations_per_frame_ours, self.peak_rss_mb
+            "allocations per frame: {:.1} requested ({:.1} in our own stages), {:.2} reached the \
+             system allocator; peak RSS {:.1} MiB\n",
+            self.allocations_per_frame,
+            self.allocations_per_frame_ours,
+            self.system_allocations_per_frame,
+            self.peak_rss_mb
         );
         out
     }

@@ -9,18 +9,19 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use agegender::bench::{CanvasDisplay, CountingAlloc, DiscardSink};
+use agegender::bench::{CanvasDisplay, DiscardSink};
 use agegender::config::{resolve_model_path, Config, ModelKind};
 use agegender::display::png::{annotate_into, save_png, SaveFrames};
+use agegender::heap::PoolAlloc;
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
 use agegender::report::{unix_ms, Reporter, StdoutSink};
 use agegender::rgb::RgbImage;
 use clap::{Args, Parser, Subcommand};
 
-/// Counts allocations per thread for `agegender bench` (a thread-local increment, then the
-/// system allocator).
+/// Serves tract's per-inference blocks from a pool (no page faults, no fragmentation) and
+/// counts allocations per thread for `agegender bench`; see `agegender::heap`.
 #[global_allocator]
-static ALLOCATOR: CountingAlloc = CountingAlloc;
+static ALLOCATOR: PoolAlloc = PoolAlloc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -309,6 +310,8 @@ fn load_perception(cfg: &Config) -> Result<Perception, Fail> {
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
     let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
     let classifier = pipeline::load_classifier(&model_path).map_err(Fail::Model)?;
+    // From here on the frame loop asks for the same blocks every frame: keep them.
+    agegender::heap::start_pooling();
     Ok(Perception::new(detector, classifier, cfg.max_faces))
 }
 
@@ -504,7 +507,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
         a.warmup,
         cfg.max_faces,
         cfg.detect_every,
-        CountingAlloc::count,
+        PoolAlloc::counts,
     )
     .map_err(Fail::Runtime)?;
     if a.json {

@@ -20,17 +20,18 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use agegender::bench::{CanvasDisplay, CountingAlloc};
+use agegender::bench::CanvasDisplay;
 use agegender::capture::files::MjpegFileSource;
 use agegender::config::Config;
+use agegender::heap::PoolAlloc;
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline, Stage, StepOutcome};
 use agegender::report::{FileSink, Reporter};
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: PoolAlloc = PoolAlloc;
 
 fn allocs() -> u64 {
-    CountingAlloc::count()
+    PoolAlloc::count()
 }
 
 fn classifier_model() -> PathBuf {

@@ -4,17 +4,17 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use agegender::bench::CountingAlloc;
 use agegender::capture::{Frame, PixelFormat};
 use agegender::decode::{load_image, strip_dht, DecodeError, Decoder, DEFAULT_DHT};
+use agegender::heap::PoolAlloc;
 use agegender::rgb::RgbImage;
 
 // Counts allocations made by the current thread (tests run in parallel threads).
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: PoolAlloc = PoolAlloc;
 
 fn allocs() -> usize {
-    CountingAlloc::count() as usize
+    PoolAlloc::count() as usize
 }
 
 fn frame(data: &[u8], format: PixelFormat, w: u32, h: u32) -> Frame<'_> {

@@ -7,19 +7,19 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use agegender::bench::CountingAlloc;
 use agegender::decode::Decoder;
 use agegender::detect::blazeface::BlazeFace;
 use agegender::detect::yunet::YuNet;
 use agegender::detect::{iou, load_detector, nms, Detection, DetectorConfig, FaceDetector};
+use agegender::heap::PoolAlloc;
 use agegender::rgb::RgbImage;
 
 // Counts allocations made by the current thread (tests run in parallel threads).
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: PoolAlloc = PoolAlloc;
 
 fn allocs() -> usize {
-    CountingAlloc::count() as usize
+    PoolAlloc::count() as usize
 }
 
 fn cfg() -> DetectorConfig {

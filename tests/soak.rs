@@ -2,10 +2,10 @@
 //!
 //! The pipeline (MJPEG replay, decode, BlazeFace and the int8 classifier through tract,
 //! tracking, overlay into a canvas, JSON lines serialised) runs `SOAK_FRAMES` frames with
-//! the board's `detect_every = 2` (default 10 000 on x86_64, the CI run, about 4 minutes; 100
+//! the board's `detect_every = 2` (default 4 000 on x86_64, the CI run, about 3 minutes; 100
 //! elsewhere, e.g. under qemu-user where it is a correctness check only), with the heap
 //! policy the binary sets (`agegender::heap`). Resident memory (VmRSS) and the heap in use
-//! (the counting allocator's live bytes) are sampled every 1 000 frames (every tenth of the
+//! (the pool allocator's count of live bytes) are sampled every 1 000 frames (every tenth of the
 //! run when shorter); after warm-up (the first fifth of the run) each may grow by at most 1%.
 //! The frame-rate spread between samples is printed. The full soak of the issue:
 //! `SOAK_FRAMES=100000 cargo test --release --test soak -- --nocapture`.
@@ -15,14 +15,15 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use agegender::bench::{CanvasDisplay, CountingAlloc, DiscardSink};
+use agegender::bench::{CanvasDisplay, DiscardSink};
 use agegender::capture::files::MjpegFileSource;
 use agegender::config::Config;
+use agegender::heap::PoolAlloc;
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline, StepOutcome};
 use agegender::report::Reporter;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: PoolAlloc = PoolAlloc;
 
 fn rss_kb() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -35,7 +36,7 @@ fn memory_holds_over_a_long_run_with_faces() {
     // The heap policy the binary sets at start-up (see src/heap.rs).
     agegender::heap::fix_mmap_threshold();
     let default = if cfg!(target_arch = "x86_64") {
-        10_000
+        4_000
     } else {
         100
     };
@@ -71,6 +72,8 @@ fn memory_holds_over_a_long_run_with_faces() {
     let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
     let classifier = pipeline::load_classifier(&model).unwrap();
+    // as the binary does once its models are loaded
+    agegender::heap::start_pooling();
     let mut p = Pipeline::new(
         Box::new(source),
         Perception::new(detector, classifier, cfg.max_faces),
@@ -79,8 +82,8 @@ fn memory_holds_over_a_long_run_with_faces() {
         LoopOptions::from_config(&cfg),
     );
 
-    // (frame, rss kB, live heap bytes, fps since last); preallocated so sampling adds nothing
-    let mut samples: Vec<(u64, u64, i64, f64)> =
+    // (frame, rss kB, live heap bytes, fps since last, fresh blocks from the system so far); preallocated so sampling adds nothing
+    let mut samples: Vec<(u64, u64, i64, f64, u64)> =
         Vec::with_capacity(frames.div_ceil(every) as usize + 1);
     let mut faces_total = 0u64;
     let mut t = Instant::now();
@@ -91,7 +94,13 @@ fn memory_holds_over_a_long_run_with_faces() {
         }
         if n % every == 0 {
             let fps = every as f64 / t.elapsed().as_secs_f64();
-            samples.push((n, rss_kb(), CountingAlloc::live_bytes(), fps));
+            samples.push((
+                n,
+                rss_kb(),
+                PoolAlloc::live_bytes(),
+                fps,
+                PoolAlloc::counts().fresh,
+            ));
             t = Instant::now();
         }
     }
@@ -103,7 +112,7 @@ fn memory_holds_over_a_long_run_with_faces() {
     assert_eq!(status.frames, frames);
     assert_eq!(status.decode_errors + status.inference_errors, 0);
 
-    for (n, rss, live, fps) in &samples {
+    for (n, rss, live, fps, _) in &samples {
         println!(
             "frame {n:>7}: RSS {:>8.1} MiB, heap in use {:>8.1} MiB, {fps:>7.1} fps",
             *rss as f64 / 1024.0,
@@ -112,7 +121,7 @@ fn memory_holds_over_a_long_run_with_faces() {
     }
     // Warm-up: the first fifth of the run.
     let warm = samples.len() / 5;
-    let growth = |pick: fn(&(u64, u64, i64, f64)) -> f64| {
+    let growth = |pick: fn(&(u64, u64, i64, f64, u64)) -> f64| {
         let base = pick(&samples[warm]);
         let peak = samples[warm..].iter().map(pick).fold(f64::MIN, f64::max);
         (base, peak, (peak - base) / base)
@@ -139,6 +148,14 @@ fn memory_holds_over_a_long_run_with_faces() {
         heap_growth <= 0.01,
         "heap in use grew {:.2}% after warm-up ({heap_base} -> {heap_peak} bytes)",
         heap_growth * 100.0
+    );
+    // After warm-up every block the loop asks for comes from the pool (agegender::heap).
+    let fresh = samples.last().unwrap().4 - samples[warm].4;
+    let after = samples.last().unwrap().0 - samples[warm].0;
+    println!("blocks taken from the system allocator after warm-up: {fresh} in {after} frames");
+    assert!(
+        fresh * 100 <= after,
+        "{fresh} blocks came from the system allocator in {after} frames after warm-up"
     );
     // What the board pays: the resident set, with the allocator's own caching.
     assert!(

@@ -37,9 +37,10 @@
 //! (`tract_linalg::frame::mmm::scratch`). There is no CPU tensor arena in tract 0.23
 //! (sonos/tract#2176, an open RFC; the maintainer in sonos/tract#114: "tract performs
 //! allocation all the time, everywhere"). The counts do not depend on the frame content.
-//! A strictly allocation-free frame loop therefore needs either a global allocator that
-//! recycles these blocks (the same sizes every frame, so a size-class free list would serve
-//! them without reaching the system allocator) or an inference engine other than tract.
+//! The binary's global allocator ([`crate::heap::PoolAlloc`]) therefore recycles these
+//! blocks: they are the same sizes every frame, so after the first frames size-class free
+//! lists serve every one of them and none reaches the system allocator. A loop that makes no
+//! allocation requests at all would need an inference engine other than tract.
 //! (zune-jpeg adds 4 allocations per MJPEG frame in the decode stage; see `crate::decode`.)
 
 use std::path::Path;
