@@ -273,6 +273,27 @@ pub(crate) fn identify(proto: &pb::ModelProto) -> Option<Kind> {
     None
 }
 
+/// An ONNX file as the runtime hands it to tract (with [`fix_constant_of_shape`] applied), and
+/// its first input's shape with unknown dimensions set to 1. For tools such as
+/// `examples/profile_ops.rs`; the detectors and the classifier load through their own types.
+pub fn read_model(path: &Path) -> anyhow::Result<(InferenceModel, Vec<usize>)> {
+    let mut proto = read_onnx(path)?;
+    fix_constant_of_shape(&mut proto);
+    let shape = real_inputs(&proto)
+        .first()
+        .map(|i| {
+            dims(i)
+                .iter()
+                .map(|d| d.unwrap_or(1).max(1) as usize)
+                .collect()
+        })
+        .unwrap_or_default();
+    let model = tract_onnx::onnx()
+        .model_for_proto_model(&proto)
+        .map_err(|e| anyhow::anyhow!("model {}: tract cannot load it: {e:?}", path.display()))?;
+    Ok((model, shape))
+}
+
 /// Give every `ConstantOfShape` node without a `value` attribute an explicit float32 zero
 /// (ONNX's default). tract 0.23 would otherwise default it to f64 and fail to type the graph
 /// of the MediaPipe BlazeFace export.
