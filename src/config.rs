@@ -61,6 +61,8 @@ pub struct Config {
     pub max_frames: u64,
     /// Run the detector on every k-th frame; track (keep boxes and labels) in between.
     pub detect_every: u32,
+    /// Threads tract's matrix products may use (1: all inference on the frame-loop thread).
+    pub threads: usize,
     /// `[spi]` table for the SPI display; its keys are checked when the display opens.
     pub spi: Option<toml::Table>,
 }
@@ -91,6 +93,7 @@ impl Default for Config {
             status_every_frames: 0,
             max_frames: 0,
             detect_every: 1,
+            threads: 1,
             spi: None,
         }
     }
@@ -188,6 +191,9 @@ impl Config {
         }
         if self.detect_every == 0 {
             return Err(("detect_every", "must be ≥ 1".into()));
+        }
+        if !(1..=64).contains(&self.threads) {
+            return Err(("threads", format!("{} is not in 1..=64", self.threads)));
         }
         if !(self.display == "none"
             || self.display.starts_with("png:")

@@ -68,6 +68,9 @@ struct CommonArgs {
     /// Most faces handled per frame.
     #[arg(long, value_name = "N")]
     max_faces: Option<usize>,
+    /// Threads for tract's matrix products (1: everything on the frame-loop thread).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -284,6 +287,7 @@ fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
     set(&mut cfg.score_threshold, c.score_threshold);
     set(&mut cfg.nms_iou, c.nms_iou);
     set(&mut cfg.max_faces, c.max_faces);
+    set(&mut cfg.threads, c.threads);
     Ok(cfg)
 }
 
@@ -308,6 +312,7 @@ fn load_perception(cfg: &Config) -> Result<Perception, Fail> {
         resolve_model_path(cfg.model.as_deref(), ModelKind::Classifier).map_err(Fail::Model)?;
     let det_path =
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
+    agegender::detect::set_inference_threads(cfg.threads);
     let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
     let classifier = pipeline::load_classifier(&model_path).map_err(Fail::Model)?;
     // From here on the frame loop asks for the same blocks every frame: keep them.

@@ -155,6 +155,9 @@ fn unknown_config_key_names_key_and_file() {
     std::fs::write(&cfg, "detect_every = 0\n").unwrap();
     let out = agegender(&["run", "--config", s(&cfg)]);
     one_error(&out, 2, &[s(&cfg), "detect_every"]);
+    std::fs::write(&cfg, "threads = 0\n").unwrap();
+    let out = agegender(&["run", "--config", s(&cfg)]);
+    one_error(&out, 2, &[s(&cfg), "threads"]);
     // A config file that does not exist.
     let nothere = tmp.path().join("nothere.toml");
     let out = agegender(&["image", "x.jpg", "--config", s(&nothere)]);

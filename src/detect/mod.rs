@@ -273,6 +273,23 @@ pub(crate) fn identify(proto: &pb::ModelProto) -> Option<Kind> {
     None
 }
 
+/// How many threads tract's matrix products may use: its `multithread-mm` rayon pool for
+/// `n > 1`, none for 1 (everything runs on the calling thread; a one-thread pool would only
+/// add hand-offs). tract keeps this setting process-wide; call it before the first inference.
+/// Measured on the 2-vCPU x86 build machine (`agegender bench --threads N`, 1-face stream, two
+/// runs each): 2 threads are slower, detect 32.7/34.5 ms against 26.8/30.7 ms with 1, classify
+/// 8.3/9.8 against 6.8/7.8 ms per face: tract only splits products of 64 panels or more, these
+/// networks' layers are small, and the hand-offs cost more than they save. On a 4-core board,
+/// measure with `agegender bench --threads 4` before changing the default.
+pub fn set_inference_threads(n: usize) {
+    use tract_linalg::multithread::{set_default_executor, Executor};
+    set_default_executor(if n > 1 {
+        Executor::multithread(n)
+    } else {
+        Executor::SingleThread
+    });
+}
+
 /// An ONNX file as the runtime hands it to tract (with [`fix_constant_of_shape`] applied), and
 /// its first input's shape with unknown dimensions set to 1. For tools such as
 /// `examples/profile_ops.rs`; the detectors and the classifier load through their own types.
