@@ -13,7 +13,21 @@ use std::time::Instant;
 use anyhow::Context;
 use tract_onnx::prelude::*;
 
+#[global_allocator]
+static ALLOC: agegender::heap::PoolAlloc = agegender::heap::PoolAlloc;
+
 fn main() -> anyhow::Result<()> {
+    // HEAP=pool (the binary's policy), HEAP=mmap64k (fixed mmap threshold, no pool), else glibc's
+    match std::env::var("HEAP").as_deref() {
+        Ok("pool") => {
+            agegender::heap::fix_mmap_threshold();
+            agegender::heap::start_pooling();
+        }
+        Ok("mmap64k") => {
+            agegender::heap::fix_mmap_threshold();
+        }
+        _ => {}
+    }
     let mut args = std::env::args().skip(1);
     let path = args
         .next()

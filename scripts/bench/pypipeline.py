@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "scripts" / "train"))
 sys.path.insert(0, str(HERE))
 import blazeface  # noqa: E402
 from align import INPUT_SIZE, align_fast, crop_to_image_matrix  # noqa: E402
-from streams import iou, next_jpeg  # noqa: E402
+from streams import next_jpeg  # noqa: E402
 
 STAGES = ("capture", "decode", "detect", "align", "classify_per_face", "track", "display", "report", "frame")
 
@@ -95,7 +95,7 @@ class Tracker:
         for f in faces:
             best, best_iou = None, self.iou_min
             for i in free:
-                v = iou(self.tracks[i]["box"], f["box"])
+                v = blazeface.iou(self.tracks[i]["box"], f["box"])
                 if v >= best_iou:
                     best, best_iou = i, v
             if best is None:

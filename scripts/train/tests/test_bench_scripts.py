@@ -1,0 +1,59 @@
+"""The benchmark scripts (scripts/bench) import, and their pure parts behave.
+
+CI does not run scripts/bench/compare end to end (it measures; it does not check), so these
+tests are what keeps its modules from breaking unnoticed: importing all of them catches a name
+removed from one module but still imported by another.
+"""
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "scripts/train"))
+sys.path.insert(0, str(ROOT / "scripts/bench"))
+
+import compare  # noqa: E402, F401
+import ort_bench  # noqa: E402, F401
+import pypipeline  # noqa: E402
+import streams  # noqa: E402
+import sweep  # noqa: E402, F401
+
+
+def face(box, age, female):
+    return {"box": box, "age": age, "female": female}
+
+
+def test_python_pipeline_tracker_keeps_ids_smooths_and_forgets():
+    t = pypipeline.Tracker(iou_min=0.3, max_missed=1, alpha=0.3)
+    out = t.update([face([0, 0, 10, 10], 30.0, 0.0), face([50, 50, 60, 60], 20.0, 1.0)])
+    assert [f["id"] for f in out] == [1, 2]
+    # the first face moves a little: same id, age smoothed towards the new estimate
+    out = t.update([face([1, 1, 11, 11], 40.0, 0.0)])
+    assert [f["id"] for f in out] == [1]
+    assert out[0]["age"] == pytest.approx(33.0)
+    # face 2 missed once (<= max_missed): still the same track when it is back
+    out = t.update([face([1, 1, 11, 11], 40.0, 0.0), face([50, 50, 60, 60], 20.0, 1.0)])
+    assert [f["id"] for f in out] == [1, 2]
+    # missed twice (> max_missed): forgotten, so a face there again is a new track
+    t.update([face([1, 1, 11, 11], 40.0, 0.0)])
+    t.update([face([1, 1, 11, 11], 40.0, 0.0)])
+    out = t.update([face([1, 1, 11, 11], 40.0, 0.0), face([50, 50, 60, 60], 20.0, 1.0)])
+    assert [f["id"] for f in out] == [1, 3]
+
+
+def test_mjpeg_frames_are_split_at_their_real_ends():
+    rng = np.random.default_rng(0)
+    frames = [cv2.imencode(".jpg", rng.integers(0, 255, (24, 32, 3), np.uint8))[1].tobytes() for _ in range(3)]
+    data = b"".join(frames)
+    spans, pos = [], 0
+    while (span := streams.next_jpeg(data, pos)) is not None:
+        spans.append(span)
+        pos = span[1]
+    assert [data[a:b] for a, b in spans] == frames
+    assert streams.count_frames(data) == 3
+    with pytest.raises(ValueError, match="truncated"):
+        streams.next_jpeg(data[: len(frames[0]) - 10], 0)
