@@ -312,7 +312,7 @@ fn load_perception(cfg: &Config) -> Result<Perception, Fail> {
         resolve_model_path(cfg.model.as_deref(), ModelKind::Classifier).map_err(Fail::Model)?;
     let det_path =
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
-    agegender::detect::set_inference_threads(cfg.threads);
+    agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
     let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
     let classifier = pipeline::load_classifier(&model_path).map_err(Fail::Model)?;
     // From here on the frame loop asks for the same blocks every frame: keep them.

@@ -320,3 +320,12 @@ fn frames_are_saved_only_when_asked_and_only_with_faces() {
     let img = image::open(saved.join(&names[0])).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (320, 240));
 }
+
+/// Without the `multithread` feature more than one inference thread is refused, saying how to
+/// get it, before any model is loaded.
+#[cfg(not(feature = "multithread"))]
+#[test]
+fn threads_beyond_one_need_the_multithread_build() {
+    let out = agegender(&["image", "nothere.jpg", "--threads", "2"]);
+    one_error(&out, 2, &["threads = 2", "--features multithread"]);
+}

@@ -276,18 +276,35 @@ pub(crate) fn identify(proto: &pb::ModelProto) -> Option<Kind> {
 /// How many threads tract's matrix products may use: its `multithread-mm` rayon pool for
 /// `n > 1`, none for 1 (everything runs on the calling thread; a one-thread pool would only
 /// add hand-offs). tract keeps this setting process-wide; call it before the first inference.
-/// Measured on the 2-vCPU x86 build machine (`agegender bench --threads N`, 1-face stream, two
-/// runs each): 2 threads are slower, detect 32.7/34.5 ms against 26.8/30.7 ms with 1, classify
-/// 8.3/9.8 against 6.8/7.8 ms per face: tract only splits products of 64 panels or more, these
-/// networks' layers are small, and the hand-offs cost more than they save. On a 4-core board,
-/// measure with `agegender bench --threads 4` before changing the default.
-pub fn set_inference_threads(n: usize) {
-    use tract_linalg::multithread::{set_default_executor, Executor};
-    set_default_executor(if n > 1 {
-        Executor::multithread(n)
-    } else {
-        Executor::SingleThread
-    });
+/// `n > 1` needs a build with the `multithread` feature (`cargo build --features multithread`),
+/// else it is an error that says so.
+///
+/// Measured on the 2-vCPU x86 build machine (`agegender bench --threads N`, 1-face stream): 2
+/// threads are slower, detect 32.7/34.5 ms against 26.8/30.7 ms with 1, classify 8.3/9.8 against
+/// 6.8/7.8 ms per face (two runs each): tract only splits products of 64 panels or more, these
+/// networks' layers are small, and the hand-offs cost more than they save. The feature also
+/// adds 6.6 MB to the stripped aarch64 binary, so it is off by default; on a 4-core board, measure with
+/// a `--features multithread` build and `agegender bench --threads 4`.
+pub fn set_inference_threads(n: usize) -> anyhow::Result<()> {
+    #[cfg(feature = "multithread")]
+    {
+        use tract_linalg::multithread::{set_default_executor, Executor};
+        set_default_executor(if n > 1 {
+            Executor::multithread(n)
+        } else {
+            Executor::SingleThread
+        });
+        Ok(())
+    }
+    #[cfg(not(feature = "multithread"))]
+    {
+        anyhow::ensure!(
+            n <= 1,
+            "threads = {n}: this build runs inference on one thread; rebuild with \
+             `cargo build --release --features multithread` for tract's thread pool"
+        );
+        Ok(())
+    }
 }
 
 /// An ONNX file as the runtime hands it to tract (with [`fix_constant_of_shape`] applied), and
