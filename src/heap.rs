@@ -18,8 +18,10 @@
 //! all served from blocks the process already holds and touched, and none reaches the system
 //! allocator. The pool keeps, per size class, at most as many blocks as were ever in use at
 //! once; the frame loop asks for the same sizes every frame, so that is a fixed amount.
-//! Blocks freed before [`start_pooling`] go back to the system (the binary starts pooling
-//! once the models are loaded, so what loading needed is not kept for the process's lifetime).
+//! Blocks freed before [`start_pooling`] go back to the system. The binary starts pooling in
+//! `run` and `bench` once the models are loaded, so what loading needed is not kept for the
+//! process's lifetime; `image` and `eval` never pool (their pictures may all differ in size,
+//! and a pool keeps a block of every size class it has seen).
 //!
 //! It also counts, per thread, requests, bytes in use and fresh blocks taken from the system
 //! allocator: `agegender bench`, the allocation tests and the soak test read those.
@@ -296,7 +298,8 @@ unsafe impl GlobalAlloc for PoolAlloc {
 
 /// Start keeping freed blocks. Until then a freed block goes straight back to the system
 /// allocator, so what model loading needs (protobuf, graph rewrites) is not held for the
-/// process's lifetime. The binary calls it once the models are loaded; it cannot be undone.
+/// process's lifetime. The binary calls it in its frame loops once the models are loaded; it
+/// cannot be undone.
 pub fn start_pooling() {
     POOLING.store(true, Ordering::Relaxed);
 }

@@ -315,8 +315,6 @@ fn load_perception(cfg: &Config) -> Result<Perception, Fail> {
     agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
     let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
     let classifier = pipeline::load_classifier(&model_path).map_err(Fail::Model)?;
-    // From here on the frame loop asks for the same blocks every frame: keep them.
-    agegender::heap::start_pooling();
     Ok(Perception::new(detector, classifier, cfg.max_faces))
 }
 
@@ -342,6 +340,9 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     check(&cfg)?;
 
     let perception = load_perception(&cfg)?;
+    // From here on the frame loop asks for the same blocks every frame: keep them. (Not for
+    // `image` and `eval`, whose pictures may all differ in size.)
+    agegender::heap::start_pooling();
     let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
     let (w, h) = source.frame_size();
     let display = match pipeline::open_display(&cfg, w, h) {
@@ -497,6 +498,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
         )));
     }
     let perception = load_perception(&cfg)?;
+    agegender::heap::start_pooling(); // as `run` does
     let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
     let (w, h) = source.frame_size();
     let mut p = Pipeline::new(
