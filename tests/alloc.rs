@@ -14,7 +14,8 @@
 //! returns every node's output as a fresh `Arc<Tensor>`: ~889 per BlazeFace run, ~504 per
 //! classified face; see the comment at the top of src/detect/mod.rs). For those the test
 //! asserts the count is steady (the same in the second half of the run as in the first: no
-//! growth, no leak) and prints it, so a change shows up; it does not hide it.
+//! growth, no leak) and prints it, so a change shows up; it does not hide it. With the pool on,
+//! as the binary runs, none of those requests may reach the system allocator after warm-up.
 
 mod common;
 
@@ -70,6 +71,8 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
     };
     let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
     let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
+    // as `agegender run` does once its models are loaded (src/heap.rs)
+    agegender::heap::start_pooling();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("report.jsonl");
     let reporter = Reporter::new(Box::new(FileSink::open(&log).unwrap()));
@@ -93,6 +96,7 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
         "faces found during warm-up: {faces_seen}"
     );
 
+    let fresh_before = PoolAlloc::counts().fresh;
     let mut per_stage = [0u64; 9];
     let mut total = 0u64;
     let mut faces_measured = 0usize;
@@ -120,6 +124,7 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
             other => panic!("measured step: {other:?}"),
         }
     }
+    let fresh = PoolAlloc::counts().fresh - fresh_before;
     // The loop really did the work: both faces in (nearly) every frame.
     assert!(
         faces_measured >= (2 * MEASURED - 4) as usize,
@@ -156,6 +161,13 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
             s.name()
         );
     }
+    // What tract and the decoder ask for comes back from the pool: after warm-up, not one
+    // block from the system allocator, in any stage.
+    eprintln!("blocks from the system allocator over the {MEASURED} frames: {fresh}");
+    assert_eq!(
+        fresh, 0,
+        "{fresh} allocations reached the system allocator in the steady state"
+    );
     // Third-party code that allocates per run: steady, not growing.
     for s in [Stage::Decode, Stage::Detect, Stage::Classify] {
         let (a, b) = (
