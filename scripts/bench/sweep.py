@@ -5,7 +5,8 @@
 Runs `agegender bench --json` on the compare streams (640x480, 1 and 4 faces; run
 scripts/bench/compare once first, it makes them in scripts/bench/.cache) and on the same frames
 scaled to 320x240, for detect_every 1, 2, 3, 4 and threads 1, 2 (threads on the 640x480 1-face
-stream only, and only with a binary built with `--features multithread`). Prints a markdown table, then one JSON line with every row.
+stream only, and only with a binary built with `--features multithread`). Prints a markdown
+table, then one JSON line with every row.
 
 A knob that lowers what is detected shows in `faces/frame` (the streams hold 1 or 4 faces in every
 frame): a 320x240 frame makes faces half as big for the same 256x256 detector input.

@@ -27,10 +27,13 @@ OPSET = 13
 
 
 def load_net(checkpoint: str | None) -> AgeGenderNet:
-    net = AgeGenderNet()
-    if checkpoint:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        net.load_state_dict(state.get("ema") or state["model"])
+    if not checkpoint:
+        return AgeGenderNet().eval()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    weights = state.get("ema") or state["model"]
+    # the CORAL head has a shared weight `age.w` and thresholds `age.b` (model.py)
+    net = AgeGenderNet(age_head="coral" if "age.b" in weights else "dex")
+    net.load_state_dict(weights)
     return net.eval()
 
 

@@ -2,7 +2,12 @@
 
 Input: float32 N x 3 x 112 x 112, RGB, raw 0..255 (normalisation happens inside the model, so the
 runtime feeds the aligned crop as it is). Training uses the logits; the exported model ends in
-softmax: `gender` N x 2 (P male, P female) and `age` N x 101 (P of each age 0..100).
+probabilities: `gender` N x 2 (P male, P female) and `age` N x 101 (P of each age 0..100).
+
+Two age heads (`age_head`): "dex", 101 logits whose softmax is the age distribution (DEX), and
+"coral", an ordinal head (CORAL: one shared weight vector and 100 ordered biases, logit k says
+"older than k"). The CORAL head exports the same `age` distribution, P(age = k) = P(> k-1) -
+P(> k), so the runtime reads either model the same way (its expectation is the sum of P(> k)).
 """
 
 from __future__ import annotations
@@ -35,11 +40,46 @@ class BasicBlock(nn.Module):
         return self.relu(y + idt)
 
 
+class CoralHead(nn.Module):
+    """CORAL (Cao et al., 2020): logits w.x + b_k, k = 0..K-1, for P(age > k)."""
+
+    def __init__(self, cin: int, k: int):
+        super().__init__()
+        self.w = nn.Linear(cin, 1, bias=False)
+        # ordered start: the k-th threshold's bias falls with k
+        self.b = nn.Parameter(torch.linspace(2.0, -2.0, k))
+
+    def forward(self, x):
+        return self.w(x) + self.b
+
+
+def age_distribution(a_logits: torch.Tensor, age_head: str) -> torch.Tensor:
+    """N x 101 probabilities of each age from the age head's logits."""
+    if age_head == "dex":
+        return torch.softmax(a_logits, dim=1)
+    older = torch.sigmoid(a_logits)  # N x 100: P(age > k)
+    one = torch.ones_like(older[:, :1])
+    p = torch.cat([one, older], 1) - torch.cat([older, 0 * one], 1)
+    p = p.clamp(min=0)
+    return p / p.sum(1, keepdim=True)
+
+
+def expected_age(a_logits: torch.Tensor, age_head: str) -> torch.Tensor:
+    """Expected age in years (N) from the age head's logits."""
+    if age_head == "dex":
+        ages = torch.arange(AGE_CLASSES, dtype=a_logits.dtype, device=a_logits.device)
+        return (torch.softmax(a_logits, dim=1) * ages).sum(1)
+    return torch.sigmoid(a_logits).sum(1)
+
+
 class AgeGenderNet(nn.Module):
     """ResNet-18 layout (2-2-2-2 basic blocks), stem conv 7x7/2 + max-pool, widths WIDTHS."""
 
-    def __init__(self, widths=WIDTHS, dropout: float = 0.2):
+    def __init__(self, widths=WIDTHS, dropout: float = 0.2, age_head: str = "dex"):
         super().__init__()
+        if age_head not in ("dex", "coral"):
+            raise ValueError(f"age_head must be dex or coral, not {age_head!r}")
+        self.age_head = age_head
         w0 = widths[0]
         self.stem = nn.Sequential(
             nn.Conv2d(3, w0, 7, 2, 3, bias=False),
@@ -56,7 +96,10 @@ class AgeGenderNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.drop = nn.Dropout(dropout)
         self.gender = nn.Linear(cin, 2)
-        self.age = nn.Linear(cin, AGE_CLASSES)
+        if age_head == "dex":
+            self.age = nn.Linear(cin, AGE_CLASSES)
+        else:
+            self.age = CoralHead(cin, AGE_CLASSES - 1)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -80,7 +123,7 @@ class Exported(nn.Module):
 
     def forward(self, x):
         g, a = self.net(x)
-        return torch.softmax(g, dim=1), torch.softmax(a, dim=1)
+        return torch.softmax(g, dim=1), age_distribution(a, self.net.age_head)
 
 
 def count_macs(net: nn.Module, size: int = INPUT_SIZE) -> int:

@@ -32,7 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from align import INPUT_SIZE, align_fast, crop_to_image_matrix  # noqa: E402
 from dataset import bucket_of, landmarks_of, read_meta  # noqa: E402
-from model import AGE_CLASSES, AgeGenderNet, count_macs  # noqa: E402
+from model import AGE_CLASSES, AgeGenderNet, count_macs, expected_age  # noqa: E402
 
 AGES = torch.arange(AGE_CLASSES, dtype=torch.float32)
 
@@ -114,6 +114,12 @@ def age_targets(age: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def losses(g_logits, a_logits, gender, age, args):
     lg = F.cross_entropy(g_logits, gender, label_smoothing=0.05)
+    if args.age_head == "coral":
+        # one binary task per threshold k: is the age above k?
+        older = (age[:, None] > torch.arange(a_logits.shape[1], device=age.device)[None, :]).float()
+        la_ord = F.binary_cross_entropy_with_logits(a_logits, older, reduction="none").sum(1).mean()
+        la_l1 = F.l1_loss(expected_age(a_logits, "coral"), age.float())
+        return lg + la_ord + args.l1_weight * la_l1, lg, la_l1
     logp = F.log_softmax(a_logits, dim=1)
     la_dist = -(age_targets(age, args.age_sigma) * logp).sum(1).mean()
     expected = (logp.exp() * AGES.to(logp.device)).sum(1)
@@ -129,7 +135,7 @@ def evaluate(net, loader, device):
         x = x.to(device)
         gl, al = net(x)
         pg = gl.argmax(1).cpu()
-        exp_age = (al.softmax(1).cpu() * AGES).sum(1)
+        exp_age = expected_age(al, net.age_head).cpu()
         correct += (pg == g).sum().item()
         abs_err += (exp_age - a.float()).abs().sum().item()
         bucket_ok += sum(bucket_of(float(p)) == bucket_of(int(t)) for p, t in zip(exp_age, a, strict=True))
@@ -174,7 +180,8 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
-    p.add_argument("--age-sigma", type=float, default=2.5)
+    p.add_argument("--age-head", choices=["dex", "coral"], default="dex", help="see model.py")
+    p.add_argument("--age-sigma", type=float, default=2.5, help="DEX label distribution width (years)")
     p.add_argument("--l1-weight", type=float, default=0.05)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--workers", type=int, default=1)
@@ -217,9 +224,9 @@ def main(argv=None):
     val_sampler = DistributedSampler(val_set, shuffle=False) if distributed else None
     val_loader = DataLoader(val_set, 256, sampler=val_sampler, num_workers=args.workers)
 
-    net = AgeGenderNet().to(device)
+    net = AgeGenderNet(age_head=args.age_head).to(device)
     if rank == 0:
-        macs = count_macs(AgeGenderNet())
+        macs = count_macs(AgeGenderNet(age_head=args.age_head))
         print(
             f"model: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M params, "
             f"{macs / 1e9:.3f} GMACs ({2 * macs / 1e9:.3f} GFLOPs) at {INPUT_SIZE}x{INPUT_SIZE}; "
