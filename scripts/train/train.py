@@ -117,7 +117,7 @@ def losses(g_logits, a_logits, gender, age, args):
     if args.age_head == "coral":
         # one binary task per threshold k: is the age above k?
         older = (age[:, None] > torch.arange(a_logits.shape[1], device=age.device)[None, :]).float()
-        la_ord = F.binary_cross_entropy_with_logits(a_logits, older, reduction="none").sum(1).mean()
+        la_ord = args.coral_weight * F.binary_cross_entropy_with_logits(a_logits, older, reduction="none").sum(1).mean()
         la_l1 = F.l1_loss(expected_age(a_logits, "coral"), age.float())
         return lg + la_ord + args.l1_weight * la_l1, lg, la_l1
     logp = F.log_softmax(a_logits, dim=1)
@@ -181,6 +181,12 @@ def main(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
     p.add_argument("--age-head", choices=["dex", "coral"], default="dex", help="see model.py")
+    p.add_argument(
+        "--coral-weight",
+        type=float,
+        default=1.0,
+        help="weight of the CORAL loss (a sum of 100 binary cross-entropies, ~10x the DEX loss)",
+    )
     p.add_argument("--age-sigma", type=float, default=2.5, help="DEX label distribution width (years)")
     p.add_argument("--l1-weight", type=float, default=0.05)
     p.add_argument("--ema", type=float, default=0.999)
