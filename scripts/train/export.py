@@ -21,7 +21,7 @@ import onnxruntime as ort
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import INPUT_SIZE, AgeGenderNet, Exported  # noqa: E402
+from model import INPUT_SIZE, AgeGenderNet, Exported, widths_of  # noqa: E402
 
 OPSET = 13
 
@@ -32,7 +32,9 @@ def load_net(checkpoint: str | None) -> AgeGenderNet:
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     weights = state.get("ema") or state["model"]
     # the CORAL head has a shared weight `age.w` and thresholds `age.b` (model.py)
-    net = AgeGenderNet(age_head="coral" if "age.b" in weights else "dex")
+    # the stage widths are the base width (the stem's output channels) times 1, 2, 4, 8
+    base = weights["stem.0.weight"].shape[0]
+    net = AgeGenderNet(widths=widths_of(base), age_head="coral" if "age.b" in weights else "dex")
     net.load_state_dict(weights)
     return net.eval()
 

@@ -32,7 +32,7 @@ from torch.utils.data.distributed import DistributedSampler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from align import INPUT_SIZE, align_fast, crop_to_image_matrix  # noqa: E402
 from dataset import bucket_of, landmarks_of, read_meta  # noqa: E402
-from model import AGE_CLASSES, AgeGenderNet, count_macs, expected_age  # noqa: E402
+from model import AGE_CLASSES, AgeGenderNet, count_macs, expected_age, widths_of  # noqa: E402
 
 AGES = torch.arange(AGE_CLASSES, dtype=torch.float32)
 
@@ -45,6 +45,14 @@ class Faces(Dataset):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
+        self.weights = np.ones(len(self.rows), np.float32)
+
+    def balance_gender_by_race(self):
+        """Weight each face's gender loss by 1 / (faces of its race and gender), mean 1."""
+        cell = [(r["race"], r["gender"]) for r in self.rows]
+        counts = {c: cell.count(c) for c in set(cell)}
+        w = np.array([1.0 / counts[c] for c in cell], np.float32)
+        self.weights = w / w.mean()
 
     def __len__(self):
         return len(self.rows)
@@ -61,7 +69,7 @@ class Faces(Dataset):
         else:
             face = align_fast(img, m)
         x = torch.from_numpy(np.ascontiguousarray(face.transpose(2, 0, 1))).float()
-        return x, int(r["gender"]), min(int(r["age"]), AGE_CLASSES - 1)
+        return x, int(r["gender"]), min(int(r["age"]), AGE_CLASSES - 1), self.weights[i]
 
 
 def jitter(m: np.ndarray, rng) -> np.ndarray:
@@ -112,26 +120,30 @@ def age_targets(age: torch.Tensor, sigma: float) -> torch.Tensor:
     return p / p.sum(1, keepdim=True)
 
 
-def losses(g_logits, a_logits, gender, age, args):
-    lg = F.cross_entropy(g_logits, gender, label_smoothing=0.05)
+def losses(g_logits, a_logits, gender, age, weight, args):
+    if args.balance_gender_by_race:
+        lg = (F.cross_entropy(g_logits, gender, label_smoothing=0.05, reduction="none") * weight).mean()
+    else:  # the plain mean, bit for bit as before the option existed
+        lg = F.cross_entropy(g_logits, gender, label_smoothing=0.05)
+    lg_scaled = args.gender_weight * lg
     if args.age_head == "coral":
         # one binary task per threshold k: is the age above k?
         older = (age[:, None] > torch.arange(a_logits.shape[1], device=age.device)[None, :]).float()
         la_ord = args.coral_weight * F.binary_cross_entropy_with_logits(a_logits, older, reduction="none").sum(1).mean()
         la_l1 = F.l1_loss(expected_age(a_logits, "coral"), age.float())
-        return lg + la_ord + args.l1_weight * la_l1, lg, la_l1
+        return lg_scaled + la_ord + args.l1_weight * la_l1, lg, la_l1
     logp = F.log_softmax(a_logits, dim=1)
     la_dist = -(age_targets(age, args.age_sigma) * logp).sum(1).mean()
     expected = (logp.exp() * AGES.to(logp.device)).sum(1)
     la_l1 = F.l1_loss(expected, age.float())
-    return lg + la_dist + args.l1_weight * la_l1, lg, la_l1
+    return lg_scaled + la_dist + args.l1_weight * la_l1, lg, la_l1
 
 
 @torch.no_grad()
 def evaluate(net, loader, device):
     net.eval()
     n = correct = abs_err = bucket_ok = 0
-    for x, g, a in loader:
+    for x, g, a, _w in loader:
         x = x.to(device)
         gl, al = net(x)
         pg = gl.argmax(1).cpu()
@@ -180,6 +192,9 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument(
+        "--base-width", type=int, default=32, help="first stage's channels (x2 per stage); 32: half ResNet-18"
+    )
     p.add_argument("--age-head", choices=["dex", "coral"], default="dex", help="see model.py")
     p.add_argument(
         "--coral-weight",
@@ -189,6 +204,12 @@ def main(argv=None):
     )
     p.add_argument("--age-sigma", type=float, default=2.5, help="DEX label distribution width (years)")
     p.add_argument("--l1-weight", type=float, default=0.05)
+    p.add_argument("--gender-weight", type=float, default=1.0, help="weight of the gender cross-entropy")
+    p.add_argument(
+        "--balance-gender-by-race",
+        action="store_true",
+        help="weight each face's gender loss by the inverse frequency of its race x gender cell",
+    )
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
@@ -214,6 +235,8 @@ def main(argv=None):
 
     train_set = Faces(args.data, "train", augment=True, seed=args.seed)
     val_set = Faces(args.data, "val", augment=False, seed=args.seed)
+    if args.balance_gender_by_race:
+        train_set.balance_gender_by_race()
     sampler = DistributedSampler(train_set, seed=args.seed) if distributed else None
     gen = torch.Generator().manual_seed(args.seed)
     train_loader = DataLoader(
@@ -230,9 +253,9 @@ def main(argv=None):
     val_sampler = DistributedSampler(val_set, shuffle=False) if distributed else None
     val_loader = DataLoader(val_set, 256, sampler=val_sampler, num_workers=args.workers)
 
-    net = AgeGenderNet(age_head=args.age_head).to(device)
+    net = AgeGenderNet(widths=widths_of(args.base_width), age_head=args.age_head).to(device)
     if rank == 0:
-        macs = count_macs(AgeGenderNet(age_head=args.age_head))
+        macs = count_macs(AgeGenderNet(widths=widths_of(args.base_width), age_head=args.age_head))
         print(
             f"model: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M params, "
             f"{macs / 1e9:.3f} GMACs ({2 * macs / 1e9:.3f} GFLOPs) at {INPUT_SIZE}x{INPUT_SIZE}; "
@@ -282,14 +305,14 @@ def main(argv=None):
         gen.manual_seed(args.seed * 1000 + epoch)
         model.train()
         tot = n = 0.0
-        for i, (x, g, a) in enumerate(train_loader):
+        for i, (x, g, a, w) in enumerate(train_loader):
             if args.max_steps and i >= args.max_steps:
                 break
             for grp in opt.param_groups:
                 grp["lr"] = lr_at(step)
-            x, g, a = x.to(device, non_blocking=True), g.to(device), a.to(device)
+            x, g, a, w = x.to(device, non_blocking=True), g.to(device), a.to(device), w.to(device)
             gl, al = model(x)
-            loss, lg, l1 = losses(gl, al, g, a, args)
+            loss, lg, l1 = losses(gl, al, g, a, w, args)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
