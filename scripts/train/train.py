@@ -48,11 +48,16 @@ class Faces(Dataset):
         self.weights = np.ones(len(self.rows), np.float32)
 
     def balance_gender_by_race(self):
-        """Weight each face's gender loss by 1 / (faces of its race and gender), mean 1."""
+        """Weight each face's gender loss by 1 / (faces of its race and gender), mean 1. Faces
+        without a race field (2 in the training split) keep weight 1: a cell of one face would
+        otherwise weigh a thousand times the others."""
+        known = np.array([int(r["race"]) >= 0 for r in self.rows])
         cell = [(r["race"], r["gender"]) for r in self.rows]
         counts = {c: cell.count(c) for c in set(cell)}
         w = np.array([1.0 / counts[c] for c in cell], np.float32)
-        self.weights = w / w.mean()
+        w[known] /= w[known].mean()
+        w[~known] = 1.0
+        self.weights = w
 
     def __len__(self):
         return len(self.rows)
