@@ -20,6 +20,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class Faces(Dataset):
         otherwise weigh a thousand times the others."""
         known = np.array([int(r["race"]) >= 0 for r in self.rows])
         cell = [(r["race"], r["gender"]) for r in self.rows]
-        counts = {c: cell.count(c) for c in set(cell)}
+        counts = Counter(cell)
         w = np.array([1.0 / counts[c] for c in cell], np.float32)
         w[known] /= w[known].mean()
         w[~known] = 1.0
@@ -258,9 +259,10 @@ def main(argv=None):
     val_sampler = DistributedSampler(val_set, shuffle=False) if distributed else None
     val_loader = DataLoader(val_set, 256, sampler=val_sampler, num_workers=args.workers)
 
-    net = AgeGenderNet(widths=widths_of(args.base_width), age_head=args.age_head).to(device)
+    widths = widths_of(args.base_width)
+    net = AgeGenderNet(widths=widths, age_head=args.age_head).to(device)
     if rank == 0:
-        macs = count_macs(AgeGenderNet(widths=widths_of(args.base_width), age_head=args.age_head))
+        macs = count_macs(AgeGenderNet(widths=widths, age_head=args.age_head))
         print(
             f"model: {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M params, "
             f"{macs / 1e9:.3f} GMACs ({2 * macs / 1e9:.3f} GFLOPs) at {INPUT_SIZE}x{INPUT_SIZE}; "
