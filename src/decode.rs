@@ -6,6 +6,13 @@
 //!   inserted before the SOS, in a scratch buffer owned by the [`Decoder`] and reused.
 //! - YUYV (4:2:2 packed, BT.601 limited range as webcams send it): the `yuv` crate.
 //! - RGB24: a checked copy.
+//! - Still pictures ([`load_image`]): JPEG files through the same [`Decoder`] (plus EXIF
+//!   orientation, data after the end-of-image marker ignored, a cut-off scan refused); PNG
+//!   through the image crate. Both refuse a header over [`MAX_JPEG_SIDE`] before allocating.
+//!
+//! JPEG is decoded in zune-jpeg's strict mode: a marker inside the scan data or another
+//! defect it can detect is an error, never a picture with invented rows. One defect it cannot
+//! see: scan data cut short but followed by an end-of-image marker (it pads with zeros).
 //!
 //! Allocation: our own buffers (the output image, the DHT scratch) are reused and only grow.
 //! zune-jpeg 0.4 itself allocates per decoded JPEG (its per-component row and coefficient
@@ -15,6 +22,7 @@
 
 use std::path::Path;
 
+use image::metadata::Orientation;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
@@ -22,8 +30,9 @@ use zune_jpeg::JpegDecoder;
 use crate::capture::{Frame, PixelFormat};
 use crate::rgb::RgbImage;
 
-/// Largest JPEG side accepted by [`Decoder::decode_jpeg`] (guards against corrupt headers
-/// asking for gigabytes).
+/// Largest picture side accepted, from a camera frame or a file (JPEG and PNG alike): checked
+/// against the header before any pixel buffer is allocated, so a corrupt or hostile header
+/// cannot ask for gigabytes (8192x8192 RGB is 192 MiB).
 pub const MAX_JPEG_SIDE: usize = 8192;
 
 /// Why a frame could not be decoded. Every variant says what was wrong with the input.
@@ -46,7 +55,7 @@ pub enum DecodeError {
         want_w: u32,
         want_h: u32,
     },
-    #[error("JPEG is {w}x{h}, larger than the {MAX_JPEG_SIDE}-pixel limit")]
+    #[error("picture is {w}x{h}, larger than the {MAX_JPEG_SIDE}-pixel limit on either side")]
     TooLarge { w: usize, h: usize },
     #[error("wrong YUYV length: {got} bytes for {w}x{h}, expected {expected} (2 bytes per pixel)")]
     YuyvLength {
@@ -92,7 +101,9 @@ impl Decoder {
     pub fn decode(&mut self, frame: &Frame<'_>, out: &mut RgbImage) -> Result<(), DecodeError> {
         let (w, h) = (frame.width, frame.height);
         match frame.format {
-            PixelFormat::Mjpeg => self.decode_jpeg_sized(frame.data, Some((w, h)), out),
+            PixelFormat::Mjpeg => self
+                .decode_jpeg_sized(frame.data, Some((w, h)), out)
+                .map(|_| ()),
             PixelFormat::Yuyv => decode_yuyv(frame.data, w, h, out),
             PixelFormat::Rgb24 => {
                 let expected = w as usize * h as usize * 3;
@@ -116,15 +127,36 @@ impl Decoder {
 
     /// Decode one complete JPEG of any size (up to [`MAX_JPEG_SIDE`]) into `out`.
     pub fn decode_jpeg(&mut self, data: &[u8], out: &mut RgbImage) -> Result<(), DecodeError> {
-        self.decode_jpeg_sized(data, None, out)
+        self.decode_jpeg_sized(data, None, out).map(|_| ())
     }
 
+    /// Decode a JPEG file's bytes (a still picture) into `out`, turned upright as its EXIF
+    /// orientation says. The same checks as a camera frame, except that bytes after the
+    /// end-of-image marker are ignored (phones and editors append data there) and an
+    /// end-of-image marker must end the last scan: a file cut short is an error, not a
+    /// picture whose missing rows the decoder filled in.
+    pub fn decode_still_jpeg(
+        &mut self,
+        data: &[u8],
+        out: &mut RgbImage,
+    ) -> Result<(), DecodeError> {
+        let data = match find_dht_and_sos(data) {
+            Ok((_, sos)) => &data[..end_of_image(data, sos)?],
+            // Not a JPEG, or damaged headers: decode_jpeg_sized names what is wrong.
+            Err(_) => data,
+        };
+        let orientation = self.decode_jpeg_sized(data, None, out)?;
+        apply_orientation(out, orientation);
+        Ok(())
+    }
+
+    /// Decode `data` into `out`; returns the EXIF orientation it carries.
     fn decode_jpeg_sized(
         &mut self,
         data: &[u8],
         want: Option<(u32, u32)>,
         out: &mut RgbImage,
-    ) -> Result<(), DecodeError> {
+    ) -> Result<Orientation, DecodeError> {
         check_jpeg_framing(data)?;
         let corrupt = |reason: String| DecodeError::CorruptJpeg {
             len: data.len(),
@@ -140,10 +172,14 @@ impl Decoder {
             }
             (true, _) => data,
         };
+        // Strict: entropy-coded data that runs out before the last row, or a marker inside
+        // it, is an error instead of rows filled with grey. zune-jpeg's own size limit is set
+        // to the format's largest so that ours below gives the error (before any pixel buffer).
         let options = DecoderOptions::default()
             .jpeg_set_out_colorspace(ColorSpace::RGB)
-            .set_max_width(MAX_JPEG_SIDE)
-            .set_max_height(MAX_JPEG_SIDE);
+            .set_strict_mode(true)
+            .set_max_width(usize::from(u16::MAX))
+            .set_max_height(usize::from(u16::MAX));
         let mut dec = JpegDecoder::new_with_options(bytes, options);
         dec.decode_headers().map_err(|e| corrupt(e.to_string()))?;
         let (jw, jh) = dec
@@ -163,16 +199,93 @@ impl Decoder {
                 });
             }
         }
-        if dec.get_output_colorspace() != Some(ColorSpace::RGB) {
-            return Err(corrupt(format!(
-                "cannot convert colour space {:?} to RGB",
-                dec.get_input_colorspace()
-            )));
-        }
+        let orientation = dec
+            .exif()
+            .and_then(|e| Orientation::from_exif_chunk(e))
+            .unwrap_or(Orientation::NoTransforms);
         out.resize(jw, jh);
-        dec.decode_into(&mut out.data)
-            .map_err(|e| corrupt(e.to_string()))
+        match dec.get_output_colorspace() {
+            Some(ColorSpace::RGB) => dec
+                .decode_into(&mut out.data)
+                .map_err(|e| corrupt(e.to_string()))?,
+            // zune-jpeg 0.4 keeps a greyscale JPEG grey: decode into the first third of the
+            // buffer, then spread each sample over R, G and B from the back (no second buffer).
+            Some(ColorSpace::Luma) => {
+                let n = jw as usize * jh as usize;
+                dec.decode_into(&mut out.data[..n])
+                    .map_err(|e| corrupt(e.to_string()))?;
+                for i in (0..n).rev() {
+                    let v = out.data[i];
+                    out.data[3 * i..3 * i + 3].fill(v);
+                }
+            }
+            _ => {
+                return Err(corrupt(format!(
+                    "cannot convert colour space {:?} to RGB",
+                    dec.get_input_colorspace()
+                )))
+            }
+        }
+        Ok(orientation)
     }
+}
+
+/// Where the JPEG whose first scan starts at `sos` ends: just after the end-of-image marker
+/// that follows its last scan. Walks the entropy-coded data (where FF is followed only by 00,
+/// a restart marker or fill) and the segments allowed between progressive scans, so an EOI
+/// inside an embedded thumbnail or a later segment is not taken for the end. Errors: the data
+/// stops first (truncated), or a marker that cannot follow a scan (damaged).
+fn end_of_image(data: &[u8], sos: usize) -> Result<usize, DecodeError> {
+    let truncated = || DecodeError::TruncatedJpeg { len: data.len() };
+    let at = |i: usize| data.get(i).copied().ok_or_else(truncated);
+    let mut i = sos;
+    loop {
+        // At a marker segment with a length (SOS, or one allowed between scans): skip it.
+        let is_scan = at(i + 1)? == 0xDA;
+        i += 2 + usize::from(u16::from_be_bytes([at(i + 2)?, at(i + 3)?]));
+        if is_scan {
+            // Entropy-coded data, up to the first marker that is not stuffing or a restart.
+            while at(i)? != 0xFF || matches!(at(i + 1)?, 0x00 | 0xD0..=0xD7 | 0xFF) {
+                i += if at(i)? == 0xFF && at(i + 1)? != 0xFF {
+                    2
+                } else {
+                    1
+                };
+            }
+        } else {
+            while at(i)? == 0xFF && at(i + 1)? == 0xFF {
+                i += 1; // fill bytes
+            }
+        }
+        match (at(i)?, at(i + 1)?) {
+            (0xFF, 0xD9) => return Ok(i + 2),
+            // tables, restart interval, line count, application data, comments, next scan
+            (0xFF, 0xC4 | 0xDA..=0xDD | 0xE0..=0xEF | 0xFE) => {}
+            (b, m) => {
+                return Err(DecodeError::CorruptJpeg {
+                    len: data.len(),
+                    reason: format!("{b:02X} {m:02X} at byte {i} where a scan should end"),
+                })
+            }
+        }
+    }
+}
+
+/// Turn `img` as an EXIF orientation says (a phone picture stored sideways comes out upright).
+fn apply_orientation(img: &mut RgbImage, orientation: Orientation) {
+    if orientation == Orientation::NoTransforms {
+        return;
+    }
+    let (w, h) = (img.width, img.height);
+    let Some(buf) = image::RgbImage::from_raw(w, h, std::mem::take(&mut img.data)) else {
+        return; // cannot happen: `out.resize` made the buffer w x h x 3
+    };
+    let mut dynamic = image::DynamicImage::ImageRgb8(buf);
+    dynamic.apply_orientation(orientation);
+    let turned = dynamic.into_rgb8();
+    img.width = turned.width();
+    img.height = turned.height();
+    img.data = turned.into_raw();
 }
 
 /// Start with SOI, end with EOI (trailing zero padding, which some cameras add, is allowed).
@@ -314,20 +427,66 @@ fn decode_yuyv(data: &[u8], w: u32, h: u32, out: &mut RgbImage) -> Result<(), De
     })
 }
 
-/// Load a still image (JPEG, PNG) from disk as RGB. The error names the path.
+/// Load a still picture (JPEG or PNG) from disk as upright RGB. Every error starts with the
+/// path and says what is wrong with the file: missing, a directory, empty, cut short, damaged,
+/// too large (checked against [`MAX_JPEG_SIDE`] from the header, before the pixels are
+/// allocated), or not a JPEG or PNG. JPEGs go through the frame decoder ([`Decoder`]), so a
+/// still and a camera frame with the same bytes are judged alike.
 pub fn load_image(path: &Path) -> anyhow::Result<RgbImage> {
-    use anyhow::Context;
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
-    let img = image::load_from_memory(&bytes)
-        .with_context(|| format!("cannot decode image {}", path.display()))?
-        .to_rgb8();
-    let (width, height) = img.dimensions();
-    Ok(RgbImage {
-        width,
-        height,
-        data: img.into_raw(),
-    })
+    let mut out = RgbImage::default();
+    load_image_into(path, &mut Decoder::new(), &mut out)?;
+    Ok(out)
+}
+
+/// [`load_image`] into a reused image, with a reused decoder.
+pub fn load_image_into(path: &Path, dec: &mut Decoder, out: &mut RgbImage) -> anyhow::Result<()> {
+    let named = |what: String| anyhow::anyhow!("{}: {what}", path.display());
+    if path.is_dir() {
+        return Err(named("is a directory, not a picture".into()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| named(format!("cannot read: {e}")))?;
+    if bytes.is_empty() {
+        return Err(named("empty file (0 bytes), not a picture".into()));
+    }
+    if bytes.starts_with(&[0xFF, 0xD8]) {
+        dec.decode_still_jpeg(&bytes, out)
+            .map_err(|e| named(e.to_string()))
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        decode_png(&bytes, out).map_err(|e| named(format!("PNG: {e}")))
+    } else {
+        let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02X}")).collect();
+        Err(named(format!(
+            "not a JPEG or PNG picture (it starts with {})",
+            head.join(" ")
+        )))
+    }
+}
+
+/// A PNG of any bit depth and colour type as upright 8-bit RGB; the size is checked against
+/// [`MAX_JPEG_SIDE`] from the header before the pixels are allocated.
+fn decode_png(bytes: &[u8], out: &mut RgbImage) -> anyhow::Result<()> {
+    use image::ImageDecoder;
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
+    // The default limits (no size limit, 512 MiB of allocations) stay as a backstop; our size
+    // check below names the limit the user hit.
+    reader.limits(image::Limits::default());
+    let mut decoder = reader.into_decoder()?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 || w as usize > MAX_JPEG_SIDE || h as usize > MAX_JPEG_SIDE {
+        anyhow::bail!(DecodeError::TooLarge {
+            w: w as usize,
+            h: h as usize
+        });
+    }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut picture = image::DynamicImage::from_decoder(decoder)?;
+    picture.apply_orientation(orientation);
+    let rgb = picture.into_rgb8();
+    out.width = rgb.width();
+    out.height = rgb.height();
+    out.data = rgb.into_raw();
+    Ok(())
 }
 
 /// Remove every DHT segment before the first SOS (what MJPEG cameras send). Used by tests and

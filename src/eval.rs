@@ -176,6 +176,7 @@ pub fn eval_faces(
     classifier: &mut Classifier,
     only: Option<&HashSet<String>>,
     limit: Option<usize>,
+    on_unreadable: &mut dyn FnMut(&anyhow::Error),
 ) -> anyhow::Result<EvalReport> {
     let mut files: Vec<(std::path::PathBuf, UtkLabel)> = Vec::new();
     let mut skipped = 0usize;
@@ -224,7 +225,9 @@ pub fn eval_faces(
     for (path, label) in &files {
         let img = match crate::decode::load_image(path) {
             Ok(i) => i,
-            Err(_) => {
+            Err(e) => {
+                // Counted and named; the other faces are still measured.
+                on_unreadable(&e);
                 report.unreadable += 1;
                 continue;
             }

@@ -476,10 +476,21 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
         &mut classifier,
         only.as_ref(),
         a.limit,
+        &mut |e| print_error(e),
     )
     .map_err(Fail::Runtime)?;
     let json = serde_json::to_string(&report).map_err(|e| Fail::Runtime(e.into()))?;
     println!("{json}");
+    if report.unreadable > 0 {
+        // The measure stands for the faces that could be read; the run still says it was
+        // not clean, as `image` does.
+        eprintln!(
+            "agegender: {} of {} faces could not be read (named above)",
+            report.unreadable,
+            report.images + report.unreadable
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

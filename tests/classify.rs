@@ -140,7 +140,7 @@ fn int8_model_on_fifty_utkface_faces_beats_the_floor() {
     let mut det =
         BlazeFace::load(&common::blazeface_model(false), DetectorConfig::default()).unwrap();
     let mut clf = Classifier::load(&model("agegender_int8.onnx")).unwrap();
-    let r = eval_faces(dir.path(), &mut det, &mut clf, None, None).unwrap();
+    let r = eval_faces(dir.path(), &mut det, &mut clf, None, None, &mut |_| {}).unwrap();
     println!("{}", serde_json::to_string_pretty(&r).unwrap());
     assert_eq!(r.images, 50);
     assert_eq!(r.skipped_names, 1);
@@ -162,7 +162,7 @@ fn int8_model_on_fifty_utkface_faces_beats_the_floor() {
     assert!(r.age_mae <= AGE_MAE_CEILING, "age MAE {}", r.age_mae);
 
     // --limit
-    let r = eval_faces(dir.path(), &mut det, &mut clf, None, Some(5)).unwrap();
+    let r = eval_faces(dir.path(), &mut det, &mut clf, None, Some(5), &mut |_| {}).unwrap();
     assert_eq!(r.images, 5);
 
     // --split: only the named subset
@@ -180,7 +180,15 @@ fn int8_model_on_fifty_utkface_faces_beats_the_floor() {
     std::fs::write(&split, csv).unwrap();
     let only = agegender::eval::read_split(&split, "test").unwrap();
     assert_eq!(only.len(), 5);
-    let r = eval_faces(dir.path(), &mut det, &mut clf, Some(&only), None).unwrap();
+    let r = eval_faces(
+        dir.path(),
+        &mut det,
+        &mut clf,
+        Some(&only),
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(r.images, 5);
     let e = agegender::eval::read_split(&split, "holdout").unwrap_err();
     assert!(
@@ -196,7 +204,7 @@ fn eval_errors_name_the_folder() {
     let mut det =
         BlazeFace::load(&common::blazeface_model(false), DetectorConfig::default()).unwrap();
     let mut clf = Classifier::load(&model("agegender_int8.onnx")).unwrap();
-    let e = eval_faces(dir.path(), &mut det, &mut clf, None, None).unwrap_err();
+    let e = eval_faces(dir.path(), &mut det, &mut clf, None, None, &mut |_| {}).unwrap_err();
     assert!(
         e.to_string().contains(&dir.path().display().to_string()),
         "{e}"
@@ -204,7 +212,7 @@ fn eval_errors_name_the_folder() {
     let missing = dir.path().join("nope");
     let e = format!(
         "{:#}",
-        eval_faces(&missing, &mut det, &mut clf, None, None).unwrap_err()
+        eval_faces(&missing, &mut det, &mut clf, None, None, &mut |_| {}).unwrap_err()
     );
     assert!(e.contains("nope"), "{e}");
 }

@@ -279,6 +279,8 @@ pub struct DirSource {
     bytes: Vec<u8>,
     /// Decoded pixels of the current non-JPEG frame (reused).
     rgb: crate::rgb::RgbImage,
+    /// Decoder for the non-JPEG frames' loader (unused for PNG, which the image crate reads).
+    still: crate::decode::Decoder,
     size: (u32, u32),
 }
 
@@ -320,6 +322,7 @@ impl DirSource {
             pacer: Pacer::new(fps),
             bytes: Vec::new(),
             rgb: crate::rgb::RgbImage::new(0, 0),
+            still: crate::decode::Decoder::new(),
             size: (w, h),
         })
     }
@@ -359,12 +362,9 @@ impl FrameSource for DirSource {
                 sequence,
             }))
         } else {
-            let img = image::open(path)
-                .with_context(|| format!("cannot decode {}", path.display()))?
-                .into_rgb8();
-            let (w, h) = img.dimensions();
-            self.rgb.resize(w, h);
-            self.rgb.data.copy_from_slice(img.as_raw());
+            // The still-picture loader: the same size limit, EXIF orientation and errors.
+            crate::decode::load_image_into(path, &mut self.still, &mut self.rgb)?;
+            let (w, h) = (self.rgb.width, self.rgb.height);
             Ok(Some(Frame {
                 data: &self.rgb.data,
                 format: PixelFormat::Rgb24,
