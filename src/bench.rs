@@ -119,6 +119,8 @@ pub struct BenchReport {
     pub allocations_by_stage: BTreeMap<String, f64>,
     /// Peak resident set size of the process (VmHWM), in MiB.
     pub peak_rss_mb: f64,
+    /// The classifier's form (as in the status line; empty if the caller did not set it).
+    pub model_form: String,
 }
 
 /// Stages are indexed by their discriminant, in [`Stage::ALL`] order (`Done` is past the end).
@@ -240,6 +242,7 @@ pub fn run(
             .map(|&s| (s.name().to_string(), allocs[s as usize] as f64 / f))
             .collect(),
         peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+        model_form: pipeline.status().model_form.to_string(),
     })
 }
 

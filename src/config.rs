@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The classifier used when neither `--model` nor `model = ...` is given.
+/// The quantized classifier file (runs when `model_form` is, or chooses, `int8`); the file for
+/// each form: [`crate::classify::ModelForm::default_file`].
 pub const DEFAULT_MODEL: &str = "models/agegender_int8.onnx";
 /// The face detector used when neither `--detector` nor `detector = ...` is given.
 pub const DEFAULT_DETECTOR: &str = "models/detector/blazeface_back_256.onnx";
@@ -35,8 +36,12 @@ pub struct Config {
     pub baud: u32,
     /// Lines the serial writer may queue before it drops (and counts) them.
     pub serial_queue: usize,
-    /// Classifier ONNX; default [`DEFAULT_MODEL`], resolved by [`resolve_model_path`].
+    /// Classifier ONNX; default: the file of the chosen `model_form`
+    /// ([`crate::classify::resolve_classifier`]).
     pub model: Option<PathBuf>,
+    /// `auto` (from the CPU's features: [`crate::classify::choose_form`]), `f32`, `f16` or
+    /// `int8`.
+    pub model_form: crate::classify::FormSetting,
     /// Detector ONNX; default [`DEFAULT_DETECTOR`].
     pub detector: Option<PathBuf>,
     /// Minimum detector score for a face.
@@ -81,6 +86,7 @@ impl Default for Config {
             baud: 115_200,
             serial_queue: 256,
             model: None,
+            model_form: crate::classify::FormSetting::Auto,
             detector: None,
             score_threshold: 0.6,
             nms_iou: 0.3,

@@ -10,13 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agegender::bench::{CanvasDisplay, DiscardSink};
+use agegender::classify::{
+    choose_form, resolve_classifier, Classifier, CpuFacts, FormChoice, ModelForm,
+};
 use agegender::config::{resolve_model_path, Config, ModelKind};
 use agegender::display::png::{annotate_into, save_png, SaveFrames};
 use agegender::heap::PoolAlloc;
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
 use agegender::report::{unix_ms, Reporter, StdoutSink};
 use agegender::rgb::RgbImage;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Serves tract's per-inference blocks from a pool (no page faults, no fragmentation) and
 /// counts allocations per thread for `agegender bench`; see `agegender::heap`.
@@ -71,6 +74,10 @@ struct CommonArgs {
     /// Threads for tract's matrix products (1: everything on the frame-loop thread).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Classifier form: auto (from this CPU's features), f32, f16 or int8. `--model` names
+    /// a file instead (a quantized file runs as int8; a float file in f16 if the form is f16).
+    #[arg(long, value_name = "FORM")]
+    model_form: Option<agegender::classify::FormSetting>,
 }
 
 #[derive(Args, Debug)]
@@ -225,7 +232,22 @@ fn main() -> ExitCode {
             msg.split_whitespace().collect::<Vec<_>>().join(" ")
         );
     }));
-    let cli = match Cli::try_parse() {
+    // `--version` also says which classifier form this CPU gets, and why.
+    let long_version = match choose_form(Default::default(), CpuFacts::native()) {
+        Ok(c) => format!(
+            "{}\nclassifier form on this CPU ({}): {}: {}",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH,
+            c.form.name(),
+            c.why
+        ),
+        Err(e) => format!("{}\n{e}", env!("CARGO_PKG_VERSION")),
+    };
+    let parsed = Cli::command()
+        .long_version(&*Box::leak(long_version.into_boxed_str()))
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -288,6 +310,7 @@ fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
     set(&mut cfg.nms_iou, c.nms_iou);
     set(&mut cfg.max_faces, c.max_faces);
     set(&mut cfg.threads, c.threads);
+    set(&mut cfg.model_form, c.model_form);
     Ok(cfg)
 }
 
@@ -306,16 +329,42 @@ fn check(cfg: &Config) -> Result<(), Fail> {
     })
 }
 
+/// The classifier the config names, in the form chosen for this CPU (or set), and what runs
+/// and why. Errors are model errors (exit 3).
+fn load_classifier(cfg: &Config) -> Result<(Classifier, FormChoice), Fail> {
+    let choice = choose_form(cfg.model_form, CpuFacts::native())
+        .map_err(|e| Fail::Usage(anyhow::anyhow!("--model-form / model_form: {e}")))?;
+    let path = resolve_classifier(cfg.model.as_deref(), &choice).map_err(Fail::Model)?;
+    let classifier =
+        Classifier::load_as(&path, choice.form == ModelForm::F16).map_err(Fail::Model)?;
+    let choice = if classifier.form() == choice.form {
+        choice
+    } else {
+        FormChoice {
+            form: classifier.form(),
+            why: "the model file given (--model or `model`) is quantized",
+        }
+    };
+    eprintln!(
+        "agegender: classifier: {} ({}): {}",
+        choice.form.name(),
+        path.display(),
+        choice.why
+    );
+    Ok((classifier, choice))
+}
+
 /// Load the detector and classifier the config names; errors are model errors (exit 3).
-fn load_perception(cfg: &Config) -> Result<Perception, Fail> {
-    let model_path =
-        resolve_model_path(cfg.model.as_deref(), ModelKind::Classifier).map_err(Fail::Model)?;
+fn load_perception(cfg: &Config) -> Result<(Perception, FormChoice), Fail> {
     let det_path =
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
     agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
     let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
-    let classifier = pipeline::load_classifier(&model_path).map_err(Fail::Model)?;
-    Ok(Perception::new(detector, classifier, cfg.max_faces))
+    let (classifier, choice) = load_classifier(cfg)?;
+    Ok((
+        Perception::new(detector, Box::new(classifier), cfg.max_faces),
+        choice,
+    ))
 }
 
 fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
@@ -339,7 +388,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.age_alpha, a.age_alpha);
     check(&cfg)?;
 
-    let perception = load_perception(&cfg)?;
+    let (perception, form) = load_perception(&cfg)?;
     // From here on the frame loop asks for the same blocks every frame: keep them. (Not for
     // `image` and `eval`, whose pictures may all differ in size.)
     agegender::heap::start_pooling();
@@ -369,6 +418,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
         Reporter::new(sink),
         LoopOptions::from_config(&cfg),
     );
+    p.set_model_form(form.form.name(), form.why);
     eprintln!("agegender: source: {}", p.describe_source());
     eprintln!("agegender: display: {}", p.describe_display());
     // Under systemd: READY=1 now that models, camera and display are open; WATCHDOG=1 from a
@@ -409,7 +459,7 @@ fn png_name(input: &Path, used: &mut HashSet<String>) -> String {
 fn cmd_image(a: ImageArgs) -> Result<ExitCode, Fail> {
     let cfg = base_config(&a.common)?;
     check(&cfg)?;
-    let mut perception = load_perception(&cfg)?;
+    let (mut perception, _) = load_perception(&cfg)?;
     std::fs::create_dir_all(&a.out).map_err(|e| {
         Fail::Runtime(anyhow::anyhow!(
             "cannot create output directory {}: {e}",
@@ -460,12 +510,10 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
             a.faces.display()
         )));
     }
-    let model_path =
-        resolve_model_path(cfg.model.as_deref(), ModelKind::Classifier).map_err(Fail::Model)?;
     let det_path =
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
     let mut detector = pipeline::load_detector(&det_path, &cfg).map_err(Fail::Model)?;
-    let mut classifier = agegender::classify::Classifier::load(&model_path).map_err(Fail::Model)?;
+    let (mut classifier, _) = load_classifier(&cfg)?;
     let only = match &a.split {
         Some(p) => Some(agegender::eval::read_split(p, &a.subset).map_err(Fail::Usage)?),
         None => None,
@@ -508,7 +556,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
             cfg.source
         )));
     }
-    let perception = load_perception(&cfg)?;
+    let (perception, form) = load_perception(&cfg)?;
     agegender::heap::start_pooling(); // as `run` does
     let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
     let (w, h) = source.frame_size();
@@ -519,6 +567,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
         Reporter::new(Box::new(DiscardSink::default())),
         LoopOptions::from_config(&cfg),
     );
+    p.set_model_form(form.form.name(), form.why);
     let report = agegender::bench::run(
         &mut p,
         a.frames,

@@ -314,6 +314,12 @@ impl Pipeline {
         }
     }
 
+    /// Name the classifier's form and why it runs, in every status line.
+    pub fn set_model_form(&mut self, form: &'static str, why: &'static str) {
+        self.status.model_form = form;
+        self.status.model_form_why = why;
+    }
+
     /// Set this flag (from another thread) to end [`Pipeline::run`] after the current frame.
     pub fn stop_handle(&self) -> Arc<AtomicBool> {
         self.stop.clone()

@@ -132,6 +132,12 @@ pub struct Status {
     pub camera: CameraState,
     /// Seconds since the loop started.
     pub uptime_s: f32,
+    /// The classifier's form (`f32`, `f16`, `int8`) and why it was chosen; absent when the
+    /// classifier does not say.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub model_form: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub model_form_why: &'static str,
 }
 
 #[derive(Serialize)]

@@ -329,3 +329,71 @@ fn threads_beyond_one_need_the_multithread_build() {
     let out = agegender(&["image", "nothere.jpg", "--threads", "2"]);
     one_error(&out, 2, &["threads = 2", "--features multithread"]);
 }
+
+/// The classifier's form is chosen from the CPU (`auto`), set (`--model-form`), or follows the
+/// file given (`--model` with a quantized file runs int8); the status line and `--version` say
+/// which and why.
+#[test]
+fn model_form_is_chosen_per_cpu_and_said_in_status_and_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = common::utk_faces(1, 12);
+    let (jpeg, _) = common::face_frame(&[(faces[0].clone(), [60, 40, 200, 180])], 320, 240);
+    let src = tmp.path().join("face.jpg");
+    std::fs::write(&src, jpeg).unwrap();
+    let detector = common::blazeface_model(false);
+    let status = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "run",
+            "--source",
+            s(&src),
+            "--serial",
+            "-",
+            "--detector",
+            s(&detector),
+        ];
+        args.extend_from_slice(extra);
+        let out = common::agegender_command()
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("agegender: classifier: "), "{stderr}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .rfind(|l| l["type"] == "status")
+            .expect("a status line")
+    };
+    // auto: no arm64 fp16 on the machines the tests run on (x86-64; qemu-user shows tract the
+    // host's /proc/cpuinfo), so f32 everywhere they run.
+    let auto = status(&[]);
+    assert_eq!(auto["model_form"], "f32", "{auto}");
+    assert!(auto["model_form_why"]
+        .as_str()
+        .unwrap()
+        .starts_with("auto: "));
+    let set = status(&["--model-form", "int8"]);
+    assert_eq!(set["model_form"], "int8");
+    assert_eq!(set["model_form_why"], "model_form = int8 (set)");
+    let file = status(&["--model", s(&classifier_model())]);
+    assert_eq!(file["model_form"], "int8");
+    assert!(file["model_form_why"]
+        .as_str()
+        .unwrap()
+        .contains("quantized"));
+
+    let out = agegender(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "classifier form on this CPU ({}): f32: auto: ",
+            std::env::consts::ARCH
+        )),
+        "{text}"
+    );
+    // f16 where there is no fp16 arithmetic is refused, not emulated at 40 s a face.
+    let out = agegender(&["image", s(&src), "--model-form", "f16"]);
+    one_error(&out, 2, &["model_form", "asimdhp"]);
+}

@@ -223,3 +223,27 @@ fn schema_rejects_malformed_lines() {
     assert!(!v.is_valid(&missing), "missing latency_ms accepted");
     assert!(!v.is_valid(&json!({"schema": "agegender/status/v1", "type": "status", "ts": 1})));
 }
+
+/// The status line's `model_form` and `model_form_why`, as the binary writes them.
+#[test]
+fn status_line_with_the_model_form_matches_the_schema() {
+    let v = validator();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("status.jsonl");
+    let mut reporter = Reporter::new(Box::new(FileSink::open(&log).unwrap()));
+    let status = agegender::report::Status {
+        frames: 10,
+        model_form: "f16",
+        model_form_why: "auto: arm64 with fp16 arithmetic",
+        ..Default::default()
+    };
+    reporter.status(1_700_000_000_000, &status).unwrap();
+    reporter.flush().unwrap();
+    drop(reporter);
+    let line: Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+    assert_eq!(line["model_form"], "f16");
+    assert_valid(&v, &line);
+    let mut bad = line.clone();
+    bad["model_form"] = json!("fp8");
+    assert!(!v.is_valid(&bad), "unknown form accepted");
+}

@@ -360,12 +360,27 @@ pub(crate) fn fix_constant_of_shape(proto: &mut pb::ModelProto) -> usize {
     fixed
 }
 
+/// Arithmetic a plan runs in. The runner's buffers are f32 either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Precision {
+    /// As the model was exported (f32, or the integer ops of a quantized file).
+    AsExported,
+    /// Every f32 tensor and op turned into f16 at load (tract's `f32_to_f16` translator):
+    /// arm64 fp16 kernels, twice the lanes per instruction. Input and outputs are converted
+    /// at the edges, into and out of preallocated tensors.
+    F16,
+}
+
 /// A runnable tract plan with one reused state and one preallocated input tensor.
 pub(crate) struct TractRunner {
     state: TypedSimpleState,
-    /// Our input tensor. tract receives clones of this `Arc`; after `reset_turn` we hold the
-    /// only reference again and refill it in place.
+    /// Our input tensor (f32). tract receives clones of this `Arc` (or of `input_f16`); after
+    /// `reset_turn` we hold the only reference again and refill it in place.
     input: Arc<Tensor>,
+    /// The f16 copy handed to an f16 plan, refilled from `input` before each run.
+    input_f16: Option<Arc<Tensor>>,
+    /// f16 outputs converted to f32 (grown on the first run, then reused).
+    outputs_f32: Vec<Vec<f32>>,
     n_outputs: usize,
     /// What runs here, for error messages ("detector", "classifier").
     what: &'static str,
@@ -379,11 +394,35 @@ impl TractRunner {
         shape: &[usize],
         what: &'static str,
     ) -> anyhow::Result<Self> {
+        Self::with_precision(path, model, shape, what, Precision::AsExported)
+    }
+
+    /// [`TractRunner::new`], in the given arithmetic.
+    pub(crate) fn with_precision(
+        path: &Path,
+        model: InferenceModel,
+        shape: &[usize],
+        what: &'static str,
+        precision: Precision,
+    ) -> anyhow::Result<Self> {
         let ctx = |what: &str| format!("model {}: {what}", path.display());
         let model = model
             .with_input_fact(0, f32::fact(shape).into())
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("cannot set the input shape")))?;
-        let typed = model
+        let mut typed = model
+            .into_typed()
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("tract cannot type this graph")))?;
+        if precision == Precision::F16 {
+            typed = typed.into_decluttered().map_err(|e| {
+                anyhow::anyhow!("{}: {e:?}", ctx("tract cannot simplify this graph"))
+            })?;
+            use tract_onnx::tract_core::floats::FloatPrecisionTranslator;
+            use tract_onnx::tract_core::transform::ModelTransform;
+            FloatPrecisionTranslator::new(f32::datum_type(), f16::datum_type())
+                .transform(&mut typed)
+                .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("cannot turn the graph into f16")))?;
+        }
+        let typed = typed
             .into_optimized()
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("tract cannot optimise this graph")))?;
         let n_outputs = typed.output_outlets().map(|o| o.len()).unwrap_or(0);
@@ -393,9 +432,15 @@ impl TractRunner {
         let state = TypedSimpleState::new(&plan)
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", ctx("tract cannot create a state")))?;
         let input = Arc::new(Tensor::zero::<f32>(shape)?);
+        let input_f16 = match precision {
+            Precision::F16 => Some(Arc::new(Tensor::zero::<f16>(shape)?)),
+            Precision::AsExported => None,
+        };
         Ok(TractRunner {
             state,
             input,
+            input_f16,
+            outputs_f32: vec![Vec::new(); n_outputs],
             n_outputs,
             what,
         })
@@ -415,7 +460,20 @@ impl TractRunner {
         read: impl FnOnce(&[&[f32]]) -> anyhow::Result<R>,
     ) -> anyhow::Result<R> {
         let what = self.what;
-        let input = TValue::from_const(self.input.clone());
+        let input = match &mut self.input_f16 {
+            Some(half) => {
+                let t = Arc::get_mut(half)
+                    .with_context(|| format!("{what} f16 input is still shared with tract"))?;
+                // SAFETY: created as f16 and f32 tensors of one shape, plain memory.
+                let dst = unsafe { t.as_slice_mut_unchecked::<f16>() };
+                let src = unsafe { self.input.as_slice_unchecked::<f32>() };
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = f16::from_f32(*s);
+                }
+                TValue::from_const(half.clone())
+            }
+            None => TValue::from_const(self.input.clone()),
+        };
         self.state
             .set_input(0, input)
             .map_err(|e| anyhow::anyhow!("{what} input: {e:?}"))?;
@@ -426,18 +484,37 @@ impl TractRunner {
             .and_then(|_| {
                 let mut slices: [&[f32]; 16] = [&[]; 16];
                 anyhow::ensure!(self.n_outputs <= 16, "too many {what} outputs");
+                // f16 outputs first go through our f32 buffers.
+                for (i, buf) in self.outputs_f32.iter_mut().enumerate() {
+                    let v = self
+                        .state
+                        .output(i)
+                        .map_err(|e| anyhow::anyhow!("{what} output {i}: {e:?}"))?;
+                    if v.datum_type() == f16::datum_type() {
+                        // SAFETY: checked f16 above; tract outputs are plain tensors.
+                        let half = unsafe { v.as_slice_unchecked::<f16>() };
+                        buf.resize(half.len(), 0.0);
+                        for (d, s) in buf.iter_mut().zip(half) {
+                            *d = s.to_f32();
+                        }
+                    }
+                }
                 for (i, slot) in slices.iter_mut().enumerate().take(self.n_outputs) {
                     let v = self
                         .state
                         .output(i)
                         .map_err(|e| anyhow::anyhow!("{what} output {i}: {e:?}"))?;
-                    anyhow::ensure!(
-                        v.datum_type() == f32::datum_type(),
-                        "{what} output {i} is {:?}, not f32",
-                        v.datum_type()
-                    );
-                    // SAFETY: checked f32 above; tract outputs are plain tensors.
-                    *slot = unsafe { v.as_slice_unchecked::<f32>() };
+                    *slot = if v.datum_type() == f16::datum_type() {
+                        &self.outputs_f32[i]
+                    } else {
+                        anyhow::ensure!(
+                            v.datum_type() == f32::datum_type(),
+                            "{what} output {i} is {:?}, not f32",
+                            v.datum_type()
+                        );
+                        // SAFETY: checked f32 above; tract outputs are plain tensors.
+                        unsafe { v.as_slice_unchecked::<f32>() }
+                    };
                 }
                 read(&slices[..self.n_outputs])
             });
