@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "scripts/train"))
 sys.path.insert(0, str(ROOT / "scripts/bench"))
 
+import arm_cost  # noqa: E402
 import compare  # noqa: E402, F401
 import ort_bench  # noqa: E402, F401
 import pypipeline  # noqa: E402
@@ -57,3 +58,18 @@ def test_mjpeg_frames_are_split_at_their_real_ends():
     assert streams.count_frames(data) == 3
     with pytest.raises(ValueError, match="truncated"):
         streams.next_jpeg(data[: len(frames[0]) - 10], 0)
+
+
+def test_arm_cost_check_fails_on_a_regression_over_tolerance_and_ignores_tiny_ones(tmp_path):
+    base = tmp_path / "baseline.json"
+    base.write_text(
+        '{"metrics": {"a72_f32_one_classify_insns_per_face": 1000000, "a72_int8_one_track_insns_per_frame": 500}}'
+    )
+    same = {"a72_f32_one_classify_insns_per_face": 1_040_000, "a72_int8_one_track_insns_per_frame": 600}
+    assert arm_cost.check(same, base, 0.05, 10_000)  # +4%; +100 instructions is under the floor
+    worse = dict(same, a72_f32_one_classify_insns_per_face=1_060_000)
+    assert not arm_cost.check(worse, base, 0.05, 10_000)  # +6%
+    missing = {"a72_f32_one_classify_insns_per_face": 1_000_000}
+    assert not arm_cost.check(missing, base, 0.05, 10_000)  # a baseline count no longer measured
+    # f16 is counted where the board's /proc/cpuinfo has fp16 arithmetic (Pi 5), not on a Pi 4
+    assert arm_cost.has_fp16("cortex-a76") and not arm_cost.has_fp16("cortex-a72")
