@@ -27,17 +27,6 @@ fn frame(data: &[u8], format: PixelFormat, w: u32, h: u32) -> Frame<'_> {
     }
 }
 
-fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!((a.width, a.height), (b.width, b.height));
-    let s: u64 = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .map(|(x, y)| x.abs_diff(*y) as u64)
-        .sum();
-    s as f64 / a.data.len() as f64
-}
-
 fn test_frame() -> (Vec<u8>, RgbImage) {
     let faces = common::utk_faces(2, 11);
     common::face_frame(
@@ -82,7 +71,7 @@ fn mjpeg_frame_decodes_to_the_encoded_pixels() {
     dec.decode(&frame(&jpeg, PixelFormat::Mjpeg, 640, 480), &mut out)
         .unwrap();
     assert_eq!((out.width, out.height), (640, 480));
-    let d = mean_abs_diff(&out, &original);
+    let d = common::mean_abs_diff(&out, &original);
     assert!(d < 3.0, "mean abs difference {d} after JPEG q90 round trip");
 }
 
@@ -151,7 +140,7 @@ fn yuyv_frame_converts_to_rgb() {
         &mut out,
     )
     .unwrap();
-    let d = mean_abs_diff(&out, &original);
+    let d = common::mean_abs_diff(&out, &original);
     assert!(d < 4.0, "mean abs difference {d} after YUYV round trip");
 }
 

@@ -142,17 +142,6 @@ fn stored_for(img: &RgbImage, o: u16) -> RgbImage {
     }
 }
 
-fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!((a.width, a.height), (b.width, b.height));
-    let sum: u64 = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .map(|(x, y)| x.abs_diff(*y) as u64)
-        .sum();
-    sum as f64 / a.data.len() as f64
-}
-
 /// A JPEG whose frame header says `w`x`h` (the scan data is a small picture's).
 fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
     let mut jpeg = rgb_jpeg(&common::background(16, 16), None);
@@ -203,7 +192,7 @@ fn exif_orientation_turns_a_sideways_picture_upright() {
         let with = dir.path().join(format!("o{o}.jpg"));
         std::fs::write(&with, rgb_jpeg(&stored, Some(&exif_orientation(o)))).unwrap();
         let shown = load_image(&with).unwrap();
-        let d = mean_abs_diff(&shown, &reference);
+        let d = common::mean_abs_diff(&shown, &reference);
         assert!(d < 2.0, "orientation {o}: {d} from the upright picture");
         // Without the tag the same pixels stay as stored: the tag is what turned them.
         let without = dir.path().join(format!("raw{o}.jpg"));
@@ -211,7 +200,7 @@ fn exif_orientation_turns_a_sideways_picture_upright() {
         let raw = load_image(&without).unwrap();
         assert!(
             (raw.width, raw.height) != (shown.width, shown.height)
-                || mean_abs_diff(&raw, &reference) > 10.0,
+                || common::mean_abs_diff(&raw, &reference) > 10.0,
             "orientation {o} made no difference"
         );
     }
@@ -228,7 +217,7 @@ fn cmyk_grey_and_sixteen_bit_pictures_load_as_rgb() {
     };
     let rgb = load_image(&write("rgb.jpg", rgb_jpeg(&img, None))).unwrap();
     let cmyk = load_image(&write("cmyk.jpg", cmyk_jpeg(&img))).unwrap();
-    let d = mean_abs_diff(&cmyk, &rgb);
+    let d = common::mean_abs_diff(&cmyk, &rgb);
     assert!(d < 4.0, "CMYK JPEG is {d} from the RGB one");
 
     let grey = load_image(&write("grey.jpg", grey_jpeg(&img))).unwrap();
@@ -334,13 +323,25 @@ fn huge_headers_are_refused_before_the_pixels_are_allocated() {
 
 // ---- through the binary -------------------------------------------------------------------
 
-fn agegender_image(files: &[&Path], out: &Path) -> Output {
+/// `agegender ARGS` with the committed models; exits with `code`, no panic.
+fn agegender(args: &[&std::ffi::OsStr], code: i32) -> Output {
     let mut cmd = common::agegender_command();
-    cmd.arg("image").args(files).arg("--out").arg(out);
+    cmd.args(args);
     cmd.arg("--model")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx"));
     cmd.arg("--detector").arg(common::blazeface_model(false));
-    cmd.output().unwrap()
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    out
+}
+
+fn agegender_image(files: &[&Path], out: &Path, code: i32) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["image".as_ref()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    args.extend(["--out".as_ref(), out.as_os_str()]);
+    agegender(&args, code)
 }
 
 fn error_lines(out: &Output) -> Vec<String> {
@@ -400,13 +401,7 @@ fn damaged_stills_get_one_error_each_and_the_others_are_labelled() {
     let mut files: Vec<&Path> = bad.iter().map(|(p, _)| p.as_path()).collect();
     files.insert(3, &good); // the good one in the middle: what follows a failure still runs
     let out_dir = dir.path().join("out");
-    let out = agegender_image(&files, &out_dir);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = agegender_image(&files, &out_dir, 1);
     let errors = error_lines(&out);
     assert_eq!(errors.len(), bad.len(), "{errors:#?}");
     for ((path, says), line) in bad.iter().zip(&errors) {
@@ -459,12 +454,7 @@ fn unusual_stills_are_labelled_like_the_plain_picture() {
     let out = agegender_image(
         &files.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
         &out_dir,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        0,
     );
     assert!(error_lines(&out).is_empty());
     let lines = face_lines(&out);
@@ -542,17 +532,9 @@ fn eval_names_an_unreadable_face_measures_the_others_and_exits_1() {
     let bytes = std::fs::read(&faces[0]).unwrap();
     let cut = dir.path().join("30_1_0_cut.jpg");
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 5]).unwrap();
-    let mut cmd = common::agegender_command();
-    cmd.arg("eval").arg("--faces").arg(dir.path());
-    cmd.arg("--model")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx"));
-    cmd.arg("--detector").arg(common::blazeface_model(false));
-    let out = cmd.output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = agegender(
+        &["eval".as_ref(), "--faces".as_ref(), dir.path().as_os_str()],
+        1,
     );
     let errors = error_lines(&out);
     assert_eq!(errors.len(), 1, "{errors:?}");

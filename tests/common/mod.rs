@@ -232,3 +232,15 @@ pub fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
 pub fn to_f32_box(b: [u32; 4]) -> [f32; 4] {
     b.map(|v| v as f32)
 }
+
+/// Mean absolute difference per byte of two RGB images of the same size.
+pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let sum: u64 = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| x.abs_diff(*y) as u64)
+        .sum();
+    sum as f64 / a.data.len() as f64
+}
