@@ -9,6 +9,17 @@
 //! Model contract (see models/README.md): input `input` f32 [1,3,112,112], RGB, raw 0..255
 //! (normalisation is inside the model); outputs `gender` [1,2] = softmax(P male, P female) and
 //! `age` [1,101] = softmax over ages 0..=100. Age is the expectation of that distribution.
+//!
+//! Calibration ([`Calibration`]): two temperatures fitted on the validation split through this
+//! runtime's own path (`scripts/train/calibrate.py`) and stored in the model file's ONNX
+//! metadata (`agegender.gender_temperature`, `agegender.age_temperature`). They rescale the
+//! gender logit and the age log-probabilities so that `gender_p` and `bucket_p` are calibrated
+//! probabilities; a file without them runs uncalibrated (temperature 1). They change no
+//! decision: the reported gender, age and bucket are the same at any temperature.
+//!
+//! Abstention ([`Abstention`]): below `gender_min_p` the gender is reported as
+//! [`Gender::Unknown`] (`"U"`, drawn as `?`); below `bucket_min_p` the bucket is marked unknown
+//! (`bucket_known = false`: `"age_bucket":"?"`, drawn as `?`).
 
 /// The seed's eight Adience buckets: label, first and last age that belongs to it
 /// (the ages between the published buckets go to the nearest one).
@@ -29,22 +40,139 @@ pub enum Gender {
     Male,
     #[serde(rename = "F")]
     Female,
+    /// Not sure: the probability of the more likely gender is below `gender_min_p`
+    /// ([`Abstention`]). The classifier itself never says this; abstention does.
+    #[serde(rename = "U")]
+    Unknown,
 }
 
 /// What the classifier says about one face.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Attributes {
+    /// The more likely gender, or [`Gender::Unknown`] once [`Abstention::apply`]d below its
+    /// threshold.
     pub gender: Gender,
-    /// Probability of the reported gender (≥ 0.5).
+    /// Probability of the more likely gender (≥ 0.5), calibrated.
     pub gender_p: f32,
-    /// Probability the face is female, before thresholding.
+    /// Probability the face is female, calibrated, before thresholding.
     pub p_female: f32,
     /// Expected age in years.
     pub age: f32,
-    /// Index into [`AGE_BUCKETS`].
+    /// Index into [`AGE_BUCKETS`] (the best guess, also when `bucket_known` is false).
     pub bucket: usize,
-    /// Probability mass of the predicted age distribution inside that bucket.
+    /// Probability mass of the (calibrated) age distribution inside that bucket.
     pub bucket_p: f32,
+    /// False once [`Abstention::apply`]d with `bucket_p` below `bucket_min_p`: the bucket
+    /// is reported as `"?"`.
+    pub bucket_known: bool,
+}
+
+/// Metadata key of the gender temperature in the classifier's ONNX file.
+pub const GENDER_TEMPERATURE_KEY: &str = "agegender.gender_temperature";
+/// Metadata key of the age temperature in the classifier's ONNX file.
+pub const AGE_TEMPERATURE_KEY: &str = "agegender.age_temperature";
+
+/// Temperatures that turn the network's outputs into calibrated probabilities: the gender
+/// logit `ln(P female / P male)` is divided by `gender_temperature`, and the age
+/// log-probabilities by `age_temperature` (then renormalised). 1 and 1: as exported.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Calibration {
+    pub gender_temperature: f32,
+    pub age_temperature: f32,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Calibration::NONE
+    }
+}
+
+impl Calibration {
+    /// No calibration (a model file without the metadata).
+    pub const NONE: Calibration = Calibration {
+        gender_temperature: 1.0,
+        age_temperature: 1.0,
+    };
+
+    /// Read the temperatures from ONNX `metadata_props` (key, value) pairs; a missing key is
+    /// temperature 1. Err: a value that is not a number in 0.05..=20.
+    pub fn from_metadata<'a>(
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Calibration, String> {
+        let mut c = Calibration::NONE;
+        for (k, v) in props {
+            let slot = match k {
+                GENDER_TEMPERATURE_KEY => &mut c.gender_temperature,
+                AGE_TEMPERATURE_KEY => &mut c.age_temperature,
+                _ => continue,
+            };
+            let t: f32 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("metadata `{k}` = `{v}` is not a number"))?;
+            if !(0.05..=20.0).contains(&t) {
+                return Err(format!(
+                    "metadata `{k}` = {t} is not a temperature in 0.05..=20"
+                ));
+            }
+            *slot = t;
+        }
+        Ok(c)
+    }
+}
+
+/// The `gender_min_p` chosen on the validation split (models/README.md, "Calibration and
+/// abstention"): the smallest threshold at which gender is right on ≥ 95% of the faces
+/// answered.
+pub const DEFAULT_GENDER_MIN_P: f32 = 0.64;
+/// The `bucket_min_p` chosen on the validation split (models/README.md): the smallest
+/// threshold at which the age bucket is right on ≥ 80% of the faces answered.
+pub const DEFAULT_BUCKET_MIN_P: f32 = 0.64;
+
+/// When to say "not sure": a gender below `gender_min_p` becomes [`Gender::Unknown`], a
+/// bucket below `bucket_min_p` becomes unknown. Thresholds are on calibrated probabilities;
+/// a face is answered when its probability is at least the threshold (0.5 and 0: always).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Abstention {
+    pub gender_min_p: f32,
+    pub bucket_min_p: f32,
+}
+
+impl Default for Abstention {
+    fn default() -> Self {
+        Abstention {
+            gender_min_p: DEFAULT_GENDER_MIN_P,
+            bucket_min_p: DEFAULT_BUCKET_MIN_P,
+        }
+    }
+}
+
+impl Abstention {
+    /// Never abstain.
+    pub const NONE: Abstention = Abstention {
+        gender_min_p: 0.5,
+        bucket_min_p: 0.0,
+    };
+
+    /// Is a gender with this probability answered?
+    pub fn gender_answered(&self, gender_p: f32) -> bool {
+        gender_p >= self.gender_min_p
+    }
+
+    /// Is a bucket with this probability answered?
+    pub fn bucket_answered(&self, bucket_p: f32) -> bool {
+        bucket_p >= self.bucket_min_p
+    }
+
+    /// `a` with its gender and bucket withdrawn where their probabilities are below the
+    /// thresholds (the probabilities and the best guesses stay as they are).
+    pub fn apply(&self, mut a: Attributes) -> Attributes {
+        if !self.gender_answered(a.gender_p) {
+            a.gender = Gender::Unknown;
+        }
+        a.bucket_known = a.bucket_known && self.bucket_answered(a.bucket_p);
+        a
+    }
 }
 
 use std::path::{Path, PathBuf};
@@ -218,6 +346,11 @@ pub struct Classifier {
     /// Output indices of `gender` and `age`.
     gender_out: usize,
     age_out: usize,
+    /// Temperatures from the file's metadata.
+    calibration: Calibration,
+    /// The latest face's outputs as the network gave them (before calibration).
+    raw_gender: [f32; 2],
+    raw_age: [f32; 101],
 }
 
 impl std::fmt::Debug for Classifier {
@@ -277,6 +410,13 @@ impl Classifier {
                 crate::detect::describe_values(&proto, false)
             );
         };
+        let calibration = Calibration::from_metadata(
+            proto
+                .metadata_props
+                .iter()
+                .map(|e| (e.key.as_str(), e.value.as_str())),
+        )
+        .map_err(|e| anyhow::anyhow!("model {}: {e}", path.display()))?;
         let model = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .map_err(|e| {
@@ -301,6 +441,9 @@ impl Classifier {
             form,
             gender_out,
             age_out,
+            calibration,
+            raw_gender: [0.0; 2],
+            raw_age: [0.0; 101],
         };
         // One run now checks the output shapes and warms tract's scratch buffers.
         c.runner.input_mut()?.fill(128.0);
@@ -312,6 +455,22 @@ impl Classifier {
     /// The form that runs (int8 for a quantized file, else f32 or f16 as loaded).
     pub fn form(&self) -> ModelForm {
         self.form
+    }
+
+    /// The temperatures read from the model file (1 and 1 where it has none).
+    pub fn calibration(&self) -> Calibration {
+        self.calibration
+    }
+
+    /// Replace the temperatures (for measuring; the runtime uses the file's).
+    pub fn set_calibration(&mut self, c: Calibration) {
+        self.calibration = c;
+    }
+
+    /// The latest classified face's outputs as the network gave them, before calibration:
+    /// `gender` (P male, P female) and `age` (101 probabilities).
+    pub fn raw_outputs(&self) -> (&[f32; 2], &[f32; 101]) {
+        (&self.raw_gender, &self.raw_age)
     }
 
     /// Classify one aligned face: `input` is planar CHW f32 RGB in 0..=255 of side
@@ -329,6 +488,8 @@ impl Classifier {
 
     fn run(&mut self) -> anyhow::Result<Attributes> {
         let (gi, ai) = (self.gender_out, self.age_out);
+        let calibration = self.calibration;
+        let (raw_gender, raw_age) = (&mut self.raw_gender, &mut self.raw_age);
         self.runner.run(|o| {
             let (g, a) = (o[gi], o[ai]);
             anyhow::ensure!(
@@ -341,14 +502,29 @@ impl Classifier {
                 "output `age` has {} values, 101 expected",
                 a.len()
             );
-            attributes_from(g, a)
+            raw_gender.copy_from_slice(g);
+            raw_age.copy_from_slice(a);
+            attributes_calibrated(g, a, &calibration)
         })
     }
 }
 
-/// Turn the two output distributions into [`Attributes`]: gender with its probability, age as
-/// the expectation over 0..=100, bucket containing the rounded age and that bucket's mass.
+/// Turn the two output distributions into [`Attributes`], uncalibrated: gender with its
+/// probability, age as the expectation over 0..=100, bucket containing the rounded age and that
+/// bucket's mass.
 pub fn attributes_from(gender: &[f32], age: &[f32]) -> anyhow::Result<Attributes> {
+    attributes_calibrated(gender, age, &Calibration::NONE)
+}
+
+/// [`attributes_from`] with the temperatures of `cal` applied to the probabilities:
+/// `p_female = sigmoid(ln(g1 / g0) / Tg)`, and `bucket_p` = the bucket's share of
+/// `age[i]^(1 / Ta)`. The age (the expectation of the distribution as the network gave it) and
+/// hence the bucket do not depend on the temperatures.
+pub fn attributes_calibrated(
+    gender: &[f32],
+    age: &[f32],
+    cal: &Calibration,
+) -> anyhow::Result<Attributes> {
     anyhow::ensure!(
         gender
             .iter()
@@ -358,7 +534,14 @@ pub fn attributes_from(gender: &[f32], age: &[f32]) -> anyhow::Result<Attributes
     );
     let gsum = gender[0] + gender[1];
     anyhow::ensure!(gsum > 0.0, "gender probabilities sum to zero");
-    let p_female = gender[1] / gsum;
+    let p_female = if cal.gender_temperature == 1.0 {
+        gender[1] / gsum
+    } else {
+        // The logit from the two probabilities (a zero one is as sure as f32 can say).
+        let tiny = f32::MIN_POSITIVE;
+        let z = gender[1].max(tiny).ln() - gender[0].max(tiny).ln();
+        1.0 / (1.0 + (-z / cal.gender_temperature).exp())
+    };
     let (g, gender_p) = if p_female >= 0.5 {
         (Gender::Female, p_female)
     } else {
@@ -374,17 +557,25 @@ pub fn attributes_from(gender: &[f32], age: &[f32]) -> anyhow::Result<Attributes
         / total;
     let bucket = bucket_of(years);
     let (_, lo, hi) = AGE_BUCKETS[bucket];
-    let bucket_p = age[lo as usize..=(hi as usize).min(age.len() - 1)]
-        .iter()
-        .sum::<f32>()
-        / total;
+    let span = lo as usize..=(hi as usize).min(age.len() - 1);
+    let bucket_p = if cal.age_temperature == 1.0 {
+        age[span].iter().sum::<f32>() / total
+    } else {
+        // age[i]^(1/T), scaled by the largest so that nothing overflows or vanishes.
+        let inv_t = 1.0 / cal.age_temperature;
+        let max = age.iter().fold(0.0f32, |m, &p| m.max(p));
+        let w = |p: f32| if p > 0.0 { (p / max).powf(inv_t) } else { 0.0 };
+        let all: f32 = age.iter().map(|&p| w(p)).sum();
+        age[span].iter().map(|&p| w(p)).sum::<f32>() / all
+    };
     Ok(Attributes {
         gender: g,
         gender_p,
         p_female,
         age: years,
         bucket,
-        bucket_p,
+        bucket_p: bucket_p.clamp(0.0, 1.0),
+        bucket_known: true,
     })
 }
 
@@ -431,6 +622,74 @@ mod tests {
         assert_eq!(m.gender, Gender::Male);
         assert!((m.gender_p - 0.9).abs() < 1e-6);
         assert!(attributes_from(&[f32::NAN, 0.1], &age).is_err());
+    }
+
+    #[test]
+    fn temperatures_soften_probabilities_and_keep_decisions() {
+        let mut age = [0.0f32; 101];
+        age[30] = 0.6;
+        age[40] = 0.4;
+        let cal = Calibration {
+            gender_temperature: 2.0,
+            age_temperature: 0.5,
+        };
+        let a = attributes_calibrated(&[0.2, 0.8], &age, &cal).unwrap();
+        // logit 4 -> 2: 0.8 -> 2/3; ages squared: 0.36 / (0.36 + 0.16)
+        assert!((a.p_female - 2.0 / 3.0).abs() < 1e-5, "{a:?}");
+        assert_eq!(a.gender, Gender::Female);
+        assert!((a.age - 34.0).abs() < 1e-4);
+        assert_eq!(AGE_BUCKETS[a.bucket].0, "25-32");
+        assert!((a.bucket_p - 0.36 / 0.52).abs() < 1e-5, "{a:?}");
+        // Temperature 1 is the plain computation, bit for bit.
+        let raw = attributes_from(&[0.2, 0.8], &age).unwrap();
+        assert_eq!(
+            attributes_calibrated(&[0.2, 0.8], &age, &Calibration::NONE).unwrap(),
+            raw
+        );
+    }
+
+    #[test]
+    fn calibration_metadata_is_parsed_and_checked() {
+        let c = Calibration::from_metadata([
+            ("producer", "x"),
+            (GENDER_TEMPERATURE_KEY, "1.75"),
+            (AGE_TEMPERATURE_KEY, " 0.8 "),
+        ])
+        .unwrap();
+        assert_eq!((c.gender_temperature, c.age_temperature), (1.75, 0.8));
+        // Absent: temperature 1 (an old file).
+        assert_eq!(Calibration::from_metadata([]).unwrap(), Calibration::NONE);
+        let e = Calibration::from_metadata([(AGE_TEMPERATURE_KEY, "hot")]).unwrap_err();
+        assert!(e.contains(AGE_TEMPERATURE_KEY), "{e}");
+        assert!(Calibration::from_metadata([(GENDER_TEMPERATURE_KEY, "0")]).is_err());
+        assert!(Calibration::from_metadata([(GENDER_TEMPERATURE_KEY, "NaN")]).is_err());
+    }
+
+    #[test]
+    fn abstention_says_unknown_below_the_thresholds() {
+        let mut age = [0.0f32; 101];
+        age[30] = 0.55;
+        age[40] = 0.45;
+        let a = attributes_from(&[0.3, 0.7], &age).unwrap();
+        let ab = Abstention {
+            gender_min_p: 0.75,
+            bucket_min_p: 0.6,
+        };
+        let u = ab.apply(a);
+        assert_eq!(u.gender, Gender::Unknown);
+        assert!(!u.bucket_known);
+        // Probabilities and best guesses stay.
+        assert_eq!(
+            (u.gender_p, u.p_female, u.bucket),
+            (a.gender_p, a.p_female, a.bucket)
+        );
+        // At the threshold: answered.
+        let ab = Abstention {
+            gender_min_p: a.gender_p,
+            bucket_min_p: a.bucket_p,
+        };
+        assert_eq!(ab.apply(a), a);
+        assert_eq!(Abstention::NONE.apply(a), a);
     }
 }
 

@@ -56,8 +56,18 @@ pub struct Config {
     pub max_missed: u32,
     /// Weight of a new age estimate in the exponential average (1 = no smoothing).
     pub age_alpha: f32,
-    /// Bound on the accumulated gender log-odds (how sure smoothing may become).
+    /// Least weight of a new frame's gender log-odds in a track's average (1 = no smoothing;
+    /// the first frames are averaged equally).
+    pub gender_alpha: f32,
+    /// Bound on the smoothed gender log-odds (how sure smoothing may become).
     pub gender_logodds_clamp: f32,
+    /// Below this (calibrated) probability of the more likely gender, the gender is reported
+    /// as `"U"` and drawn as `?` (0.5: always answer). Default: chosen on the validation
+    /// split for ≥ 95% right on the faces answered (models/README.md).
+    pub gender_min_p: f32,
+    /// Below this (calibrated) probability of the age bucket, the bucket is reported as `"?"`
+    /// (0: always answer). Default: chosen on the validation split (models/README.md).
+    pub bucket_min_p: f32,
     /// Seconds between status lines (0 = none except the last).
     pub status_interval_s: f32,
     /// Also write a status line every this many frames (0 = only by time).
@@ -94,7 +104,10 @@ impl Default for Config {
             track_iou: 0.3,
             max_missed: 5,
             age_alpha: 0.3,
+            gender_alpha: 0.2,
             gender_logodds_clamp: 6.0,
+            gender_min_p: crate::classify::DEFAULT_GENDER_MIN_P,
+            bucket_min_p: crate::classify::DEFAULT_BUCKET_MIN_P,
             status_interval_s: 5.0,
             status_every_frames: 0,
             max_frames: 0,
@@ -144,6 +157,14 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The abstention thresholds `gender_min_p` and `bucket_min_p`.
+    pub fn abstention(&self) -> crate::classify::Abstention {
+        crate::classify::Abstention {
+            gender_min_p: self.gender_min_p,
+            bucket_min_p: self.bucket_min_p,
+        }
+    }
+
     /// Check value ranges. Returns the offending key and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         fn unit(key: &'static str, v: f32) -> Result<(), (&'static str, String)> {
@@ -183,6 +204,22 @@ impl Config {
         if !(self.age_alpha > 0.0 && self.age_alpha <= 1.0) {
             return Err(("age_alpha", format!("{} is not in (0, 1]", self.age_alpha)));
         }
+        if !(self.gender_alpha > 0.0 && self.gender_alpha <= 1.0) {
+            return Err((
+                "gender_alpha",
+                format!("{} is not in (0, 1]", self.gender_alpha),
+            ));
+        }
+        if !(0.5..=1.0).contains(&self.gender_min_p) {
+            return Err((
+                "gender_min_p",
+                format!(
+                    "{} is not between 0.5 and 1 (the more likely gender's probability is ≥ 0.5)",
+                    self.gender_min_p
+                ),
+            ));
+        }
+        unit("bucket_min_p", self.bucket_min_p)?;
         if !(self.gender_logodds_clamp > 0.0 && self.gender_logodds_clamp.is_finite()) {
             return Err((
                 "gender_logodds_clamp",
@@ -339,6 +376,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("c.toml") && e.contains("line 1"), "{e}");
+        for bad in [
+            "gender_min_p = 0.4",
+            "gender_min_p = 1.2",
+            "bucket_min_p = -0.1",
+        ] {
+            let e = Config::from_toml_str(bad, "c.toml")
+                .unwrap_err()
+                .to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(e.contains(key), "{e}");
+        }
+        let c =
+            Config::from_toml_str("gender_min_p = 0.9\nbucket_min_p = 0.5\n", "c.toml").unwrap();
+        assert_eq!(
+            c.abstention(),
+            crate::classify::Abstention {
+                gender_min_p: 0.9,
+                bucket_min_p: 0.5
+            }
+        );
     }
 
     #[test]

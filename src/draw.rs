@@ -1,4 +1,5 @@
-//! Draw: the overlay (box, id and a label such as `#3 F 27 (25-32) 93%`) with
+//! Draw: the overlay (box, id and a label such as `#3 F 27 (25-32) 93%`, or `#3 ? 27 (?) 61%`
+//! where the model is not sure of the gender or the bucket) with
 //! embedded-graphics, onto any [`DrawTarget`] whose colour converts from [`Rgb888`]:
 //! our [`RgbImage`], a framebuffer (RGB565/XRGB8888) or an SPI display.
 //! Nothing here allocates: labels are formatted into a fixed stack buffer.
@@ -21,6 +22,8 @@ use crate::track::TrackedFace;
 pub const FEMALE_COLOR: Rgb888 = Rgb888::new(255, 80, 170);
 /// Box and label background for a face reported male.
 pub const MALE_COLOR: Rgb888 = Rgb888::new(60, 170, 255);
+/// Box and label background for a face whose gender is not reported (`?`).
+pub const UNKNOWN_COLOR: Rgb888 = Rgb888::new(200, 200, 200);
 /// Label text.
 pub const TEXT_COLOR: Rgb888 = Rgb888::BLACK;
 
@@ -112,15 +115,20 @@ impl<const N: usize> core::fmt::Write for ArrayWriter<N> {
 }
 
 /// The label for one face: `#3 F 27 (25-32) 93%` (track id, gender, age in years,
-/// age bucket, probability of the gender in percent).
+/// age bucket, probability of the more likely gender in percent); `?` for a gender or a
+/// bucket withdrawn by abstention.
 pub fn format_label<const N: usize>(face: &TrackedFace, out: &mut ArrayWriter<N>) {
     out.clear();
     let a = &face.attributes;
     let g = match a.gender {
         Gender::Male => 'M',
         Gender::Female => 'F',
+        Gender::Unknown => '?',
     };
-    let bucket = AGE_BUCKETS.get(a.bucket).map_or("?", |b| b.0);
+    let bucket = match AGE_BUCKETS.get(a.bucket) {
+        Some(b) if a.bucket_known => b.0,
+        _ => "?",
+    };
     let _ = write!(
         out,
         "#{} {} {:.0} ({}) {:.0}%",
@@ -172,6 +180,7 @@ where
         let color = match face.attributes.gender {
             Gender::Female => FEMALE_COLOR,
             Gender::Male => MALE_COLOR,
+            Gender::Unknown => UNKNOWN_COLOR,
         };
         let c: C = color.into();
         Rectangle::with_corners(Point::new(x0, y0), Point::new(x1 - 1, y1 - 1))
@@ -222,6 +231,7 @@ mod tests {
                 age: 27.2,
                 bucket: 4,
                 bucket_p: 0.6,
+                bucket_known: true,
             },
             hits: 1,
         }
@@ -235,6 +245,18 @@ mod tests {
         let mut small = ArrayWriter::<4>::default();
         format_label(&face(), &mut small);
         assert_eq!(small.as_str(), "#3 F");
+        // Not sure of either: both drawn as `?`.
+        let mut unsure = face();
+        unsure.attributes = crate::classify::Abstention {
+            gender_min_p: 0.95,
+            bucket_min_p: 0.7,
+        }
+        .apply(unsure.attributes);
+        format_label(&unsure, &mut w);
+        assert_eq!(w.as_str(), "#3 ? 27 (?) 93%");
+        let mut img = RgbImage::new(160, 160);
+        draw_faces(&mut img, &[unsure], 1.0, Point::zero()).unwrap();
+        assert_eq!(img.pixel(20, 75), [200, 200, 200]);
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! taken is the highest-scoring one whose centre lies near the image centre (other faces in a
 //! crop are not the labelled person). Where none is found, the image is classified with the
 //! dataset's own alignment ([`crate::align::dataset_landmarks`]) and counted in `no_face`.
+//!
+//! Confidence: the report also gives the accuracy on the faces answered and the share answered
+//! at the abstention thresholds ([`crate::classify::Abstention`]), and the expected calibration
+//! error of `gender_p` and `bucket_p` (15 equal-width bins of the probability over 0..1).
+//! With `dump`, one JSON line per face holds what the calibration script needs: the labels and
+//! the network's outputs before calibration ([`DumpLine`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -21,7 +27,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::align::{align_into, dataset_landmarks, INPUT_SIZE};
-use crate::classify::{bucket_of, Classifier, Gender};
+use crate::classify::{bucket_of, Abstention, Classifier, Gender};
 use crate::detect::{Detection, FaceDetector};
 use crate::rgb::RgbImage;
 
@@ -83,6 +89,24 @@ pub struct EvalReport {
     pub bucket_acc: f64,
     /// Buckets at most one apart.
     pub bucket_1off_acc: f64,
+    /// The abstention thresholds the next six figures are measured at.
+    pub gender_min_p: f64,
+    pub bucket_min_p: f64,
+    /// Gender right, among the faces whose gender is answered (`gender_p` ≥ `gender_min_p`);
+    /// 0 when none is.
+    pub gender_acc_answered: f64,
+    /// Share of the faces whose gender is answered.
+    pub gender_coverage: f64,
+    /// Bucket right, among the faces whose bucket is answered (`bucket_p` ≥ `bucket_min_p`).
+    pub bucket_acc_answered: f64,
+    /// Share of the faces whose bucket is answered.
+    pub bucket_coverage: f64,
+    /// Expected calibration error of `gender_p` (as the runtime reports it, calibrated by the
+    /// model file's temperature): 15 equal-width bins over 0..1, |accuracy − mean p| weighted
+    /// by the share of faces in each bin.
+    pub gender_ece: f64,
+    /// The same for `bucket_p` (the reported bucket right).
+    pub bucket_ece: f64,
     /// White, Black, Asian, Indian, Others, unknown.
     pub by_race: BTreeMap<String, GroupStats>,
     /// male, female.
@@ -115,6 +139,88 @@ impl Acc {
             bucket_acc: self.bucket_ok as f64 / n,
         }
     }
+}
+
+/// Expected calibration error over 15 equal-width bins of the probability.
+#[derive(Default)]
+struct Ece {
+    /// Per bin: faces, sum of probabilities, faces right.
+    bins: [(usize, f64, usize); ECE_BINS],
+}
+
+/// Bins of the expected calibration error.
+pub const ECE_BINS: usize = 15;
+
+impl Ece {
+    fn add(&mut self, p: f32, right: bool) {
+        let p = (p as f64).clamp(0.0, 1.0);
+        let b = ((p * ECE_BINS as f64) as usize).min(ECE_BINS - 1);
+        let bin = &mut self.bins[b];
+        bin.0 += 1;
+        bin.1 += p;
+        bin.2 += right as usize;
+    }
+    fn value(&self) -> f64 {
+        let n: usize = self.bins.iter().map(|b| b.0).sum();
+        if n == 0 {
+            return 0.0;
+        }
+        self.bins
+            .iter()
+            .filter(|b| b.0 > 0)
+            .map(|&(_, sp, ok)| (ok as f64 - sp).abs() / n as f64)
+            .sum()
+    }
+}
+
+/// Faces answered and right among them.
+#[derive(Default)]
+struct Answered {
+    answered: usize,
+    right: usize,
+}
+
+impl Answered {
+    fn add(&mut self, answered: bool, right: bool) {
+        self.answered += answered as usize;
+        self.right += (answered && right) as usize;
+    }
+    fn acc(&self) -> f64 {
+        self.right as f64 / self.answered.max(1) as f64
+    }
+}
+
+/// One line of `agegender eval --dump FILE`: a face's labels and the network's outputs before
+/// calibration (what `scripts/train/calibrate.py` fits the temperatures on).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct DumpLine {
+    /// File name in the faces folder.
+    pub file: String,
+    /// True age (years) and gender (`M`, `F`) from the file name.
+    pub age: u32,
+    pub gender: String,
+    /// 0..=4 (White, Black, Asian, Indian, Others), absent where the name has none.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub race: Option<u8>,
+    /// Whether the detector found the face (else the standard crop was classified).
+    pub detected: bool,
+    /// P(female) as the network gave it.
+    pub p_female: f32,
+    /// The network's age distribution over 0..=100 years.
+    pub age_dist: Vec<f32>,
+}
+
+/// What [`eval_faces_with`] measures and where.
+#[derive(Default)]
+pub struct EvalOptions<'a> {
+    /// Only the files named here (a subset of a split).
+    pub only: Option<&'a HashSet<String>>,
+    /// At most this many files (after sorting by name).
+    pub limit: Option<usize>,
+    /// Thresholds for `gender_acc_answered`, `gender_coverage`, and the bucket's.
+    pub abstention: Abstention,
+    /// Write one [`DumpLine`] per face here.
+    pub dump: Option<&'a mut dyn std::io::Write>,
 }
 
 fn decade(age: u32) -> String {
@@ -169,7 +275,7 @@ pub fn read_split(path: &Path, subset: &str) -> anyhow::Result<HashSet<String>> 
 }
 
 /// Evaluate every UTKFace-named image in `dir` (sorted by name), only those named in `only`
-/// if given, the first `limit` if given.
+/// if given, the first `limit` if given; coverage at the default thresholds.
 pub fn eval_faces(
     dir: &Path,
     detector: &mut dyn FaceDetector,
@@ -178,6 +284,28 @@ pub fn eval_faces(
     limit: Option<usize>,
     on_unreadable: &mut dyn FnMut(&anyhow::Error),
 ) -> anyhow::Result<EvalReport> {
+    let opts = EvalOptions {
+        only,
+        limit,
+        ..Default::default()
+    };
+    eval_faces_with(dir, detector, classifier, opts, on_unreadable)
+}
+
+/// [`eval_faces`] with every option: thresholds, and a per-face dump.
+pub fn eval_faces_with(
+    dir: &Path,
+    detector: &mut dyn FaceDetector,
+    classifier: &mut Classifier,
+    opts: EvalOptions<'_>,
+    on_unreadable: &mut dyn FnMut(&anyhow::Error),
+) -> anyhow::Result<EvalReport> {
+    let EvalOptions {
+        only,
+        limit,
+        abstention,
+        mut dump,
+    } = opts;
     let mut files: Vec<(std::path::PathBuf, UtkLabel)> = Vec::new();
     let mut skipped = 0usize;
     let entries = std::fs::read_dir(dir)
@@ -221,6 +349,8 @@ pub fn eval_faces(
     let mut padded = RgbImage::default();
     let mut dets: Vec<Detection> = Vec::with_capacity(64);
     let mut crop = vec![0.0f32; 3 * INPUT_SIZE * INPUT_SIZE];
+    let (mut gender_ans, mut bucket_ans) = (Answered::default(), Answered::default());
+    let (mut gender_ece, mut bucket_ece) = (Ece::default(), Ece::default());
 
     for (path, label) in &files {
         let img = match crate::decode::load_image(path) {
@@ -251,11 +381,37 @@ pub fn eval_faces(
         let a = classifier
             .classify(&crop)
             .with_context(|| format!("classifying {}", path.display()))?;
+        if let Some(out) = dump.as_mut() {
+            let (g, ages) = classifier.raw_outputs();
+            let line = DumpLine {
+                file: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                age: label.age,
+                gender: if label.gender == Gender::Female {
+                    "F"
+                } else {
+                    "M"
+                }
+                .into(),
+                race: label.race,
+                detected: aligned,
+                p_female: g[1] / (g[0] + g[1]),
+                age_dist: ages.to_vec(),
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n").context("writing the dump")?;
+        }
 
         let gender_ok = a.gender == label.gender;
         let err = (a.age as f64 - label.age as f64).abs();
         let (pb, tb) = (a.bucket, bucket_of(label.age as f32));
         let bucket_ok = pb == tb;
+        gender_ans.add(abstention.gender_answered(a.gender_p), gender_ok);
+        bucket_ans.add(abstention.bucket_answered(a.bucket_p), bucket_ok);
+        gender_ece.add(a.gender_p, gender_ok);
+        bucket_ece.add(a.bucket_p, bucket_ok);
         all.add(gender_ok, err, bucket_ok);
         bucket_1off += (pb.abs_diff(tb) <= 1) as usize;
         let race = label
@@ -269,6 +425,7 @@ pub fn eval_faces(
         let g = match label.gender {
             Gender::Male => "male",
             Gender::Female => "female",
+            Gender::Unknown => "unknown",
         };
         by_gender
             .entry(g.into())
@@ -292,6 +449,18 @@ pub fn eval_faces(
     report.age_mae = s.age_mae;
     report.bucket_acc = s.bucket_acc;
     report.bucket_1off_acc = bucket_1off as f64 / all.n as f64;
+    let exact = |x: f32| (x as f64 * 1e4).round() / 1e4; // 0.8, not 0.800000011920929
+    report.gender_min_p = exact(abstention.gender_min_p);
+    report.bucket_min_p = exact(abstention.bucket_min_p);
+    report.gender_acc_answered = gender_ans.acc();
+    report.gender_coverage = gender_ans.answered as f64 / all.n as f64;
+    report.bucket_acc_answered = bucket_ans.acc();
+    report.bucket_coverage = bucket_ans.answered as f64 / all.n as f64;
+    report.gender_ece = gender_ece.value();
+    report.bucket_ece = bucket_ece.value();
+    if let Some(out) = dump.as_mut() {
+        out.flush().context("writing the dump")?;
+    }
     report.by_race = by_race.into_iter().map(|(k, v)| (k, v.stats())).collect();
     report.by_gender = by_gender.into_iter().map(|(k, v)| (k, v.stats())).collect();
     report.by_age_decade = by_decade.into_iter().map(|(k, v)| (k, v.stats())).collect();

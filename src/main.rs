@@ -78,6 +78,15 @@ struct CommonArgs {
     /// a file instead (a quantized file runs as int8; a float file in f16 if the form is f16).
     #[arg(long, value_name = "FORM")]
     model_form: Option<agegender::classify::FormSetting>,
+    /// Report the gender as "U" (drawn `?`) below this calibrated probability of the more
+    /// likely gender (0.5..=1; 0.5: always answer) [default: 0.64, chosen on validation, see
+    /// models/README.md].
+    #[arg(long, value_name = "P")]
+    gender_min_p: Option<f32>,
+    /// Report the age bucket as "?" below this calibrated bucket probability (0..=1; 0: always
+    /// answer) [default: 0.64, chosen on validation, see models/README.md].
+    #[arg(long, value_name = "P")]
+    bucket_min_p: Option<f32>,
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +167,11 @@ struct EvalArgs {
     /// Use at most N images.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Also write one JSON line per face to FILE: file name, true age and gender, and the
+    /// network's outputs before calibration (`p_female`, the 101-way `age_dist`), for
+    /// scripts/train/calibrate.py.
+    #[arg(long, value_name = "FILE")]
+    dump: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -311,6 +325,8 @@ fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
     set(&mut cfg.max_faces, c.max_faces);
     set(&mut cfg.threads, c.threads);
     set(&mut cfg.model_form, c.model_form);
+    set(&mut cfg.gender_min_p, c.gender_min_p);
+    set(&mut cfg.bucket_min_p, c.bucket_min_p);
     Ok(cfg)
 }
 
@@ -479,6 +495,11 @@ fn cmd_image(a: ImageArgs) -> Result<ExitCode, Fail> {
                 .run_still(&img, cfg.nms_iou)
                 .map_err(|e| e.context(format!("cannot analyse {}", file.display())))?;
             perception.faces_once(&mut faces);
+            // One picture, no track: abstain on each face's own (calibrated) probabilities.
+            let abstention = cfg.abstention();
+            for f in faces.iter_mut() {
+                f.attributes = abstention.apply(f.attributes);
+            }
             let ms = t0.elapsed().as_secs_f32() * 1000.0;
             let name = file.to_string_lossy();
             for f in &faces {
@@ -518,12 +539,28 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
         Some(p) => Some(agegender::eval::read_split(p, &a.subset).map_err(Fail::Usage)?),
         None => None,
     };
-    let report = agegender::eval::eval_faces(
+    let mut dump = match &a.dump {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |e| {
+                Fail::Runtime(anyhow::anyhow!(
+                    "--dump {}: cannot create it: {e}",
+                    p.display()
+                ))
+            },
+        )?)),
+        None => None,
+    };
+    let opts = agegender::eval::EvalOptions {
+        only: only.as_ref(),
+        limit: a.limit,
+        abstention: cfg.abstention(),
+        dump: dump.as_mut().map(|w| w as &mut dyn std::io::Write),
+    };
+    let report = agegender::eval::eval_faces_with(
         &a.faces,
         &mut *detector,
         &mut classifier,
-        only.as_ref(),
-        a.limit,
+        opts,
         &mut |e| print_error(e),
     )
     .map_err(Fail::Runtime)?;

@@ -230,7 +230,12 @@ impl Reporter {
             gender: a.gender,
             gender_p: round(a.gender_p, 3),
             age: round(a.age, 1),
-            age_bucket: AGE_BUCKETS.get(a.bucket).map_or("60+", |b| b.0),
+            // `?`: not sure of the bucket (bucket_p below bucket_min_p).
+            age_bucket: match AGE_BUCKETS.get(a.bucket) {
+                _ if !a.bucket_known => "?",
+                Some(b) => b.0,
+                None => "60+",
+            },
             bucket_p: round(a.bucket_p, 3),
             latency_ms: round(latency_ms, 2),
             source,

@@ -1,14 +1,22 @@
 //! Track: associate faces across frames by IoU, give each a stable id and smooth its labels.
 //!
 //! Association is greedy: every (track, detection) pair with IoU ≥ the threshold, best
-//! first. Smoothing: an exponential average of age; gender as accumulated log-odds of
-//! "female", clamped so a track can change its mind; the age bucket follows the smoothed
+//! first. Smoothing: an exponential average of age; gender as an average of the (calibrated)
+//! log-odds of "female" over the track's frames — the plain mean over the first frames, then
+//! an exponential average with weight `gender_alpha`, clamped — so the smoothed probability
+//! stays what one frame's calibrated probability says: frames of one face are not independent
+//! evidence, and summing their log-odds would turn a face the model is unsure of (say 0.7 on
+//! every frame) into a confident answer after a few frames. The age bucket follows the smoothed
 //! age with hysteresis (it changes only once the age is [`BUCKET_HYSTERESIS_YEARS`] past the
 //! current bucket's edge), so an age hovering at a boundary does not flicker between two
-//! buckets. A track unseen for more than `max_missed` detection frames is forgotten.
+//! buckets. Abstention ([`crate::classify::Abstention`]) is decided on the smoothed
+//! probabilities, with hysteresis too: a track's gender (bucket) is answered once its smoothed
+//! probability reaches the threshold and withdrawn (`U`, `?`) once it falls more than
+//! [`ABSTAIN_HYSTERESIS`] below it. A track unseen for more than `max_missed` detection frames
+//! is forgotten.
 //! Every buffer is allocated in [`Tracker::new`]; [`Tracker::update`] allocates nothing.
 
-use crate::classify::{Attributes, Gender, AGE_BUCKETS};
+use crate::classify::{Abstention, Attributes, Gender, AGE_BUCKETS};
 use crate::detect::Detection;
 
 /// A face as the rest of the program sees it: where it is, who it is, and smoothed labels.
@@ -32,8 +40,12 @@ pub struct TrackerConfig {
     pub max_missed: u32,
     /// Weight of a new age estimate (1 = no smoothing).
     pub age_alpha: f32,
-    /// Bound on |accumulated gender log-odds|.
+    /// Least weight of a new gender log-odds in the track's average (1 = no smoothing).
+    pub gender_alpha: f32,
+    /// Bound on |smoothed gender log-odds|.
     pub logodds_clamp: f32,
+    /// When a track's smoothed gender or bucket is reported as unknown.
+    pub abstention: Abstention,
 }
 
 impl Default for TrackerConfig {
@@ -43,7 +55,9 @@ impl Default for TrackerConfig {
             iou_threshold: 0.3,
             max_missed: 5,
             age_alpha: 0.3,
+            gender_alpha: 0.2,
             logodds_clamp: 6.0,
+            abstention: Abstention::default(),
         }
     }
 }
@@ -55,7 +69,9 @@ impl TrackerConfig {
             iou_threshold: c.track_iou,
             max_missed: c.max_missed,
             age_alpha: c.age_alpha,
+            gender_alpha: c.gender_alpha,
             logodds_clamp: c.gender_logodds_clamp,
+            abstention: c.abstention(),
         }
     }
 }
@@ -64,8 +80,11 @@ impl TrackerConfig {
 struct Track {
     face: TrackedFace,
     missed: u32,
-    /// Accumulated log-odds that the face is female.
+    /// Smoothed log-odds that the face is female.
     logodds: f32,
+    /// Whether the gender / the bucket is answered now (abstention with hysteresis).
+    gender_known: bool,
+    bucket_known: bool,
     /// Smoothed age in years.
     age: f32,
     /// The reported bucket (index into [`AGE_BUCKETS`]), with hysteresis.
@@ -76,6 +95,19 @@ struct Track {
 /// How far (years) the smoothed age must go past the current bucket's edge before a track's
 /// bucket changes.
 pub const BUCKET_HYSTERESIS_YEARS: f32 = 2.0;
+
+/// How far below its threshold a track's smoothed probability must fall before an answered
+/// gender or bucket is withdrawn again (a new track, or an unknown one, needs the threshold).
+pub const ABSTAIN_HYSTERESIS: f32 = 0.05;
+
+/// Answered now, given whether it was answered before (see [`ABSTAIN_HYSTERESIS`]).
+fn answered(p: f32, min_p: f32, before: bool) -> bool {
+    if before {
+        p >= min_p - ABSTAIN_HYSTERESIS
+    } else {
+        p >= min_p
+    }
+}
 
 /// The bucket to report for `age` when `current` is reported now: `current` while the age
 /// stays within its years widened by [`BUCKET_HYSTERESIS_YEARS`] on both sides.
@@ -250,6 +282,8 @@ impl Tracker {
                 },
                 missed: 0,
                 logodds: 0.0,
+                gender_known: false,
+                bucket_known: false,
                 age: a.age,
                 bucket: bucket_for_age(a.age),
                 bucket_p: a.bucket_p,
@@ -295,11 +329,17 @@ fn observe_first(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConf
     t.bucket_p = a.bucket_p;
     t.face.detection = *d;
     t.face.hits = 1;
-    publish(t);
+    t.gender_known = false;
+    t.bucket_known = false;
+    publish(t, cfg);
 }
 
 fn observe(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConfig) {
-    t.logodds = (t.logodds + logit(a.p_female)).clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
+    // The mean of the frames' log-odds while there are few, then an exponential average.
+    let n = t.face.hits.saturating_add(1) as f32;
+    let w = (1.0 / n).max(cfg.gender_alpha).min(1.0);
+    t.logodds = (t.logodds + w * (logit(a.p_female) - t.logodds))
+        .clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
     t.age += cfg.age_alpha * (a.age - t.age);
     t.bucket = bucket_with_hysteresis(t.bucket, t.age);
     // bucket_p is the observed mass in the observed bucket; when the reported bucket is
@@ -313,28 +353,34 @@ fn observe(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConfig) {
     t.face.detection = *d;
     t.face.hits = t.face.hits.saturating_add(1);
     t.missed = 0;
-    publish(t);
+    publish(t, cfg);
 }
 
-/// Write the smoothed state into the face's public attributes.
-fn publish(t: &mut Track) {
+/// Write the smoothed state into the face's public attributes, deciding abstention on the
+/// smoothed probabilities.
+fn publish(t: &mut Track, cfg: &TrackerConfig) {
     let p_female = sigmoid(t.logodds);
-    let gender = if p_female >= 0.5 {
-        Gender::Female
+    let (best, gender_p) = if p_female >= 0.5 {
+        (Gender::Female, p_female)
     } else {
-        Gender::Male
+        (Gender::Male, 1.0 - p_female)
     };
+    let bucket_p = t.bucket_p.clamp(0.0, 1.0);
+    let ab = &cfg.abstention;
+    t.gender_known = answered(gender_p, ab.gender_min_p, t.gender_known);
+    t.bucket_known = answered(bucket_p, ab.bucket_min_p, t.bucket_known);
     t.face.attributes = Attributes {
-        gender,
-        gender_p: if gender == Gender::Female {
-            p_female
+        gender: if t.gender_known {
+            best
         } else {
-            1.0 - p_female
+            Gender::Unknown
         },
+        gender_p,
         p_female,
         age: t.age,
         bucket: t.bucket,
-        bucket_p: t.bucket_p.clamp(0.0, 1.0),
+        bucket_p,
+        bucket_known: t.bucket_known,
     };
 }
 

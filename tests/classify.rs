@@ -216,3 +216,243 @@ fn eval_errors_name_the_folder() {
     );
     assert!(e.contains("nope"), "{e}");
 }
+
+/// `bytes` (a serialized ONNX ModelProto) with `metadata_props` entries appended: protobuf
+/// merges a repeated field written again at the end of a message, so this is the file with
+/// those entries added (a later entry with the same key wins in the runtime).
+fn with_metadata(bytes: &[u8], props: &[(&str, &str)]) -> Vec<u8> {
+    fn varint(mut v: usize, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut out = bytes.to_vec();
+    for (k, v) in props {
+        let mut entry = vec![0x0a]; // StringStringEntryProto.key: field 1, length-delimited
+        varint(k.len(), &mut entry);
+        entry.extend_from_slice(k.as_bytes());
+        entry.push(0x12); // .value: field 2
+        varint(v.len(), &mut entry);
+        entry.extend_from_slice(v.as_bytes());
+        out.push(0x72); // ModelProto.metadata_props: field 14, length-delimited
+        varint(entry.len(), &mut out);
+        out.extend_from_slice(&entry);
+    }
+    out
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The temperatures are read from the file's metadata and applied: gender_p and bucket_p
+/// change as the temperature says, the decisions (gender, age, bucket) do not; a file
+/// without them runs uncalibrated; a bad value is a model error naming the key.
+#[test]
+fn temperatures_from_the_model_metadata_are_applied() {
+    use agegender::classify::{
+        attributes_from, Calibration, AGE_TEMPERATURE_KEY, GENDER_TEMPERATURE_KEY,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(model("agegender_f32.onnx")).unwrap();
+    let write = |name: &str, props: &[(&str, &str)]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, with_metadata(&bytes, props)).unwrap();
+        p
+    };
+    let hot = write(
+        "hot.onnx",
+        &[
+            (GENDER_TEMPERATURE_KEY, "2.0"),
+            (AGE_TEMPERATURE_KEY, "0.5"),
+        ],
+    );
+    let plain = write(
+        "plain.onnx",
+        &[(GENDER_TEMPERATURE_KEY, "1"), (AGE_TEMPERATURE_KEY, "1")],
+    );
+    let mut h = Classifier::load(&hot).unwrap();
+    let mut u = Classifier::load(&plain).unwrap();
+    assert_eq!(
+        h.calibration(),
+        Calibration {
+            gender_temperature: 2.0,
+            age_temperature: 0.5
+        }
+    );
+    assert_eq!(u.calibration(), Calibration::NONE);
+    // An exported file without the metadata (the dynamic-batch one) runs uncalibrated.
+    let old = Classifier::load(&model("agegender_f32_dynamic.onnx")).unwrap();
+    assert_eq!(old.calibration(), Calibration::NONE);
+
+    let mut crop = vec![0.0f32; 3 * INPUT_SIZE * INPUT_SIZE];
+    let mut bucket_p_moved = 0;
+    for p in common::utk_faces(8, 19) {
+        let img = load_image(&p).unwrap();
+        let lm = dataset_landmarks(img.width, img.height);
+        align_into(&img, &lm, INPUT_SIZE, &mut crop).unwrap();
+        let a = h.classify(&crop).unwrap();
+        let b = u.classify(&crop).unwrap();
+        let (g, ages) = h.raw_outputs();
+        assert_eq!((g, ages), u.raw_outputs(), "same network, same outputs");
+        // Uncalibrated = the plain computation on the raw outputs.
+        assert_eq!(b, attributes_from(g, ages).unwrap());
+        assert!((b.p_female - g[1] / (g[0] + g[1])).abs() < 1e-6);
+        // Gender: the logit divided by 2.
+        let z = (g[1] / g[0]).ln();
+        assert!(
+            (a.p_female - sigmoid(z / 2.0)).abs() < 1e-4,
+            "{} vs {}",
+            a.p_female,
+            sigmoid(z / 2.0)
+        );
+        assert!(a.gender_p <= b.gender_p + 1e-6, "T = 2 makes it less sure");
+        // Age: p^(1/0.5) = p², renormalised, summed over the bucket.
+        let (_, lo, hi) = AGE_BUCKETS[a.bucket];
+        let sq: f32 = ages.iter().map(|p| p * p).sum();
+        let want: f32 = ages[lo as usize..=hi as usize]
+            .iter()
+            .map(|p| p * p)
+            .sum::<f32>()
+            / sq;
+        assert!((a.bucket_p - want).abs() < 1e-3, "{} vs {want}", a.bucket_p);
+        bucket_p_moved += ((a.bucket_p - b.bucket_p).abs() > 1e-3) as usize;
+        // The decisions do not change.
+        assert_eq!((a.gender, a.age, a.bucket), (b.gender, b.age, b.bucket));
+    }
+    assert!(
+        bucket_p_moved >= 6,
+        "bucket_p changed on {bucket_p_moved}/8"
+    );
+
+    let bad = write("bad.onnx", &[(GENDER_TEMPERATURE_KEY, "warm")]);
+    let e = load_err(&bad);
+    assert!(
+        e.contains(GENDER_TEMPERATURE_KEY) && e.contains("bad.onnx"),
+        "{e}"
+    );
+    let zero = write("zero.onnx", &[(AGE_TEMPERATURE_KEY, "0")]);
+    assert!(load_err(&zero).contains("0.05..=20"));
+}
+
+/// The committed models carry the temperatures fitted by scripts/train/calibrate.py (a fresh
+/// `export.py` file has none until `calibrate.py --write` runs: models/README.md).
+#[test]
+fn committed_models_are_calibrated() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    for name in ["agegender_f32.onnx", "agegender_int8.onnx"] {
+        let c = Classifier::load(&dir.join(name)).unwrap().calibration();
+        assert_ne!(c, agegender::classify::Calibration::NONE, "{name}: {c:?}");
+    }
+}
+
+/// `eval` with thresholds and a dump: accuracy on the answered faces and coverage follow the
+/// thresholds, and the dump holds one line per face with the outputs before calibration.
+#[test]
+fn eval_reports_coverage_and_dumps_raw_outputs() {
+    use agegender::classify::Abstention;
+    use agegender::eval::{eval_faces_with, DumpLine, EvalOptions};
+    let dir = tempfile::tempdir().unwrap();
+    for p in common::utk_test_faces(12, 5) {
+        std::os::unix::fs::symlink(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let mut det =
+        BlazeFace::load(&common::blazeface_model(false), DetectorConfig::default()).unwrap();
+    let mut clf = Classifier::load(&model("agegender_f32.onnx")).unwrap();
+    let cal = clf.calibration();
+    let mut run = |abstention: Abstention, dump: Option<&mut Vec<u8>>| {
+        let opts = EvalOptions {
+            abstention,
+            dump: dump.map(|d| d as &mut dyn std::io::Write),
+            ..Default::default()
+        };
+        eval_faces_with(dir.path(), &mut det, &mut clf, opts, &mut |_| {}).unwrap()
+    };
+    let mut dump = Vec::new();
+    let all = run(Abstention::NONE, Some(&mut dump));
+    assert_eq!(all.images, 12);
+    assert_eq!((all.gender_coverage, all.bucket_coverage), (1.0, 1.0));
+    assert_eq!(all.gender_acc_answered, all.gender_acc);
+    assert_eq!(all.bucket_acc_answered, all.bucket_acc);
+    assert!((0.0..=1.0).contains(&all.gender_ece));
+    let lines: Vec<DumpLine> = String::from_utf8(dump)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 12);
+    for l in &lines {
+        assert_eq!(l.age_dist.len(), 101);
+        assert!((l.age_dist.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+        assert!((0.0..=1.0).contains(&l.p_female));
+        assert!(l.gender == "M" || l.gender == "F");
+        assert!(dir.path().join(&l.file).exists(), "{}", l.file);
+    }
+    // At thresholds inside the faces' own probabilities (recomputed from the dump with the
+    // model's temperatures), coverage and accuracy on the answered faces are what they say.
+    // (gender_p, gender right, bucket_p, bucket right) per face
+    type Scored = (f32, bool, f32, bool);
+    let scored: Vec<Scored> = lines
+        .iter()
+        .map(|l| {
+            let a = agegender::classify::attributes_calibrated(
+                &[1.0 - l.p_female, l.p_female],
+                &l.age_dist,
+                &cal,
+            )
+            .unwrap();
+            let female = l.gender == "F";
+            let true_bucket = agegender::classify::bucket_of(l.age as f32);
+            (
+                a.gender_p,
+                (a.gender == Gender::Female) == female,
+                a.bucket_p,
+                a.bucket == true_bucket,
+            )
+        })
+        .collect();
+    let mut gp: Vec<f32> = scored.iter().map(|s| s.0).collect();
+    let mut bp: Vec<f32> = scored.iter().map(|s| s.2).collect();
+    gp.sort_by(f32::total_cmp);
+    bp.sort_by(f32::total_cmp);
+    // Midway between the 6th and 7th probability: 6 of 12 answered (ties aside).
+    let (gt, bt) = ((gp[5] + gp[6]) / 2.0, (bp[5] + bp[6]) / 2.0);
+    let strict = run(
+        Abstention {
+            gender_min_p: gt.max(0.5),
+            bucket_min_p: bt,
+        },
+        None,
+    );
+    let share = |f: &dyn Fn(&Scored) -> bool| scored.iter().filter(|s| f(s)).count() as f64 / 12.0;
+    let g_ans = share(&|s| s.0 >= gt.max(0.5));
+    let b_ans = share(&|s| s.2 >= bt);
+    assert!((strict.gender_coverage - g_ans).abs() < 1e-9, "{strict:?}");
+    assert!((strict.bucket_coverage - b_ans).abs() < 1e-9, "{strict:?}");
+    assert!(strict.gender_coverage < 1.0 && strict.bucket_coverage < 1.0);
+    let g_right = share(&|s| s.0 >= gt.max(0.5) && s.1) / g_ans;
+    let b_right = share(&|s| s.2 >= bt && s.3) / b_ans;
+    assert!(
+        (strict.gender_acc_answered - g_right).abs() < 1e-9,
+        "{strict:?}"
+    );
+    assert!(
+        (strict.bucket_acc_answered - b_right).abs() < 1e-9,
+        "{strict:?}"
+    );
+    let v = serde_json::to_value(&strict).unwrap();
+    for key in [
+        "gender_acc_answered",
+        "gender_coverage",
+        "bucket_acc_answered",
+        "bucket_coverage",
+        "gender_min_p",
+        "bucket_min_p",
+        "gender_ece",
+        "bucket_ece",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing from {v}");
+    }
+}

@@ -182,6 +182,17 @@ fn usage_errors_are_one_line_with_exit_2() {
         &["--max-faces"],
     );
     one_error(&agegender(&["image"]), 2, &["FILE"]);
+    // The abstention thresholds: a gender probability is ≥ 0.5, a bucket's in 0..=1.
+    one_error(
+        &agegender(&["image", "x.jpg", "--gender-min-p", "0.3"]),
+        2,
+        &["--gender-min-p", "0.5"],
+    );
+    one_error(
+        &agegender(&["eval", "--faces", ".", "--bucket-min-p", "1.5"]),
+        2,
+        &["--bucket-min-p"],
+    );
 }
 
 #[test]

@@ -247,3 +247,118 @@ fn status_line_with_the_model_form_matches_the_schema() {
     bad["model_form"] = json!("fp8");
     assert!(!v.is_valid(&bad), "unknown form accepted");
 }
+
+/// `agegender image` with both thresholds at 1: every face is reported `"U"` with bucket `"?"`
+/// (a still has no track: each face's own calibrated probabilities decide), and the lines
+/// validate; at 0.5 and 0 none is.
+#[test]
+fn image_abstains_below_the_thresholds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faces = common::utk_faces(2, 9);
+    let placed: Vec<(PathBuf, [u32; 4])> = faces
+        .into_iter()
+        .zip([[20, 20, 150, 150], [220, 40, 380, 200]])
+        .collect();
+    let (jpeg, _) = common::face_frame(&placed, 420, 240);
+    let input = tmp.path().join("two.jpg");
+    std::fs::write(&input, jpeg).unwrap();
+    let v = validator();
+    let run = |g: &str, b: &str| -> Vec<Value> {
+        let out = common::agegender_command()
+            .arg("image")
+            .arg(&input)
+            .arg("--out")
+            .arg(tmp.path())
+            .arg("--model")
+            .arg(classifier_model())
+            .arg("--detector")
+            .arg(common::blazeface_model(false))
+            .args(["--gender-min-p", g, "--bucket-min-p", b])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        lines
+    };
+    for l in run("1", "1") {
+        assert_valid(&v, &l);
+        assert!(l["gender_p"].as_f64().unwrap() < 1.0, "{l}");
+        assert_eq!((&l["gender"], &l["age_bucket"]), (&json!("U"), &json!("?")));
+    }
+    for l in run("0.5", "0") {
+        assert_valid(&v, &l);
+        assert!(l["gender"] == "M" || l["gender"] == "F", "{l}");
+        assert_ne!(l["age_bucket"], "?");
+    }
+}
+
+/// A face the model is not sure of: `"gender":"U"` and `"age_bucket":"?"`, as the reporter
+/// writes them after abstention, validate; other letters still do not.
+#[test]
+fn an_unsure_face_line_matches_the_schema() {
+    use agegender::classify::{Abstention, Attributes, Gender};
+    use agegender::track::TrackedFace;
+    let v = validator();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("faces.jsonl");
+    let mut reporter = Reporter::new(Box::new(FileSink::open(&log).unwrap()));
+    let face = |p_female: f32, bucket_p: f32| TrackedFace {
+        id: 7,
+        detection: agegender::detect::Detection {
+            bbox: [10.0, 20.0, 90.0, 110.0],
+            score: 0.8,
+            landmarks: [[0.0; 2]; 4],
+        },
+        attributes: Abstention {
+            gender_min_p: 0.8,
+            bucket_min_p: 0.5,
+        }
+        .apply(Attributes {
+            gender: if p_female >= 0.5 {
+                Gender::Female
+            } else {
+                Gender::Male
+            },
+            gender_p: p_female.max(1.0 - p_female),
+            p_female,
+            age: 8.4,
+            bucket: 2,
+            bucket_p,
+            bucket_known: true,
+        }),
+        hits: 1,
+    };
+    reporter
+        .face(1_700_000_000_000, 1, &face(0.35, 0.3), 9.0, None)
+        .unwrap();
+    reporter
+        .face(1_700_000_000_000, 1, &face(0.9, 0.6), 9.0, None)
+        .unwrap();
+    reporter.flush().unwrap();
+    drop(reporter);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["gender"], "U", "{text}");
+    assert_eq!(lines[0]["age_bucket"], "?", "{text}");
+    assert_eq!(lines[0]["gender_p"].as_f64(), Some(0.65));
+    assert_eq!(lines[1]["gender"], "F", "{text}");
+    assert_eq!(lines[1]["age_bucket"], "8-12", "{text}");
+    for l in &lines {
+        assert_valid(&v, l);
+    }
+    let mut bad = lines[0].clone();
+    bad["gender"] = json!("X");
+    assert!(!v.is_valid(&bad), "gender X accepted");
+}

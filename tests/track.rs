@@ -1,7 +1,7 @@
 //! Tracker behaviour: one id per moving face, stable labels, new faces get new ids, tracks
 //! are forgotten after `max_missed` detection frames without a match.
 
-use agegender::classify::{Attributes, Gender, AGE_BUCKETS};
+use agegender::classify::{Abstention, Attributes, Gender, AGE_BUCKETS};
 use agegender::detect::Detection;
 use agegender::track::{Tracker, TrackerConfig};
 
@@ -36,6 +36,7 @@ fn attrs(p_female: f32, age: f32) -> Attributes {
         age,
         bucket,
         bucket_p: 0.6,
+        bucket_known: true,
     }
 }
 
@@ -45,7 +46,9 @@ fn cfg() -> TrackerConfig {
         iou_threshold: 0.3,
         max_missed: 3,
         age_alpha: 0.3,
+        gender_alpha: 0.2,
         logodds_clamp: 6.0,
+        abstention: Abstention::NONE,
     }
 }
 
@@ -81,7 +84,63 @@ fn moving_face_keeps_one_id_and_stable_labels() {
     }
     let last = t.faces()[0];
     assert_eq!(AGE_BUCKETS[last.attributes.bucket].0, "25-32");
-    assert!(last.attributes.gender_p > 0.9 && last.attributes.gender_p <= 1.0);
+    // The smoothed probability is an average of the frames' (calibrated) log-odds, not their
+    // sum: about what one frame says (0.85 on four frames of five, 0.4 on the fifth), not
+    // more sure with every frame.
+    let p = last.attributes.gender_p;
+    assert!(p > 0.7 && p < 0.85, "smoothed gender_p {p}");
+}
+
+/// A face the model is unsure of on every frame stays unsure: frames of one face are not
+/// independent evidence, so smoothing must not turn "U" into M or F by accumulating them.
+#[test]
+fn an_unsure_face_stays_unknown_over_many_frames_and_a_sure_one_is_answered() {
+    let mut c = cfg();
+    c.abstention = Abstention {
+        gender_min_p: 0.8,
+        bucket_min_p: 0.5,
+    };
+    let mut t = Tracker::new(c);
+    for i in 0..60 {
+        let faces = t.update(
+            &[det(10.0, 10.0, 80.0), det(300.0, 10.0, 80.0)],
+            &[attrs(0.7, 30.0), attrs(0.05, 50.0)],
+        );
+        // 0.7 on every frame: below 0.8 now and after 60 frames.
+        assert_eq!(faces[0].attributes.gender, Gender::Unknown, "frame {i}");
+        assert!(
+            (faces[0].attributes.gender_p - 0.7).abs() < 1e-3,
+            "frame {i}"
+        );
+        // 0.95 male: answered from the first frame.
+        assert_eq!(faces[1].attributes.gender, Gender::Male, "frame {i}");
+        // bucket_p 0.6 ≥ 0.5: the bucket is answered.
+        assert!(faces[1].attributes.bucket_known);
+    }
+    // With the bucket threshold above its probability the bucket is withdrawn.
+    let mut c = cfg();
+    c.abstention.bucket_min_p = 0.7;
+    let mut t = Tracker::new(c);
+    let f = t.update(&[det(10.0, 10.0, 80.0)], &[attrs(0.9, 30.0)])[0];
+    assert!(!f.attributes.bucket_known);
+    assert_eq!(f.attributes.gender, Gender::Female);
+}
+
+/// Around the threshold a track's answer holds (hysteresis of 0.05): it is given at the
+/// threshold and withdrawn only well below it, so the label does not flicker between F and ?.
+#[test]
+fn abstention_on_a_track_has_hysteresis() {
+    let mut c = cfg();
+    c.abstention.gender_min_p = 0.8;
+    c.gender_alpha = 1.0; // no smoothing: the track follows each frame
+    let mut t = Tracker::new(c);
+    let mut g = |p: f32| t.update(&[det(10.0, 10.0, 80.0)], &[attrs(p, 30.0)])[0].attributes;
+    assert_eq!(g(0.78).gender, Gender::Unknown); // new track, below the threshold
+    assert_eq!(g(0.81).gender, Gender::Female); // reaches it
+    assert_eq!(g(0.77).gender, Gender::Female); // within 0.05 below: holds
+    assert_eq!(g(0.74).gender, Gender::Unknown); // further: withdrawn
+    assert_eq!(g(0.78).gender, Gender::Unknown); // must reach 0.8 again
+    assert_eq!(g(0.805).gender, Gender::Female);
 }
 
 #[test]

@@ -465,6 +465,7 @@ mod tests {
                 age: 27.0,
                 bucket: 4,
                 bucket_p: 0.6,
+                bucket_known: true,
             },
             hits: 3,
         }
