@@ -13,7 +13,8 @@ use agegender::rgb::RgbImage;
 use std::path::Path;
 
 /// MJPEG streams and JPEG frames: arbitrary bytes are split into frames the way a `.mjpeg`
-/// replay is, and each frame (and the whole input as one JPEG) is decoded as a camera frame.
+/// replay is, and each frame (and the whole input as one JPEG) is decoded as a camera frame;
+/// the whole input is also decoded as a still picture's file.
 /// Must never panic; a decoded image must have the announced size.
 pub fn jpeg_frames(data: &[u8]) {
     let mut decoder = Decoder::new();
@@ -21,6 +22,12 @@ pub fn jpeg_frames(data: &[u8]) {
 
     // The whole input as one JPEG of any size.
     if decoder.decode_jpeg(data, &mut out).is_ok() {
+        assert_eq!(out.data.len(), out.width as usize * out.height as usize * 3);
+    }
+
+    // The whole input as a still picture's file (`agegender image`): the end-of-image walk
+    // over progressive scans and trailing data, and the EXIF orientation turn.
+    if decoder.decode_still_jpeg(data, &mut out).is_ok() {
         assert_eq!(out.data.len(), out.width as usize * out.height as usize * 3);
     }
 
