@@ -30,18 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from dataset import AGE_BUCKETS  # the runtime's buckets (src/classify.rs)
 
-# Must equal AGE_BUCKETS in src/classify.rs (and scripts/train/dataset.py).
-AGE_BUCKETS = [
-    ("0-2", 0, 3),
-    ("4-6", 4, 6),
-    ("8-12", 7, 13),
-    ("15-20", 14, 22),
-    ("25-32", 23, 34),
-    ("38-43", 35, 44),
-    ("48-53", 45, 55),
-    ("60+", 56, 100),
-]
 ECE_BINS = 15
 GENDER_KEY = "agegender.gender_temperature"
 AGE_KEY = "agegender.age_temperature"
