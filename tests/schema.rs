@@ -157,16 +157,17 @@ fn run_lines_with_faults_match_the_schema() {
     assert_eq!(final_status["frames"], 13);
 }
 
-#[test]
-fn image_lines_match_the_schema() {
+/// `agegender image` on a picture with `n` (2 or 3) test faces pasted at fixed boxes, with the
+/// committed models and `extra` flags; must exit 0. The face lines, parsed.
+fn image_lines(n: usize, extra: &[&str]) -> Vec<Value> {
     let tmp = tempfile::tempdir().unwrap();
-    let faces = common::utk_faces(3, 9);
+    let faces = common::utk_faces(n, 9);
     let placed: Vec<(PathBuf, [u32; 4])> = faces
         .into_iter()
         .zip([[20, 20, 150, 150], [220, 40, 380, 200], [420, 60, 560, 200]])
         .collect();
     let (jpeg, _) = common::face_frame(&placed, 600, 260);
-    let input = tmp.path().join("three.jpg");
+    let input = tmp.path().join("faces.jpg");
     std::fs::write(&input, jpeg).unwrap();
     let out = common::agegender_command()
         .arg("image")
@@ -177,6 +178,7 @@ fn image_lines_match_the_schema() {
         .arg(classifier_model())
         .arg("--detector")
         .arg(common::blazeface_model(false))
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -184,14 +186,21 @@ fn image_lines_match_the_schema() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn image_lines_match_the_schema() {
     let v = validator();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let mut n = 0;
-    for l in stdout.lines() {
-        assert_valid(&v, &serde_json::from_str(l).unwrap());
-        n += 1;
+    let lines = image_lines(3, &[]);
+    for l in &lines {
+        assert_valid(&v, l);
     }
-    assert_eq!(n, 3, "{stdout}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
 }
 
 #[test]
@@ -253,39 +262,9 @@ fn status_line_with_the_model_form_matches_the_schema() {
 /// validate; at 0.5 and 0 none is.
 #[test]
 fn image_abstains_below_the_thresholds() {
-    let tmp = tempfile::tempdir().unwrap();
-    let faces = common::utk_faces(2, 9);
-    let placed: Vec<(PathBuf, [u32; 4])> = faces
-        .into_iter()
-        .zip([[20, 20, 150, 150], [220, 40, 380, 200]])
-        .collect();
-    let (jpeg, _) = common::face_frame(&placed, 420, 240);
-    let input = tmp.path().join("two.jpg");
-    std::fs::write(&input, jpeg).unwrap();
     let v = validator();
     let run = |g: &str, b: &str| -> Vec<Value> {
-        let out = common::agegender_command()
-            .arg("image")
-            .arg(&input)
-            .arg("--out")
-            .arg(tmp.path())
-            .arg("--model")
-            .arg(classifier_model())
-            .arg("--detector")
-            .arg(common::blazeface_model(false))
-            .args(["--gender-min-p", g, "--bucket-min-p", b])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let lines: Vec<Value> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = image_lines(2, &["--gender-min-p", g, "--bucket-min-p", b]);
         assert_eq!(lines.len(), 2, "{lines:?}");
         lines
     };

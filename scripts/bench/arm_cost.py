@@ -303,18 +303,13 @@ def table(m, cpus):
         v = m.get(f"{CPU_SHORT.get(c, c)}_int8_none_detect_insns_per_frame")
         cells += f"{v / 1e6:>14.3f}{'':>14}" if v is not None else f"{'-':>28}"
     lines.append(f"{'detect, face-free frame':<30}{cells}")
-    cells = ""
-    for c, i in cols:
-        s = CPU_SHORT.get(c, c)
-        q, f = m.get(f"{s}_int8_{i}_classify_insns_per_face"), m.get(f"{s}_f32_{i}_classify_insns_per_face")
-        cells += f"{q / f:>14.3f}" if q and f else f"{'-':>14}"
-    lines.append(f"{'classify int8 / f32 (ratio)':<30}{cells}")
-    cells = ""
-    for c, i in cols:
-        s = CPU_SHORT.get(c, c)
-        h, f = m.get(f"{s}_f16_{i}_classify_insns_per_face"), m.get(f"{s}_f32_{i}_classify_insns_per_face")
-        cells += f"{h / f:>14.3f}" if h and f else f"{'-':>14}"
-    lines.append(f"{'classify f16 / f32 (ratio)':<30}{cells}")
+    for form in ["int8", "f16"]:
+        cells = ""
+        for c, i in cols:
+            s = CPU_SHORT.get(c, c)
+            q, f = m.get(f"{s}_{form}_{i}_classify_insns_per_face"), m.get(f"{s}_f32_{i}_classify_insns_per_face")
+            cells += f"{q / f:>14.3f}" if q and f else f"{'-':>14}"
+        lines.append(f"{f'classify {form} / f32 (ratio)':<30}{cells}")
     return "\n".join(lines)
 
 
