@@ -41,10 +41,10 @@ import argparse
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +89,15 @@ def quant_form(path):
 
 
 def detect_every():
-    with open(ROOT / "board/config.toml", "rb") as f:
+    """board/config.toml's detect_every (tomllib is Python 3.11+; Ubuntu 22.04 has 3.10, where the
+    top-level integer key is read with a pattern)."""
+    path = ROOT / "board/config.toml"
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        found = re.search(r"^detect_every\s*=\s*(\d+)", path.read_text(), re.MULTILINE)
+        return max(1, int(found.group(1))) if found else 1
+    with open(path, "rb") as f:
         return max(1, int(tomllib.load(f).get("detect_every", 1)))
 
 
