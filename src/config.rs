@@ -78,6 +78,12 @@ pub struct Config {
     pub detect_every: u32,
     /// Threads tract's matrix products may use (1: all inference on the frame-loop thread).
     pub threads: usize,
+    /// A hardware watchdog device (`/dev/watchdog`) fed while the frame loop runs, so a hung
+    /// loop resets the board (the SD-card image's `/init` passes it; under systemd, the unit's
+    /// `WatchdogSec=` does this job instead).
+    pub watchdog_device: Option<PathBuf>,
+    /// The hardware watchdog's timeout, in seconds (the driver may clamp it: bcm2835 ≤ 15).
+    pub watchdog_timeout_s: u32,
     /// `[spi]` table for the SPI display; its keys are checked when the display opens.
     pub spi: Option<toml::Table>,
 }
@@ -113,6 +119,8 @@ impl Default for Config {
             max_frames: 0,
             detect_every: 1,
             threads: 1,
+            watchdog_device: None,
+            watchdog_timeout_s: 15,
             spi: None,
         }
     }
@@ -234,6 +242,12 @@ impl Config {
         }
         if self.detect_every == 0 {
             return Err(("detect_every", "must be ≥ 1".into()));
+        }
+        if !(1..=3600).contains(&self.watchdog_timeout_s) {
+            return Err((
+                "watchdog_timeout_s",
+                format!("{} is not in 1..=3600", self.watchdog_timeout_s),
+            ));
         }
         if !(1..=64).contains(&self.threads) {
             return Err(("threads", format!("{} is not in 1..=64", self.threads)));

@@ -124,6 +124,13 @@ struct RunArgs {
     /// Detect on every k-th frame, track in between.
     #[arg(long, value_name = "K")]
     detect_every: Option<u32>,
+    /// Feed this hardware watchdog (/dev/watchdog) while the frame loop runs: a hung loop
+    /// resets the board.
+    #[arg(long, value_name = "PATH")]
+    watchdog_device: Option<PathBuf>,
+    /// The hardware watchdog's timeout.
+    #[arg(long, value_name = "SECONDS")]
+    watchdog_timeout: Option<u32>,
     /// Seconds between status lines.
     #[arg(long, value_name = "SECONDS")]
     status_interval: Option<f32>,
@@ -398,6 +405,10 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.baud, a.baud);
     set(&mut cfg.max_frames, a.max_frames);
     set(&mut cfg.detect_every, a.detect_every);
+    if a.watchdog_device.is_some() {
+        cfg.watchdog_device = a.watchdog_device;
+    }
+    set(&mut cfg.watchdog_timeout_s, a.watchdog_timeout);
     set(&mut cfg.status_interval_s, a.status_interval);
     set(&mut cfg.track_iou, a.track_iou);
     set(&mut cfg.max_missed, a.max_missed);
@@ -438,8 +449,26 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     eprintln!("agegender: source: {}", p.describe_source());
     eprintln!("agegender: display: {}", p.describe_display());
     // Under systemd: READY=1 now that models, camera and display are open; WATCHDOG=1 from a
-    // timer thread for as long as the frame loop keeps beating.
-    let watchdog = agegender::service::Watchdog::start();
+    // timer thread for as long as the frame loop keeps beating. The same thread feeds a hardware
+    // watchdog (the SD-card image); one that cannot be opened is a warning: a kiosk without its
+    // watchdog still beats a kiosk that does not run.
+    let hw = cfg.watchdog_device.as_deref().and_then(|dev| {
+        match agegender::service::HardwareWatchdog::open(dev, cfg.watchdog_timeout_s) {
+            Ok(hw) => {
+                eprintln!(
+                    "agegender: watchdog: {} armed, {} s",
+                    dev.display(),
+                    hw.timeout().as_secs()
+                );
+                Some(hw)
+            }
+            Err(e) => {
+                eprintln!("agegender: warning: {e:#}; running without it");
+                None
+            }
+        }
+    });
+    let watchdog = agegender::service::Watchdog::start(hw);
     if let Some(w) = &watchdog {
         p.set_heartbeat(w.heartbeat());
         w.set_status(&format!(
