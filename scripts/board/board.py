@@ -2,14 +2,23 @@
 """Host side of the emulated-board test (driven by scripts/board-test).
 
   board.py frame IMAGE W H OUT.yuyv      picture -> YUYV 4:2:2 (BT.601 limited range), letterboxed
-  board.py run --kernel K --initrd I --schema S --draw SRC/draw.rs --out DIR [--timeout S]
+  board.py run --kernel K --initrd I --append CMDLINE --disk IMG --bad-config-disk IMG2
+               --part-offset BYTES --schema S --draw SRC/draw.rs --out DIR
 
-`run` boots qemu-system-aarch64 with the serial console on stdio and a QMP socket, collects the
-serial output, waits for the guest's "BOARD: done", takes a QMP screendump, powers the guest off and
-checks: every JSON line validates against the report schema; faces are reported with labels before
-the vivid unplug and again after the reload; status lines say the camera was lost and came back;
-agegender exited 0; the screendump shows the camera picture with the overlay boxes on it.
-Prints one summary line last; exit status 0 only when every check passed.
+`run` boots the SD-card image on qemu-system-aarch64 (-M virt, the image as a virtio disk, an
+i6300esb watchdog, the serial port on stdio, a QMP socket) and drives the guest's test hook
+(scripts/board/test-hook.sh) with one command per line on the serial port, checking each step:
+  1. faces on the serial log, several in one frame;
+  2. `unplug`: status lines say the camera was lost and came back, faces again after it;
+  3. `kill`: the supervisor restarts agegender, faces again;
+  4. agegender.toml edited on the disk (max_faces = 1), then `hang`: the watchdog resets the board,
+     it boots back into the kiosk, and now no frame has more than one face; a screendump shows the
+     camera picture with the overlay boxes;
+  5. a second boot from a disk whose agegender.toml has a bad key: one line on the serial port
+     names the key and the file, the screen shows text, and the board does not reboot.
+Every JSON line must validate against the report schema. Writes serial.log, serial-bad-config.log,
+screen.png and screen-bad-config.png to --out; prints one summary line last; exit 0 only when
+every check passed.
 """
 
 from __future__ import annotations
@@ -113,141 +122,296 @@ def overlay_colors(draw_rs: str) -> dict[str, tuple[int, int, int]]:
     return out
 
 
+class Guest:
+    """One QEMU run: serial lines collected by a thread, commands written to the serial port."""
+
+    def __init__(self, a: argparse.Namespace, disk: str, name: str):
+        self.out = Path(a.out)
+        self.qmp_path = str(self.out / f"qmp-{name}.sock")
+        if os.path.exists(self.qmp_path):
+            os.unlink(self.qmp_path)
+        cmd = [
+            "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "1024",
+            "-device", "virtio-gpu-pci", "-nic", "none", "-display", "none",
+            "-drive", f"if=none,file={disk},format=raw,id=sd,cache=writethrough",
+            "-device", "virtio-blk-pci,drive=sd",
+            "-device", "i6300esb", "-action", "watchdog=reset",
+            "-serial", "stdio", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.append,
+        ]  # fmt: skip
+        print("board: " + " ".join(cmd), flush=True)
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+        self.log_path = self.out / f"serial{'' if name == 'main' else '-' + name}.log"
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self) -> None:
+        with open(self.log_path, "wb") as log:
+            for raw in self.proc.stdout:
+                log.write(raw)
+                log.flush()
+                text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if text.startswith("BOARD: ") or text.startswith("agegender-image: "):
+                    print(f"[{time.monotonic() - self.t0:6.1f} s] {text[:300]}", flush=True)
+                with self.lock:
+                    self.lines.append((time.monotonic() - self.t0, text))
+
+    def snapshot(self) -> list[tuple[float, str]]:
+        with self.lock:
+            return list(self.lines)
+
+    def wait(self, what: str, pred, timeout: float) -> bool:
+        """Until pred(lines) is true; False (and a message) after timeout or if QEMU exits."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred(self.snapshot()):
+                return True
+            if self.proc.poll() is not None:
+                print(f"board: QEMU exited ({self.proc.returncode}) waiting for {what}", flush=True)
+                return False
+            time.sleep(0.2)
+        print(f"board: timed out after {timeout:.0f} s waiting for {what}", flush=True)
+        return False
+
+    def send(self, command: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f} s] host -> guest: {command}", flush=True)
+        self.proc.stdin.write(command.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def screendump(self, png: Path) -> tuple[int, int, bytes] | None:
+        shot = png.with_suffix(".ppm")
+        for stale in (shot, png):
+            if stale.exists():
+                stale.unlink()
+        try:
+            Qmp(self.qmp_path).cmd("screendump", filename=str(shot.resolve()))
+        except Exception as e:  # noqa: BLE001 - reported as a failed check by the caller
+            print(f"board: screendump: {e}", flush=True)
+            return None
+        w, h, px = read_ppm(str(shot))
+        try:
+            from PIL import Image
+
+            Image.frombytes("RGB", (w, h), px).save(png)
+            shot.unlink()
+        except Exception:  # noqa: BLE001 - the PNG copy is a convenience
+            pass
+        return w, h, px
+
+    def stop(self) -> None:
+        try:
+            Qmp(self.qmp_path).cmd("quit")
+        except Exception:  # noqa: BLE001 - killed below
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def boots(lines: list[tuple[float, str]]) -> list[int]:
+    """Indexes of the "BOARD: booted" lines (one per boot)."""
+    return [i for i, (_, t) in enumerate(lines) if t.startswith("BOARD: booted")]
+
+
+def index_of(lines: list[tuple[float, str]], prefix: str, after: int = 0) -> int | None:
+    return next((i for i in range(after, len(lines)) if lines[i][1].startswith(prefix)), None)
+
+
+def json_lines(lines: list[tuple[float, str]], start: int = 0, end: int | None = None) -> list[dict]:
+    out = []
+    for _, t in lines[start:end]:
+        if t.startswith("{"):
+            try:
+                out.append(json.loads(t))
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+def faces_in(lines, start: int, end: int | None = None) -> list[dict]:
+    return [o for o in json_lines(lines, start, end) if o.get("type") == "face"]
+
+
+def most_per_frame(faces: list[dict]) -> int:
+    per: dict[int, int] = {}
+    for f in faces:
+        per[f["frame"]] = per.get(f["frame"], 0) + 1
+    return max(per.values(), default=0)
+
+
+def lit_and_overlay(px: bytes, w: int, h: int, colors: set[bytes]) -> tuple[float, int]:
+    n = w * h
+    overlay = sum(1 for i in range(0, n * 3, 3) if px[i : i + 3] in colors)
+    step = 3 * 7
+    dark = sum(1 for i in range(0, n * 3, step) if px[i] < 8 and px[i + 1] < 8 and px[i + 2] < 8)
+    return 1 - dark / len(range(0, n * 3, step)), overlay
+
+
+def edit_config(disk: str, offset: int, sed: str, work: Path) -> None:
+    """agegender.toml on the disk's boot partition, edited with sed (mtools, as a user's PC would)."""
+    f = work / "agegender-edit.toml"
+    at = f"{disk}@@{offset}"
+    subprocess.run(["mcopy", "-o", "-i", at, "::agegender.toml", str(f)], check=True)
+    subprocess.run(["sed", "-i", sed, str(f)], check=True)
+    subprocess.run(["mcopy", "-o", "-i", at, str(f), "::agegender.toml"], check=True)
+
+
 def run(a: argparse.Namespace) -> int:
     import jsonschema
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    qmp_path = str(out / "qmp.sock")
-    if os.path.exists(qmp_path):
-        os.unlink(qmp_path)
-    serial_log = out / "serial.log"
-    cmd = [
-        "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "1024",
-        "-device", "virtio-gpu-pci", "-nic", "none", "-display", "none",
-        "-serial", "stdio", "-qmp", f"unix:{qmp_path},server=on,wait=off",
-        "-kernel", a.kernel, "-initrd", a.initrd,
-    ]  # fmt: skip
-    print("board: " + " ".join(cmd), flush=True)
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[str] = []
-    marks: dict[str, float] = {}
-    done = threading.Event()
-
-    def reader() -> None:
-        with open(serial_log, "wb") as log:
-            for raw in proc.stdout:
-                log.write(raw)
-                log.flush()
-                text = raw.decode("utf-8", "replace").rstrip("\r\n")
-                lines.append(text)
-                if text.startswith("BOARD: booted"):
-                    marks["booted"] = time.monotonic() - t0
-                if text.startswith("BOARD: ") and not text.startswith("BOARD: booted"):
-                    print(text, flush=True)
-                if text.startswith("BOARD: done") or "Kernel panic" in text:
-                    done.set()
-        done.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    finished = done.wait(a.timeout)
-    elapsed = time.monotonic() - t0
+    validator = jsonschema.Draft202012Validator(json.loads(Path(a.schema).read_text()))
+    colors = {bytes(c) for c in overlay_colors(a.draw).values()}
     failures: list[str] = []
-    shot = out / "screen.ppm"
-    for stale in (shot, out / "screen.png"):
-        if stale.exists():
-            stale.unlink()
-    try:
-        q = Qmp(qmp_path)
-        if finished and proc.poll() is None:
-            q.cmd("screendump", filename=str(shot.resolve()))
-        q.cmd("quit")
-    except Exception as e:  # noqa: BLE001 - report and carry on to the checks
-        failures.append(f"QMP: {e}")
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    if not finished:
-        failures.append(f"guest did not finish in {a.timeout:.0f} s (see {serial_log})")
+    marks: dict[str, float] = {}
+    t_start = time.monotonic()
 
-    # --- serial report -------------------------------------------------------------------------
-    schema = json.loads(Path(a.schema).read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    faces_before, faces_after, statuses, bad = [], [], [], []
-    phase = "before"
-    for text in lines:
-        if text.startswith("BOARD: unplug"):
-            phase = "unplugged"
-        elif text.startswith("BOARD: vivid reloaded"):
-            phase = "after"
-        if not text.startswith("{"):
-            continue
-        try:
-            obj = json.loads(text)
-            validator.validate(obj)
-        except (json.JSONDecodeError, jsonschema.ValidationError) as e:
-            bad.append(f"{text[:120]!r}: {str(e).splitlines()[0]}")
-            continue
-        if obj["type"] == "face":
-            (faces_after if phase == "after" else faces_before).append(obj)
-        else:
-            statuses.append(obj)
-    if bad:
-        failures.append(f"{len(bad)} report lines fail the schema, first: {bad[0]}")
-    if len(faces_before) < a.min_faces:
-        failures.append(f"only {len(faces_before)} face lines before the unplug (want >= {a.min_faces})")
-    if len(faces_after) < a.min_faces:
-        failures.append(f"only {len(faces_after)} face lines after vivid came back (want >= {a.min_faces})")
-    per_frame: dict[int, int] = {}
-    for f in faces_before + faces_after:
-        per_frame[f["frame"]] = per_frame.get(f["frame"], 0) + 1
-    most = max(per_frame.values(), default=0)
-    if most < a.min_faces_per_frame:
-        failures.append(f"at most {most} faces in one frame (the picture has {a.min_faces_per_frame}+)")
-    cams = [s["camera"] for s in statuses]
-    if "lost" not in cams:
-        failures.append(f"no status line says camera lost (camera states: {cams})")
-    elif not any(c in ("resumed", "ok") for c in cams[cams.index("lost") + 1 :]):
-        failures.append(f"no status line after the loss says the camera resumed ({cams})")
-    exit_line = next((t for t in lines if t.startswith("BOARD: agegender exit")), None)
-    if exit_line is None or not exit_line.startswith("BOARD: agegender exit 0 "):
-        failures.append(f"agegender did not exit 0: {exit_line}")
-    failures += [t for t in lines if t.startswith("BOARD: FAIL") or "Kernel panic" in t]
+    def check(ok: bool, msg: str) -> bool:
+        if not ok:
+            failures.append(msg)
+            print(f"board: FAIL {msg}", flush=True)
+        return ok
 
-    # --- screen --------------------------------------------------------------------------------
+    # --- boot 1: the kiosk, the camera, the supervisor, the watchdog ----------------------------
+    g = Guest(a, a.disk, "main")
+    n = a.min_faces
+    ok = check(g.wait("the first boot", lambda ls: boots(ls), 120), "the image did not boot (no BOARD: booted)")
+    ok = ok and check(
+        g.wait(f"{n} faces", lambda ls: len(faces_in(ls, boots(ls)[0])) >= n, 240),
+        f"fewer than {n} face lines after the first boot",
+    )
+    if ok:
+        ls = g.snapshot()
+        marks["booted"] = ls[boots(ls)[0]][0]
+        marks["first_face"] = next(t for t, x in ls if x.startswith('{"schema":"agegender/face'))
+        g.send("unplug")
+        ok = check(
+            g.wait("vivid reloaded", lambda ls: index_of(ls, "BOARD: vivid reloaded") is not None, 90), "no reload"
+        )
+    if ok:
+
+        def resumed(ls) -> bool:
+            i = index_of(ls, "BOARD: unplug")
+            cams = [o["camera"] for o in json_lines(ls, i) if o.get("type") == "status"]
+            j = index_of(ls, "BOARD: vivid reloaded")
+            return "lost" in cams and len(faces_in(ls, j)) >= n
+
+        ok = check(g.wait("camera lost, then faces after the reload", resumed, 240), "the camera did not come back")
+    if ok:
+        g.send("kill")
+        ok = check(
+            g.wait("the restart", lambda ls: index_of(ls, "BOARD: agegender restarted") is not None, 150),
+            "the supervisor did not restart agegender",
+        )
+    if ok:
+        ok = check(
+            g.wait(
+                "faces after the restart",
+                lambda ls: len(faces_in(ls, index_of(ls, "BOARD: agegender restarted"))) >= n,
+                240,
+            ),
+            "no faces after the supervisor restarted agegender",
+        )
+    if ok:
+        # The user's edit for the next boot, made while this one runs (the boot partition is
+        # mounted read-only and read again only at boot).
+        edit_config(a.disk, a.part_offset, "s/^max_faces = .*/max_faces = 1/", out / "work")
+        g.send("hang")
+        ok = check(g.wait("the hang", lambda ls: index_of(ls, "BOARD: agegender pid") is not None, 30), "no hang")
+    if ok:
+        ok = check(
+            g.wait("the watchdog reset", lambda ls: len(boots(ls)) >= 2, 150), "the watchdog did not reset the board"
+        )
+    if ok:
+        ls = g.snapshot()
+        marks["reset_after_hang"] = ls[boots(ls)[1]][0] - ls[index_of(ls, "BOARD: agegender pid")][0]
+        ok = check(
+            g.wait("faces after the reset", lambda ls: len(faces_in(ls, boots(ls)[1])) >= 3, 240),
+            "no faces after the watchdog reset",
+        )
+    shot = None
+    if ok:
+        shot = g.screendump(out / "screen.png")
+    if failures:
+        g.send("log")
+        time.sleep(3)
+    g.stop()
+    lines = g.snapshot()
+
+    # every JSON line of the run against the schema
+    bad = []
+    for _, t in lines:
+        if t.startswith("{"):
+            try:
+                validator.validate(json.loads(t))
+            except (json.JSONDecodeError, jsonschema.ValidationError) as e:
+                bad.append(f"{t[:120]!r}: {str(e).splitlines()[0]}")
+    check(not bad, f"{len(bad)} report lines fail the schema, first: {bad[:1]}")
+    b = boots(lines)
+    before_reset = faces_in(lines, 0, b[1] if len(b) > 1 else None)
+    after_reset = faces_in(lines, b[1]) if len(b) > 1 else []
+    check(
+        most_per_frame(before_reset) >= a.min_faces_per_frame,
+        f"at most {most_per_frame(before_reset)} faces in one frame (the picture has {a.min_faces_per_frame}+)",
+    )
+    if after_reset:
+        check(
+            most_per_frame(after_reset) == 1,
+            f"after max_faces = 1 was set, a frame had {most_per_frame(after_reset)} faces",
+        )
     overlay = 0
-    if shot.exists():
-        w, h, px = read_ppm(str(shot))
-        colors = {bytes(c) for c in overlay_colors(a.draw).values()}
-        n = w * h
-        overlay = sum(1 for i in range(0, n * 3, 3) if px[i : i + 3] in colors)
-        dark = sum(1 for i in range(0, n * 3, 3 * 7) if px[i] < 8 and px[i + 1] < 8 and px[i + 2] < 8)
-        lit = 1 - dark / len(range(0, n * 3, 3 * 7))
-        if overlay < a.min_overlay_px:
-            failures.append(f"screendump: {overlay} overlay-coloured pixels (want >= {a.min_overlay_px})")
-        if lit < 0.3:
-            failures.append(f"screendump: only {lit:.0%} of the screen is lit (camera image missing?)")
-        try:
-            from PIL import Image
+    if shot:
+        lit, overlay = lit_and_overlay(shot[2], shot[0], shot[1], colors)
+        check(
+            overlay >= a.min_overlay_px, f"screendump: {overlay} overlay-coloured pixels (want >= {a.min_overlay_px})"
+        )
+        check(lit >= 0.3, f"screendump: only {lit:.0%} of the screen is lit (camera image missing?)")
+    failures += [t for _, t in lines if t.startswith("BOARD: FAIL") or "Kernel panic" in t]
 
-            Image.frombytes("RGB", (w, h), px).save(out / "screen.png")
-        except Exception:  # noqa: BLE001 - the PNG copy is a convenience
-            pass
-    elif finished:
-        failures.append("no screendump")
+    # --- boot 2: a bad key in agegender.toml ----------------------------------------------------
+    g2 = Guest(a, a.bad_config_disk, "bad-config")
+
+    def error_line(ls) -> str | None:
+        return next((t for _, t in ls if t.startswith("agegender-image: agegender: error:")), None)
+
+    bad_line = None
+    if check(g2.wait("the error line", error_line, 150), "no error line for the bad key on the serial port"):
+        bad_line = error_line(g2.snapshot())
+        check(
+            "detect_evry" in bad_line and "/boot/agegender.toml" in bad_line,
+            f"the error line does not name the key and the file: {bad_line}",
+        )
+        # No reboot loop: longer than the watchdog's 30 s, still one boot and no second start.
+        time.sleep(45)
+        ls2 = g2.snapshot()
+        check(len(boots(ls2)) == 1, f"{len(boots(ls2))} boots with the bad key (want 1: no reboot loop)")
+        starts = sum(1 for _, t in ls2 if t.startswith("agegender-image: agegender: error:"))
+        check(starts == 1, f"agegender started {starts} times with the bad key (want 1)")
+        shot2 = g2.screendump(out / "screen-bad-config.png")
+        if check(shot2 is not None, "no screendump of the bad-key boot"):
+            lit2, _ = lit_and_overlay(shot2[2], shot2[0], shot2[1], set())
+            check(0.001 < lit2 < 0.3, f"the screen does not show the error text ({lit2:.1%} lit)")
+    g2.stop()
 
     for f in failures:
         print(f"board: FAIL {f}", flush=True)
-    tail = [t for t in lines if t.startswith("{")][-3:]
-    (out / "report-excerpt.txt").write_text("\n".join(tail) + "\n")
-    genders = sorted({f"{f['gender']} {f['age']:.0f} ({f['age_bucket']})" for f in faces_after})[:4]
+    tail = [t for _, t in lines if t.startswith("{")][-3:]
+    (out / "report-excerpt.txt").write_text("\n".join(tail + ([bad_line] if bad_line else [])) + "\n")
+    genders = sorted({f"{f['gender']} {f['age']:.0f} ({f['age_bucket']})" for f in before_reset})[:4]
+    cams = [o["camera"] for o in json_lines(lines) if o.get("type") == "status"]
     summary = (
-        f"board-test {'PASS' if not failures else 'FAIL'}: boot {marks.get('booted', float('nan')):.1f} s, "
-        f"total {elapsed:.1f} s, faces {len(faces_before)} before / {len(faces_after)} after vivid reload "
-        f"(e.g. {', '.join(genders) or '-'}), status {len(statuses)} ({'/'.join(dict.fromkeys(cams))}), "
-        f"overlay {overlay} px, {len(failures)} failure(s)"
+        f"board-test {'PASS' if not failures else 'FAIL'}: image booted in {marks.get('booted', float('nan')):.1f} s, "
+        f"first face line at {marks.get('first_face', float('nan')):.1f} s, "
+        f"faces {len(before_reset)} before the reset (e.g. {', '.join(genders) or '-'}) and {len(after_reset)} after "
+        f"(max_faces = 1: at most {most_per_frame(after_reset)} per frame), "
+        f"camera {'/'.join(dict.fromkeys(cams))}, restart by the supervisor, watchdog reset "
+        f"{marks.get('reset_after_hang', float('nan')):.0f} s after the hang, "
+        f"bad key: {'one line, no reboot' if bad_line else '-'}; overlay {overlay} px, "
+        f"{time.monotonic() - t_start:.0f} s, {len(failures)} failure(s)"
     )
     print(summary, flush=True)
     return 0 if not failures else 1
@@ -264,10 +428,13 @@ def main() -> int:
     r = sub.add_parser("run")
     r.add_argument("--kernel", required=True)
     r.add_argument("--initrd", required=True)
+    r.add_argument("--append", required=True)
+    r.add_argument("--disk", required=True)
+    r.add_argument("--bad-config-disk", required=True)
+    r.add_argument("--part-offset", type=int, required=True)
     r.add_argument("--schema", required=True)
     r.add_argument("--draw", required=True)
     r.add_argument("--out", required=True)
-    r.add_argument("--timeout", type=float, default=240)
     r.add_argument("--min-faces", type=int, default=2)
     r.add_argument("--min-faces-per-frame", type=int, default=2)
     r.add_argument("--min-overlay-px", type=int, default=200)

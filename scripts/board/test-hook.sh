@@ -1,0 +1,94 @@
+#!/bin/busybox sh
+# Test-only part of the emulated-board test (scripts/board-test), NOT in the SD-card image:
+# scripts/board-test appends a second initramfs with this file as /lib/agegender/boot.d/50-board-test,
+# the vivid modules in /lib/agegender-test/ and the face feed. The image's /init runs it before it
+# starts the kiosk (with $SERIAL, the report's port).
+#
+# It loads vivid (a virtual V4L2 camera), feeds a picture with faces through vivid's
+# output->capture loop, says "BOARD: booted ..." and leaves a command reader in the background:
+# the host (scripts/board/board.py) writes one command per line to the serial port, and the
+# answers come back as "BOARD: ..." lines among the report's JSON lines:
+#   unplug   unbind and unload vivid, wait, load it again (the camera unplugged and back)
+#   kill     SIGKILL agegender; report the new pid once the supervisor has restarted it
+#   hang     SIGSTOP agegender: the process lives, its frame loop stops (the watchdog must reset)
+#   log      the system log (logread) as BOARD-LOG: lines
+. /lib/agegender-test/board.env
+
+say() { echo "BOARD: $*" >"$SERIAL"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+load_vivid() {
+	while read -r m; do
+		name=${m##*/}
+		name=${name%.ko}
+		grep -q "^$(echo "$name" | tr - _) " /proc/modules && continue
+		if [ "$name" = vivid ]; then
+			insmod "/lib/agegender-test/$m" $VIVID_PARAMS
+		else
+			insmod "/lib/agegender-test/$m"
+		fi || say "FAIL insmod $name"
+	done </lib/agegender-test/modules.order
+}
+wait_for() { # wait_for PATH SECONDS
+	n=0
+	while [ ! -e "$1" ]; do
+		n=$((n + 1))
+		[ "$n" -gt $(($2 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+load_vivid
+wait_for /dev/video0 10 || say "FAIL no /dev/video0 (vivid capture)"
+wait_for /dev/video1 10 || say "FAIL no /dev/video1 (vivid output)"
+wait_for /dev/fb0 10 || say "FAIL no /dev/fb0"
+wd=$(cat /sys/class/watchdog/watchdog0/identity 2>/dev/null)
+say "booted in $(uptime_s) s: $(cat /sys/class/graphics/fb0/name 2>/dev/null), $(cat /sys/class/video4linux/video0/name 2>/dev/null), watchdog ${wd:-none}, boot partition $(findfs LABEL=AGEGENDER), modules: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
+/usr/bin/vivid_feed /dev/video1 /dev/video0 /lib/agegender-test/face.yuyv "$FRAME_W" "$FRAME_H" 2>/tmp/feed.log &
+
+commands() {
+	while :; do
+		read -r cmd <"$SERIAL" || { sleep 0.2; continue; }
+		cmd=$(echo "$cmd" | tr -d '\r')
+		case "$cmd" in
+		unplug)
+			say "unplug at $(uptime_s) s"
+			echo vivid.0 >/sys/bus/platform/drivers/vivid/unbind || say "FAIL unbind vivid"
+			n=0
+			until rmmod vivid 2>/dev/null; do
+				n=$((n + 1))
+				[ "$n" -gt 100 ] && say "FAIL rmmod vivid: still in use after 20 s" && break
+				sleep 0.2
+			done
+			sleep 2
+			load_vivid
+			say "vivid reloaded at $(uptime_s) s"
+			;;
+		kill)
+			pid=$(pidof agegender)
+			kill -KILL "$pid"
+			say "killed agegender pid $pid at $(uptime_s) s"
+			n=0
+			while :; do
+				new=$(pidof agegender)
+				[ -n "$new" ] && [ "$new" != "$pid" ] && break
+				n=$((n + 1))
+				[ "$n" -gt 600 ] && say "FAIL agegender not restarted 120 s after the kill" && break
+				sleep 0.2
+			done
+			say "agegender restarted as pid $new at $(uptime_s) s"
+			;;
+		hang)
+			pid=$(pidof agegender)
+			kill -STOP "$pid"
+			say "agegender pid $pid stopped at $(uptime_s) s: its frame loop hangs"
+			;;
+		log)
+			logread | sed 's/^/BOARD-LOG: /' >"$SERIAL"
+			sed 's/^/BOARD-FEED: /' /tmp/feed.log >"$SERIAL"
+			;;
+		'') ;;
+		*) say "unknown command '$cmd'" ;;
+		esac
+	done
+}
+commands &
