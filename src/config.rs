@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 /// The quantized classifier file (runs when `model_form` is, or chooses, `int8`); the file for
 /// each form: [`crate::classify::ModelForm::default_file`].
 pub const DEFAULT_MODEL: &str = "models/agegender_int8.onnx";
+/// Context band around the frame for the detector's second look at close-ups (a face that fills
+/// the frame or runs off its edge), in frame sizes per side: chosen by measurement
+/// (`scripts/bench/closeups`, README "Close-ups").
+pub const DEFAULT_CLOSEUP_MARGIN: f32 = 0.5;
 /// The face detector used when neither `--detector` nor `detector = ...` is given.
 pub const DEFAULT_DETECTOR: &str = "models/detector/blazeface_back_256.onnx";
 
@@ -50,6 +54,9 @@ pub struct Config {
     pub nms_iou: f32,
     /// Most faces handled per frame (every per-face buffer is sized from this).
     pub max_faces: usize,
+    /// When a face fills the frame or runs off its edge, detect again with a band of this many
+    /// frame sizes of context on each side (0: never).
+    pub closeup_margin: f32,
     /// Least IoU between a track and a detection for them to be the same face.
     pub track_iou: f32,
     /// Detection frames a track may go unseen before it is forgotten.
@@ -107,6 +114,7 @@ impl Default for Config {
             score_threshold: 0.6,
             nms_iou: 0.3,
             max_faces: 8,
+            closeup_margin: DEFAULT_CLOSEUP_MARGIN,
             track_iou: 0.3,
             max_missed: 5,
             age_alpha: 0.3,
@@ -208,6 +216,12 @@ impl Config {
         unit("track_iou", self.track_iou)?;
         if !(1..=64).contains(&self.max_faces) {
             return Err(("max_faces", format!("{} is not in 1..=64", self.max_faces)));
+        }
+        if !(0.0..=2.0).contains(&self.closeup_margin) {
+            return Err((
+                "closeup_margin",
+                format!("{} is not in 0..=2", self.closeup_margin),
+            ));
         }
         if !(self.age_alpha > 0.0 && self.age_alpha <= 1.0) {
             return Err(("age_alpha", format!("{} is not in (0, 1]", self.age_alpha)));

@@ -71,6 +71,10 @@ struct CommonArgs {
     /// Most faces handled per frame.
     #[arg(long, value_name = "N")]
     max_faces: Option<usize>,
+    /// A face that fills the frame or runs off its edge is detected again with this much
+    /// context (frame sizes per side; 0: never) [default: 0.5].
+    #[arg(long, value_name = "M")]
+    closeup_margin: Option<f32>,
     /// Threads for tract's matrix products (1: everything on the frame-loop thread).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -330,6 +334,7 @@ fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
     set(&mut cfg.score_threshold, c.score_threshold);
     set(&mut cfg.nms_iou, c.nms_iou);
     set(&mut cfg.max_faces, c.max_faces);
+    set(&mut cfg.closeup_margin, c.closeup_margin);
     set(&mut cfg.threads, c.threads);
     set(&mut cfg.model_form, c.model_form);
     set(&mut cfg.gender_min_p, c.gender_min_p);
@@ -384,10 +389,9 @@ fn load_perception(cfg: &Config) -> Result<(Perception, FormChoice), Fail> {
     agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
     let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
     let (classifier, choice) = load_classifier(cfg)?;
-    Ok((
-        Perception::new(detector, Box::new(classifier), cfg.max_faces),
-        choice,
-    ))
+    let mut perception = Perception::new(detector, Box::new(classifier), cfg.max_faces);
+    perception.set_closeup_margin(cfg.closeup_margin);
+    Ok((perception, choice))
 }
 
 fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {

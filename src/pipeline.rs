@@ -90,6 +90,27 @@ pub struct Perception {
     tensor: Vec<f32>,
     /// Faces whose landmarks could not be aligned (degenerate), skipped.
     pub align_failures: u64,
+    /// Context band for close-ups ([`FaceDetector::detect_with_margin`]); 0: off.
+    closeup_margin: f32,
+    /// The detections of the pass with context (preallocated).
+    closeups: Vec<Detection>,
+    /// Detector passes with context so far (each is a second detector run on its frame).
+    pub closeup_passes: u64,
+}
+
+/// A face this large (box side ≥ this fraction of the frame's shorter side) is a close-up.
+pub const CLOSEUP_SIDE: f32 = 0.4;
+/// A face at least this large that touches the frame's edge is one too (running off it).
+pub const CLOSEUP_EDGE_SIDE: f32 = 0.2;
+
+/// Whether `d` fills a `w`×`h` frame or runs off its edge: the detector, trained on faces with
+/// surroundings, places such faces' boxes and landmarks badly, or misses them.
+pub fn is_closeup(d: &Detection, w: u32, h: u32) -> bool {
+    let (w, h) = (w as f32, h as f32);
+    let side = (d.bbox[2] - d.bbox[0]).max(d.bbox[3] - d.bbox[1]);
+    let short = w.min(h);
+    let edge = d.bbox[0] <= 1.0 || d.bbox[1] <= 1.0 || d.bbox[2] >= w - 1.0 || d.bbox[3] >= h - 1.0;
+    side >= CLOSEUP_SIDE * short || (edge && side >= CLOSEUP_EDGE_SIDE * short)
 }
 
 impl Perception {
@@ -110,13 +131,58 @@ impl Perception {
             attrs: Vec::with_capacity(max_faces),
             tensor: vec![0.0; 3 * INPUT_SIZE * INPUT_SIZE],
             align_failures: 0,
+            closeup_margin: crate::config::DEFAULT_CLOSEUP_MARGIN,
+            closeups: Vec::with_capacity(256),
+            closeup_passes: 0,
         }
+    }
+
+    /// The context band for close-ups (`closeup_margin`; 0 turns the second pass off).
+    pub fn set_closeup_margin(&mut self, margin: f32) {
+        self.closeup_margin = margin;
+    }
+
+    /// Detect into `self.detections`; when a face found is a close-up ([`is_closeup`]), or
+    /// nothing was found in a still picture (`still`), detect again with a band of context
+    /// around the frame. A close-up found by both passes is taken from the pass with context
+    /// (better placed box and landmarks), any other face from the plain pass (it sees small
+    /// faces at full resolution); faces only one pass found are kept. No allocation.
+    fn detect(&mut self, image: &RgbImage, still: bool) -> anyhow::Result<()> {
+        self.detector.detect(image, &mut self.detections)?;
+        let (w, h) = (image.width, image.height);
+        let wanted = self.closeup_margin > 0.0
+            && ((still && self.detections.is_empty())
+                || self.detections.iter().any(|d| is_closeup(d, w, h)));
+        if !wanted {
+            return Ok(());
+        }
+        self.closeup_passes += 1;
+        self.detector
+            .detect_with_margin(image, self.closeup_margin, &mut self.closeups)?;
+        const SAME_FACE_IOU: f32 = 0.3;
+        let closeups = &mut self.closeups;
+        self.detections.retain(|d| {
+            let twin = closeups
+                .iter()
+                .position(|c| crate::detect::iou(&d.bbox, &c.bbox) > SAME_FACE_IOU);
+            match twin {
+                // Both passes found it: a close-up from the pass with context, else this one.
+                Some(_) if is_closeup(d, w, h) => false,
+                Some(i) => {
+                    closeups.swap_remove(i);
+                    true
+                }
+                None => true,
+            }
+        });
+        self.detections.extend_from_slice(&self.closeups);
+        Ok(())
     }
 
     /// Detect, align and classify the faces of `image` (best `max_faces` by score).
     pub fn run(&mut self, image: &RgbImage, probe: &mut dyn FnMut(Stage)) -> anyhow::Result<()> {
         probe(Stage::Detect);
-        self.detector.detect(image, &mut self.detections)?;
+        self.detect(image, false)?;
         self.classify_detections(image, probe)
     }
 
@@ -126,7 +192,7 @@ impl Perception {
     /// overlapping) is detected on its own, and the results are merged with NMS. Allocates
     /// (tiles); meant for `agegender image`, not the frame loop.
     pub fn run_still(&mut self, image: &RgbImage, nms_iou: f32) -> anyhow::Result<()> {
-        self.detector.detect(image, &mut self.detections)?;
+        self.detect(image, true)?;
         let (w, h) = (image.width, image.height);
         let side = w.min(h);
         if side > 0 && w.max(h) as f32 > 1.25 * side as f32 {

@@ -293,3 +293,72 @@ fn tract_allocations_per_detect_are_measured() {
         );
     }
 }
+
+/// The detection of `img` nearest its centre (within 30% of its side), if any.
+fn central(dets: &[Detection], w: u32, h: u32) -> Option<Detection> {
+    let (cx, cy, tol) = (w as f32 / 2.0, h as f32 / 2.0, 0.3 * w.max(h) as f32);
+    dets.iter()
+        .filter(|d| {
+            ((d.bbox[0] + d.bbox[2]) / 2.0 - cx).abs() < tol
+                && ((d.bbox[1] + d.bbox[3]) / 2.0 - cy).abs() < tol
+        })
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .copied()
+}
+
+/// Close-ups (a visitor leaning in): a UTKFace crop is a face that fills its picture. Seen with a
+/// band of context (`detect_with_margin`), it is found as often as the same face pasted into a
+/// larger frame, and its box lands where that face's box does; the plain detection misses more
+/// and places its boxes worse.
+#[test]
+fn closeups_seen_with_context_are_found_and_placed_like_faces_with_surroundings() {
+    let mut det = BlazeFace::load(&common::blazeface_model(false), cfg()).unwrap();
+    let (mut found_plain, mut found_margin, mut iou_plain, mut iou_margin) = (0, 0, 0.0, 0.0);
+    let faces = common::utk_test_faces(40, 16);
+    let mut out = Vec::new();
+    for path in &faces {
+        let img = agegender::decode::load_image(path).unwrap();
+        let (w, h) = (img.width, img.height);
+        // The reference: the same face in the middle of a frame three times its size.
+        let (jpeg, _) = common::face_frame(&[(path.clone(), [w, h, 2 * w, 2 * h])], 3 * w, 3 * h);
+        let mut frame = RgbImage::default();
+        Decoder::new().decode_jpeg(&jpeg, &mut frame).unwrap();
+        det.detect(&frame, &mut out).unwrap();
+        let Some(r) = central(&out, frame.width, frame.height) else {
+            continue;
+        };
+        let (dx, dy) = (w as f32, h as f32);
+        let reference = [
+            r.bbox[0] - dx,
+            r.bbox[1] - dy,
+            r.bbox[2] - dx,
+            r.bbox[3] - dy,
+        ];
+
+        det.detect(&img, &mut out).unwrap();
+        if let Some(d) = central(&out, w, h) {
+            found_plain += 1;
+            iou_plain += iou(&d.bbox, &reference);
+        }
+        det.detect_with_margin(&img, 0.5, &mut out).unwrap();
+        if let Some(d) = central(&out, w, h) {
+            found_margin += 1;
+            iou_margin += iou(&d.bbox, &reference);
+        }
+    }
+    let n = faces.len() as f32;
+    let (iou_plain, iou_margin) = (iou_plain / n, iou_margin / n);
+    eprintln!(
+        "close-ups of {n} faces: plain found {found_plain}, mean IoU with the reference {iou_plain:.3}; \
+         with context found {found_margin}, mean IoU {iou_margin:.3}"
+    );
+    assert!(
+        found_margin >= 39,
+        "with context: {found_margin} of {n} found"
+    );
+    assert!(found_margin >= found_plain);
+    assert!(
+        iou_margin > iou_plain + 0.05 && iou_margin > 0.7,
+        "mean IoU with the reference: with context {iou_margin:.3}, plain {iou_plain:.3}"
+    );
+}

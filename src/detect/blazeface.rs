@@ -47,6 +47,8 @@ pub struct BlazeFaceDecoder {
     cands: Vec<Detection>,
     /// Score threshold as a logit (compare before the sigmoid).
     logit_threshold: f32,
+    /// Context band of the run being decoded ([`FaceDetector::detect_with_margin`]).
+    margin: f32,
 }
 
 impl BlazeFaceDecoder {
@@ -59,6 +61,7 @@ impl BlazeFaceDecoder {
             cfg,
             cands: Vec::with_capacity(super::MAX_CANDIDATES),
             logit_threshold: (p / (1.0 - p)).ln(),
+            margin: 0.0,
         }
     }
 
@@ -86,7 +89,7 @@ impl BlazeFaceDecoder {
             );
         }
         let s = self.size;
-        let lb = Letterbox::fit(frame_w, frame_h, s, s, true);
+        let lb = Letterbox::fit_with_margin(frame_w, frame_h, s, s, true, self.margin);
         let sf = s as f32;
         let (anchors, logit_threshold) = (&self.anchors, self.logit_threshold);
         let cands = &mut self.cands;
@@ -185,6 +188,15 @@ fn anchors() -> [[f32; 2]; ANCHORS] {
 
 impl FaceDetector for BlazeFace {
     fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
+        self.detect_with_margin(image, 0.0, out)
+    }
+
+    fn detect_with_margin(
+        &mut self,
+        image: &RgbImage,
+        margin: f32,
+        out: &mut Vec<Detection>,
+    ) -> anyhow::Result<()> {
         out.clear();
         anyhow::ensure!(
             image.width > 0 && image.height > 0,
@@ -193,7 +205,8 @@ impl FaceDetector for BlazeFace {
             image.height
         );
         let s = self.decoder.size;
-        let lb = Letterbox::fit(image.width, image.height, s, s, true);
+        let lb = Letterbox::fit_with_margin(image.width, image.height, s, s, true, margin);
+        self.decoder.margin = margin;
         {
             let input = self.runner.input_mut()?;
             lb.sample(image, s, s, |x, y, p| {

@@ -71,6 +71,21 @@ pub struct Detection {
 /// A face detector. `detect` clears `out` and fills it; it must not allocate once warm.
 pub trait FaceDetector {
     fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()>;
+
+    /// As [`FaceDetector::detect`], with the image shrunk inside the detector's input so that a
+    /// band of `margin` × its size is left on each side: context for a face that fills the frame
+    /// or runs off its edge (a visitor leaning in), which the detector's anchors, trained on
+    /// faces with surroundings, otherwise place badly or miss. Boxes come back in `image`
+    /// pixels. Detectors without the option run [`FaceDetector::detect`].
+    fn detect_with_margin(
+        &mut self,
+        image: &RgbImage,
+        margin: f32,
+        out: &mut Vec<Detection>,
+    ) -> anyhow::Result<()> {
+        let _ = margin;
+        self.detect(image, out)
+    }
 }
 
 /// Thresholds shared by both detectors.
@@ -550,6 +565,28 @@ impl Letterbox {
             scale,
             off_x,
             off_y,
+        }
+    }
+
+    /// [`Letterbox::fit`] shrunk by `1 + 2 * margin` and centred: a band of `margin` × the
+    /// frame's size around it (0: `fit` itself).
+    pub(crate) fn fit_with_margin(
+        w: u32,
+        h: u32,
+        iw: usize,
+        ih: usize,
+        center: bool,
+        margin: f32,
+    ) -> Letterbox {
+        let lb = Letterbox::fit(w, h, iw, ih, center);
+        if !(margin > 0.0 && margin.is_finite()) {
+            return lb;
+        }
+        let scale = lb.scale / (1.0 + 2.0 * margin);
+        Letterbox {
+            scale,
+            off_x: (iw as f32 - w as f32 * scale) / 2.0,
+            off_y: (ih as f32 - h as f32 * scale) / 2.0,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct YuNetDecoder {
     outputs: [[usize; 4]; 3],
     cfg: DetectorConfig,
     cands: Vec<Detection>,
+    /// Context band of the run being decoded ([`FaceDetector::detect_with_margin`]).
+    margin: f32,
 }
 
 impl YuNetDecoder {
@@ -66,6 +68,7 @@ impl YuNetDecoder {
             outputs,
             cfg,
             cands: Vec::with_capacity(super::MAX_CANDIDATES),
+            margin: 0.0,
         }
     }
 
@@ -79,7 +82,7 @@ impl YuNetDecoder {
     ) -> anyhow::Result<()> {
         super::start_decoding(out, frame_w, frame_h)?;
         let (iw, ih) = (self.width, self.height);
-        let lb = Letterbox::fit(frame_w, frame_h, iw, ih, false);
+        let lb = Letterbox::fit_with_margin(frame_w, frame_h, iw, ih, false, self.margin);
         let thr = self.cfg.score_threshold;
         let cands = &mut self.cands;
         cands.clear();
@@ -225,6 +228,15 @@ impl YuNet {
 
 impl FaceDetector for YuNet {
     fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
+        self.detect_with_margin(image, 0.0, out)
+    }
+
+    fn detect_with_margin(
+        &mut self,
+        image: &RgbImage,
+        margin: f32,
+        out: &mut Vec<Detection>,
+    ) -> anyhow::Result<()> {
         out.clear();
         anyhow::ensure!(
             image.width > 0 && image.height > 0,
@@ -233,7 +245,8 @@ impl FaceDetector for YuNet {
             image.height
         );
         let (iw, ih) = (self.decoder.width, self.decoder.height);
-        let lb = Letterbox::fit(image.width, image.height, iw, ih, false);
+        let lb = Letterbox::fit_with_margin(image.width, image.height, iw, ih, false, margin);
+        self.decoder.margin = margin;
         {
             let input = self.runner.input_mut()?;
             let plane = iw * ih;
