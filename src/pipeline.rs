@@ -99,7 +99,7 @@ pub struct Perception {
 }
 
 /// A face this large (box side ≥ this fraction of the frame's shorter side) is a close-up.
-pub const CLOSEUP_SIDE: f32 = 0.4;
+pub const CLOSEUP_SIDE: f32 = 0.5;
 /// A face at least this large that touches the frame's edge is one too (running off it).
 pub const CLOSEUP_EDGE_SIDE: f32 = 0.2;
 
