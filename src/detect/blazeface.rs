@@ -187,10 +187,6 @@ fn anchors() -> [[f32; 2]; ANCHORS] {
 }
 
 impl FaceDetector for BlazeFace {
-    fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
-        self.detect_with_margin(image, 0.0, out)
-    }
-
     fn detect_with_margin(
         &mut self,
         image: &RgbImage,

@@ -70,22 +70,22 @@ pub struct Detection {
 
 /// A face detector. `detect` clears `out` and fills it; it must not allocate once warm.
 pub trait FaceDetector {
-    fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()>;
+    /// The faces of `image`, in its pixels.
+    fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
+        self.detect_with_margin(image, 0.0, out)
+    }
 
     /// As [`FaceDetector::detect`], with the image shrunk inside the detector's input so that a
-    /// band of `margin` × its size is left on each side: context for a face that fills the frame
-    /// or runs off its edge (a visitor leaning in), which the detector's anchors, trained on
-    /// faces with surroundings, otherwise place badly or miss. Boxes come back in `image`
-    /// pixels. Detectors without the option run [`FaceDetector::detect`].
+    /// band of `margin` × its size is left on each side (0: none): context for a face that fills
+    /// the frame or runs off its edge (a visitor leaning in), which the detector's anchors,
+    /// trained on faces with surroundings, otherwise place badly or miss. Boxes come back in
+    /// `image` pixels.
     fn detect_with_margin(
         &mut self,
         image: &RgbImage,
         margin: f32,
         out: &mut Vec<Detection>,
-    ) -> anyhow::Result<()> {
-        let _ = margin;
-        self.detect(image, out)
-    }
+    ) -> anyhow::Result<()>;
 }
 
 /// Thresholds shared by both detectors.

@@ -227,10 +227,6 @@ impl YuNet {
 }
 
 impl FaceDetector for YuNet {
-    fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
-        self.detect_with_margin(image, 0.0, out)
-    }
-
     fn detect_with_margin(
         &mut self,
         image: &RgbImage,
