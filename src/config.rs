@@ -68,6 +68,15 @@ pub struct Config {
     /// Below this (calibrated) probability of the age bucket, the bucket is reported as `"?"`
     /// (0: always answer). Default: chosen on the validation split (models/README.md).
     pub bucket_min_p: f32,
+    // --- visits and counts (src/visits.rs) ---
+    /// A track that lasted less than this many seconds (first to last view) is not a visit.
+    pub min_dwell_s: f32,
+    /// A track (a visit) ends once it has gone unseen for `max_missed` detection frames and
+    /// at least this many seconds (0: `max_missed` alone).
+    pub visit_end_s: f32,
+    /// Seconds between `counts` lines (0: none).
+    pub counts_interval_s: f32,
+    // --- end of visits and counts ---
     /// Seconds between status lines (0 = none except the last).
     pub status_interval_s: f32,
     /// Also write a status line every this many frames (0 = only by time).
@@ -108,6 +117,9 @@ impl Default for Config {
             gender_logodds_clamp: 6.0,
             gender_min_p: crate::classify::DEFAULT_GENDER_MIN_P,
             bucket_min_p: crate::classify::DEFAULT_BUCKET_MIN_P,
+            min_dwell_s: 1.0,
+            visit_end_s: 0.0,
+            counts_interval_s: 60.0,
             status_interval_s: 5.0,
             status_every_frames: 0,
             max_frames: 0,
@@ -220,6 +232,15 @@ impl Config {
             ));
         }
         unit("bucket_min_p", self.bucket_min_p)?;
+        for (key, v) in [
+            ("min_dwell_s", self.min_dwell_s),
+            ("visit_end_s", self.visit_end_s),
+            ("counts_interval_s", self.counts_interval_s),
+        ] {
+            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+                return Err((key, format!("{v} is not a number of seconds in 0..=86400")));
+            }
+        }
         if !(self.gender_logodds_clamp > 0.0 && self.gender_logodds_clamp.is_finite()) {
             return Err((
                 "gender_logodds_clamp",
@@ -380,6 +401,9 @@ mod tests {
             "gender_min_p = 0.4",
             "gender_min_p = 1.2",
             "bucket_min_p = -0.1",
+            "min_dwell_s = -1",
+            "visit_end_s = nan",
+            "counts_interval_s = inf",
         ] {
             let e = Config::from_toml_str(bad, "c.toml")
                 .unwrap_err()

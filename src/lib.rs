@@ -1,7 +1,8 @@
 //! agegender: an offline kiosk camera pipeline.
 //!
 //! A frame travels through one module per stage:
-//! capture → decode → detect → align → classify → track → draw → report.
+//! capture → decode → detect → align → classify → track → draw → report, and from the
+//! tracker's ended tracks, visits and counts (`visits`).
 //! Each seam is a small trait or a plain struct; nothing here is global.
 
 pub mod align;
@@ -21,3 +22,4 @@ pub mod rgb;
 pub mod serial;
 pub mod service;
 pub mod track;
+pub mod visits;

@@ -136,6 +136,18 @@ struct RunArgs {
     /// Weight of a new age estimate in the running average (0..1].
     #[arg(long, value_name = "ALPHA")]
     age_alpha: Option<f32>,
+    // --- visits and counts ---
+    /// A track shorter than this (first to last view) is not a visit [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    min_dwell: Option<f32>,
+    /// A visit ends once its face has gone unseen for --max-missed detection frames and at
+    /// least this long [default: 0: --max-missed alone].
+    #[arg(long, value_name = "SECONDS")]
+    visit_end: Option<f32>,
+    /// Seconds between `counts` lines (0: none) [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    counts_interval: Option<f32>,
+    // --- end of visits and counts ---
 }
 
 #[derive(Args, Debug)]
@@ -340,7 +352,8 @@ fn check(cfg: &Config) -> Result<(), Fail> {
     cfg.validate().map_err(|(key, why)| {
         Fail::Usage(anyhow::anyhow!(
             "bad value for --{}: {why}",
-            key.replace('_', "-")
+            // `status_interval_s` is `--status-interval`: flags in seconds drop the `_s`
+            key.strip_suffix("_s").unwrap_or(key).replace('_', "-")
         ))
     })
 }
@@ -402,6 +415,10 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.track_iou, a.track_iou);
     set(&mut cfg.max_missed, a.max_missed);
     set(&mut cfg.age_alpha, a.age_alpha);
+    // visits and counts
+    set(&mut cfg.min_dwell_s, a.min_dwell);
+    set(&mut cfg.visit_end_s, a.visit_end);
+    set(&mut cfg.counts_interval_s, a.counts_interval);
     check(&cfg)?;
 
     let (perception, form) = load_perception(&cfg)?;

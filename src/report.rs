@@ -1,7 +1,8 @@
 //! Report: one JSON line per face result and a periodic status line, written to a [`Sink`].
 //!
-//! Lines follow `src/report.schema.json`. Every line carries `"schema"` (`agegender/face/v1`
-//! or `agegender/status/v1`), `"type"` (`face` / `status`) and `"ts"`: **Unix time in
+//! Lines follow `src/report.schema.json`. Every line carries `"schema"` (`agegender/face/v1`,
+//! `agegender/status/v1`, `agegender/visit/v1`, `agegender/counts/v1`), `"type"` (`face`,
+//! `status`, `visit`, `counts`) and `"ts"`: **Unix time in
 //! milliseconds, UTC** (an integer: cheap to produce without allocating, unambiguous, and
 //! any log tool converts it). Lines are formatted into one reused buffer, so the steady
 //! state allocates nothing.
@@ -14,11 +15,16 @@ use serde::Serialize;
 
 use crate::classify::{Gender, AGE_BUCKETS};
 use crate::track::TrackedFace;
+use crate::visits::{Counts, Visit, BUCKET_LABELS, GENDER_LABELS};
 
 /// Schema id of a face line.
 pub const FACE_SCHEMA: &str = "agegender/face/v1";
 /// Schema id of a status line.
 pub const STATUS_SCHEMA: &str = "agegender/status/v1";
+/// Schema id of a visit line (one per ended track that lasted the minimum dwell).
+pub const VISIT_SCHEMA: &str = "agegender/visit/v1";
+/// Schema id of a counts line (visits per window by gender × age bucket).
+pub const COUNTS_SCHEMA: &str = "agegender/counts/v1";
 
 /// Where report lines go: stdout, a file, a serial port. A sink must not block the frame loop.
 pub trait Sink {
@@ -171,6 +177,66 @@ struct StatusLine<'a> {
     status: &'a Status,
 }
 
+#[derive(Serialize)]
+struct VisitLine {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: u64,
+    track_id: u64,
+    first_ts: u64,
+    last_ts: u64,
+    first_frame: u64,
+    last_frame: u64,
+    dwell_s: f32,
+    views: u32,
+    gender: Gender,
+    gender_p: f32,
+    age: f32,
+    age_bucket: &'static str,
+    bucket_p: f32,
+    confidence: f32,
+}
+
+/// `{"M": {"0-2": n, ...}, "F": {...}, "U": {...}}`, written without allocating.
+struct Table<'a>(&'a [[u32; BUCKET_LABELS.len()]; GENDER_LABELS.len()]);
+struct Row<'a>(&'a [u32; BUCKET_LABELS.len()]);
+
+impl Serialize for Table<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(GENDER_LABELS.len()))?;
+        for (g, row) in GENDER_LABELS.iter().zip(self.0) {
+            m.serialize_entry(g, &Row(row))?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(BUCKET_LABELS.len()))?;
+        for (b, n) in BUCKET_LABELS.iter().zip(self.0) {
+            m.serialize_entry(b, n)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct CountsLine<'a> {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: u64,
+    from_ts: u64,
+    visits: u32,
+    in_view: u32,
+    mean_dwell_s: Option<f32>,
+    by_gender_age: Table<'a>,
+}
+
 /// Round for the log: fewer digits, same meaning.
 fn round(x: f32, digits: i32) -> f32 {
     let m = 10f32.powi(digits);
@@ -256,6 +322,48 @@ impl Reporter {
             kind: "status",
             ts: ts_ms,
             status: &s,
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &line)?;
+        self.emit()
+    }
+
+    /// One visit line at `ts_ms` (when the visit was found to have ended).
+    pub fn visit(&mut self, ts_ms: u64, v: &Visit) -> anyhow::Result<()> {
+        let line = VisitLine {
+            schema: VISIT_SCHEMA,
+            kind: "visit",
+            ts: ts_ms,
+            track_id: v.track_id,
+            first_ts: v.first_ms,
+            last_ts: v.last_ms,
+            first_frame: v.first_frame,
+            last_frame: v.last_frame,
+            dwell_s: round(v.dwell_ms() as f32 / 1000.0, 2),
+            views: v.views,
+            gender: v.gender,
+            gender_p: round(v.gender_p, 3),
+            age: round(v.age, 1),
+            age_bucket: v.bucket_label(),
+            bucket_p: round(v.bucket_p, 3),
+            confidence: round(v.confidence, 3),
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &line)?;
+        self.emit()
+    }
+
+    /// One counts line closing the window `c` at `ts_ms`, with `in_view` faces in view now.
+    pub fn counts(&mut self, ts_ms: u64, c: &Counts, in_view: u32) -> anyhow::Result<()> {
+        let line = CountsLine {
+            schema: COUNTS_SCHEMA,
+            kind: "counts",
+            ts: ts_ms,
+            from_ts: c.from_ms,
+            visits: c.visits,
+            in_view,
+            mean_dwell_s: c.mean_dwell_s().map(|d| round(d, 2)),
+            by_gender_age: Table(&c.table),
         };
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line)?;
