@@ -16,6 +16,7 @@ pub mod display;
 pub mod draw;
 pub mod eval;
 pub mod heap;
+pub mod mqtt;
 pub mod pipeline;
 pub mod report;
 pub mod rgb;

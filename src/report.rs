@@ -36,6 +36,24 @@ pub trait Sink {
     }
 }
 
+/// The type of a report line (the MQTT topic it goes to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    Face = 0,
+    Visit = 1,
+    Counts = 2,
+    Status = 3,
+}
+
+/// A second output beside the sink, that sorts lines by type: the MQTT publisher
+/// (`src/mqtt.rs`). Must not block the frame loop.
+pub trait Publish {
+    /// Hand over one line (without newline); a line that cannot be queued is dropped and counted.
+    fn publish(&mut self, kind: LineKind, line: &[u8]);
+    /// For the status line: `connected` / `disconnected`, and lines dropped so far.
+    fn state(&self) -> (&'static str, u64);
+}
+
 /// Lines to standard output (`--serial -`).
 #[derive(Debug, Default)]
 pub struct StdoutSink;
@@ -144,6 +162,12 @@ pub struct Status {
     pub model_form: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub model_form_why: &'static str,
+    /// With MQTT on: `connected` or `disconnected`, and the lines it dropped (full queue, or
+    /// QoS 0 lines while the broker was away).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub mqtt: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_dropped: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -254,6 +278,7 @@ pub fn unix_ms() -> u64 {
 /// Formats lines into one reused buffer and hands them to the sink.
 pub struct Reporter {
     sink: Box<dyn Sink>,
+    publisher: Option<Box<dyn Publish>>,
     buf: Vec<u8>,
     lines: u64,
     dropped: u64,
@@ -263,10 +288,16 @@ impl Reporter {
     pub fn new(sink: Box<dyn Sink>) -> Self {
         Reporter {
             sink,
+            publisher: None,
             buf: Vec::with_capacity(4096),
             lines: 0,
             dropped: 0,
         }
+    }
+
+    /// Also hand every line to `p` (MQTT).
+    pub fn set_publisher(&mut self, p: Box<dyn Publish>) {
+        self.publisher = Some(p);
     }
 
     /// One face line. `source` names the input file in `agegender image` (else `None`).
@@ -308,7 +339,7 @@ impl Reporter {
         };
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line)?;
-        self.emit()
+        self.emit(LineKind::Face)
     }
 
     /// One status line.
@@ -317,6 +348,11 @@ impl Reporter {
         s.fps = round(s.fps, 2);
         s.uptime_s = round(s.uptime_s, 1);
         s.serial_dropped = s.serial_dropped.max(self.dropped);
+        if let Some(p) = &self.publisher {
+            let (state, dropped) = p.state();
+            s.mqtt = state;
+            s.mqtt_dropped = Some(dropped);
+        }
         let line = StatusLine {
             schema: STATUS_SCHEMA,
             kind: "status",
@@ -325,7 +361,7 @@ impl Reporter {
         };
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line)?;
-        self.emit()
+        self.emit(LineKind::Status)
     }
 
     /// One visit line at `ts_ms` (when the visit was found to have ended).
@@ -350,7 +386,7 @@ impl Reporter {
         };
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line)?;
-        self.emit()
+        self.emit(LineKind::Visit)
     }
 
     /// One counts line closing the window `c` at `ts_ms`, with `in_view` faces in view now.
@@ -367,10 +403,13 @@ impl Reporter {
         };
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line)?;
-        self.emit()
+        self.emit(LineKind::Counts)
     }
 
-    fn emit(&mut self) -> anyhow::Result<()> {
+    fn emit(&mut self, kind: LineKind) -> anyhow::Result<()> {
+        if let Some(p) = self.publisher.as_mut() {
+            p.publish(kind, &self.buf);
+        }
         if self.sink.write_line(&self.buf)? {
             self.lines += 1;
         } else {
