@@ -12,8 +12,9 @@
 //! counts by default) are sent one at a time and kept until the broker acknowledges them: while
 //! the broker is away they wait in the queue and go out, oldest first, once it is back (at least
 //! once: a line in flight when the connection broke is sent again). QoS 0 lines (faces, status)
-//! are sent only while connected; while away they are dropped and counted. Reconnect: 0.5 s
-//! backoff doubling to 8 s. Each new kind of connection error is one warning line on stderr; the
+//! are sent only while connected; while away they are dropped and counted. A second thread
+//! drives the connection with blocking calls (a poll is never cut short) and reconnects with
+//! backoff, 0.5 s doubling to 8 s. Each new kind of connection error is one warning line on stderr; the
 //! serial log goes on.
 //!
 //! TLS (`mqtts://`): rustls with the ring provider; the CA from `mqtt_ca` (else the system's
@@ -435,6 +436,54 @@ impl Publish for MqttPublisher {
     }
 }
 
+/// What the connection thread tells the publisher thread.
+enum ConnEvent {
+    Connected,
+    /// A PUBACK (the one QoS 1 line in flight).
+    Acked,
+    /// The connection failed or broke (why, in words); the connection thread waits out its
+    /// backoff and tries again.
+    Failed(String),
+    /// Our DISCONNECT went out (closing).
+    Disconnected,
+}
+
+/// The connection thread: drives rumqttc's event loop with blocking calls only (a poll is never
+/// cut short, so no packet is left half written), reconnects with backoff 0.5 s → 8 s, and
+/// forwards what the publisher thread needs. Ends when the publisher is done with it.
+fn drive(mut conn: Connection, events: mpsc::Sender<ConnEvent>, stop: Arc<AtomicBool>) {
+    let mut backoff = Duration::from_millis(500);
+    for event in conn.iter() {
+        let forward = match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(500);
+                Some(ConnEvent::Connected)
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => Some(ConnEvent::Acked),
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => Some(ConnEvent::Disconnected),
+            Ok(_) => None,
+            Err(e) => {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let _ = events.send(ConnEvent::Failed(describe(&e)));
+                // Sleep the backoff in steps, so a closing publisher is not held up.
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(8));
+                None
+            }
+        };
+        if let Some(ev) = forward {
+            if events.send(ev).is_err() || stop.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+}
+
 /// The publisher thread.
 struct Worker {
     topics: [String; 5],
@@ -457,14 +506,24 @@ impl Worker {
         self.recycle(m.buf);
     }
 
-    fn run(self, mut conn: Connection) {
+    fn run(self, conn: Connection) {
+        let (ev_tx, events) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mqtt-connection".into())
+            .spawn(move || drive(conn, ev_tx, stop2));
+        if spawned.is_err() {
+            eprintln!(
+                "agegender: warning: mqtt: cannot start the connection thread; not publishing"
+            );
+            return;
+        }
         let mut queue: VecDeque<Msg> = VecDeque::with_capacity(self.cap + 1);
         // The QoS 1 line sent and not yet acknowledged.
         let mut inflight: Option<Msg> = None;
         let mut connected = false;
         let mut closing: Option<Instant> = None;
-        let mut backoff = Duration::from_millis(500);
-        let mut retry_at: Option<Instant> = None;
         let mut last_error = String::new();
         loop {
             // 1. Take the frame loop's lines while there is room.
@@ -477,9 +536,9 @@ impl Worker {
             }
             // 2. Closing: once everything is out (or the linger is over), say offline and go.
             if let Some(deadline) = closing {
-                let done = queue.is_empty() && inflight.is_none();
-                if done || Instant::now() >= deadline {
-                    self.finish(conn, connected, queue, inflight);
+                if (queue.is_empty() && inflight.is_none()) || Instant::now() >= deadline {
+                    self.finish(&events, connected, queue, inflight);
+                    stop.store(true, Ordering::Relaxed);
                     return;
                 }
             }
@@ -510,35 +569,15 @@ impl Worker {
                     }
                 }
             }
-            // 4. Drive the connection, or wait for the next try.
-            let waiting = retry_at.filter(|t| *t > Instant::now());
-            if let Some(t) = waiting {
-                let wait = (t - Instant::now()).min(Duration::from_millis(100));
-                if queue.len() < self.cap && closing.is_none() {
-                    match self.rx.recv_timeout(wait) {
-                        Ok(m) => self.accept(m, connected, &mut queue),
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => {
-                            closing = Some(Instant::now() + LINGER)
-                        }
-                    }
-                } else {
-                    std::thread::sleep(wait);
-                }
-                continue;
-            }
-            retry_at = None;
-            let busy = !queue.is_empty() && (inflight.is_none() || connected);
-            let timeout = Duration::from_millis(if busy { 5 } else { 50 });
-            match conn.recv_timeout(timeout) {
-                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+            // 4. What the connection says (new lines are looked at every 20 ms).
+            match events.recv_timeout(Duration::from_millis(20)) {
+                Ok(ConnEvent::Connected) => {
                     connected = true;
                     self.shared.connected.store(true, Ordering::Relaxed);
-                    backoff = Duration::from_millis(500);
-                    if !last_error.is_empty() {
-                        eprintln!("agegender: mqtt: connected to {} again", self.url);
-                    } else {
+                    if last_error.is_empty() {
                         eprintln!("agegender: mqtt: connected to {}", self.url);
+                    } else {
+                        eprintln!("agegender: mqtt: connected to {} again", self.url);
                     }
                     last_error.clear();
                     // `online` first, retained, then what waited.
@@ -547,7 +586,7 @@ impl Worker {
                         buf: b"online".to_vec(),
                     });
                 }
-                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                Ok(ConnEvent::Acked) => {
                     if let Some(m) = inflight.take() {
                         if m.topic != AVAILABILITY {
                             self.shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -555,9 +594,7 @@ impl Worker {
                         self.recycle(m.buf);
                     }
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    let why = describe(&e);
+                Ok(ConnEvent::Failed(why)) => {
                     if connected || why != last_error {
                         eprintln!(
                             "agegender: warning: mqtt {}: {why}; retrying with backoff (the serial log goes on; further errors of this kind are not logged)",
@@ -569,28 +606,25 @@ impl Worker {
                     self.shared.connected.store(false, Ordering::Relaxed);
                     // The line in flight goes again; QoS 0 lines are not kept while away.
                     if let Some(m) = inflight.take() {
-                        if m.topic == AVAILABILITY {
-                            self.recycle(m.buf);
-                        } else {
-                            queue.push_front(m);
-                        }
+                        queue.push_front(m);
                     }
                     let mut kept = VecDeque::with_capacity(self.cap + 1);
                     for m in queue.drain(..) {
-                        if self.qos[m.topic] == 1 && m.topic != AVAILABILITY {
-                            kept.push_back(m);
-                        } else if m.topic == AVAILABILITY {
+                        if m.topic == AVAILABILITY {
                             self.recycle(m.buf);
+                        } else if self.qos[m.topic] == 1 {
+                            kept.push_back(m);
                         } else {
                             self.drop_msg(m);
                         }
                     }
                     queue = kept;
-                    retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(8));
                 }
-                Err(rumqttc::RecvTimeoutError::Timeout) => {}
-                Err(rumqttc::RecvTimeoutError::Disconnected) => return,
+                Ok(ConnEvent::Disconnected) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // the connection thread is gone (it ends only when told to)
+                    return;
+                }
             }
         }
     }
@@ -604,15 +638,17 @@ impl Worker {
         }
     }
 
+    /// Count what could not be delivered; when connected, publish `offline` (retained), wait
+    /// for its PUBACK and disconnect cleanly (so the broker does not send the Last Will).
     fn finish(
-        self,
-        mut conn: Connection,
+        &self,
+        events: &Receiver<ConnEvent>,
         connected: bool,
         queue: VecDeque<Msg>,
         inflight: Option<Msg>,
     ) {
-        let lost =
-            queue.len() as u64 + inflight.iter().filter(|m| m.topic != AVAILABILITY).count() as u64;
+        let lost = queue.iter().filter(|m| m.topic != AVAILABILITY).count() as u64
+            + inflight.iter().filter(|m| m.topic != AVAILABILITY).count() as u64;
         if lost > 0 {
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
             eprintln!(
@@ -629,17 +665,22 @@ impl Worker {
             true,
             b"offline".to_vec(),
         );
+        // An ack still owed to the line in flight may come first: wait for the last one.
+        let mut acks_owed = 1 + inflight.is_some() as u32;
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut disconnect_sent = false;
         while Instant::now() < deadline {
-            match conn.recv_timeout(Duration::from_millis(50)) {
-                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) if !disconnect_sent => {
-                    let _ = self.client.try_disconnect();
-                    disconnect_sent = true;
+            match events.recv_timeout(Duration::from_millis(50)) {
+                Ok(ConnEvent::Acked) => {
+                    acks_owed = acks_owed.saturating_sub(1);
+                    if acks_owed == 0 && !disconnect_sent {
+                        let _ = self.client.try_disconnect();
+                        disconnect_sent = true;
+                    }
                 }
-                Ok(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) => break,
-                Ok(Ok(_)) | Err(rumqttc::RecvTimeoutError::Timeout) => {}
-                Ok(Err(_)) | Err(rumqttc::RecvTimeoutError::Disconnected) => break,
+                Ok(ConnEvent::Disconnected) | Ok(ConnEvent::Failed(_)) => return,
+                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(ConnEvent::Connected) | Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }

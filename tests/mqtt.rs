@@ -864,3 +864,61 @@ fn bad_mqtt_settings_name_the_key_and_the_file() {
         assert!(out.stdout.is_empty(), "no line before the error");
     }
 }
+
+/// Copies bytes between a client and the broker, holding each chunk `delay` first: a broker
+/// far away (or a slow TLS handshake).
+fn delaying_proxy(to_port: u16, delay: Duration) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(broker) = TcpStream::connect(("127.0.0.1", to_port)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), broker.try_clone().unwrap()),
+                (broker, client),
+            ] {
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        std::thread::sleep(delay);
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
+
+/// A broker 300 ms away (each direction): the connection is made and the visits arrive; the
+/// frame loop does not wait for it.
+#[test]
+fn a_slow_broker_is_reached() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let sub = Subscriber::start(broker.port, "t-slow", &[]);
+    let proxy = delaying_proxy(broker.port, Duration::from_millis(300));
+    let source = clip(tmp.path(), 2);
+    let url = format!("mqtt://127.0.0.1:{proxy}");
+    let out = kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-slow"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("mqtt: connected to"), "{stderr}");
+    assert!(!stderr.contains("warning: mqtt"), "{stderr}");
+    wait_for("two visits through the slow link", WAIT, || {
+        (sub.on("visit").len() == 2).then_some(())
+    });
+}
