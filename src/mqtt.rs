@@ -290,6 +290,9 @@ struct Shared {
     connected: AtomicBool,
     /// Lines the broker has taken (QoS 0 written, QoS 1 acknowledged).
     sent: AtomicU64,
+    /// Set by [`MqttPublisher::close`]: the publisher thread notices it even with a full queue
+    /// (when it does not read the channel, so never sees the channel close).
+    closing: AtomicBool,
 }
 
 /// One line on its way: which topic, and its bytes (buffers are recycled).
@@ -393,6 +396,7 @@ impl MqttPublisher {
 
     /// Stop: deliver what is queued (up to [`LINGER`]), mark the kiosk offline, disconnect.
     pub fn close(&mut self) {
+        self.shared.closing.store(true, Ordering::Relaxed);
         self.tx = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -525,18 +529,30 @@ impl Worker {
         let mut connected = false;
         let mut closing: Option<Instant> = None;
         let mut last_error = String::new();
+        // The frame loop's side is gone and its channel read to the end.
+        let mut rx_closed = false;
         loop {
-            // 1. Take the frame loop's lines while there is room.
-            while queue.len() < self.cap && closing.is_none() {
+            // 1. Take the frame loop's lines while there is room (also while closing: they are
+            // still delivered within the linger).
+            if closing.is_none() && self.shared.closing.load(Ordering::Relaxed) {
+                closing = Some(Instant::now() + LINGER);
+            }
+            while queue.len() < self.cap {
                 match self.rx.try_recv() {
                     Ok(m) => self.accept(m, connected, &mut queue),
                     Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => closing = Some(Instant::now() + LINGER),
+                    Err(TryRecvError::Disconnected) => {
+                        closing.get_or_insert(Instant::now() + LINGER);
+                        rx_closed = true;
+                        break;
+                    }
                 }
             }
             // 2. Closing: once everything is out (or the linger is over), say offline and go.
             if let Some(deadline) = closing {
-                if (queue.is_empty() && inflight.is_none()) || Instant::now() >= deadline {
+                if (rx_closed && queue.is_empty() && inflight.is_none())
+                    || Instant::now() >= deadline
+                {
                     self.finish(&events, connected, queue, inflight);
                     stop.store(true, Ordering::Relaxed);
                     return;
@@ -647,7 +663,9 @@ impl Worker {
         queue: VecDeque<Msg>,
         inflight: Option<Msg>,
     ) {
-        let lost = queue.iter().filter(|m| m.topic != AVAILABILITY).count() as u64
+        // what is still in the channel (a full queue stopped the publisher reading it)
+        let mut lost = self.rx.try_iter().count() as u64;
+        lost += queue.iter().filter(|m| m.topic != AVAILABILITY).count() as u64
             + inflight.iter().filter(|m| m.topic != AVAILABILITY).count() as u64;
         if lost > 0 {
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);

@@ -338,6 +338,48 @@ fn kiosk(source: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// Run a kiosk to its end, like `Command::output`, but kill it and fail after 3 minutes: a
+/// publisher that hangs at exit must fail the test, not hang the suite.
+fn finish(cmd: &mut Command) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipes = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = pipes.0.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = pipes.1.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the kiosk did not finish in 3 minutes; stderr: {}",
+                String::from_utf8_lossy(&err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
 fn json_lines(lines: &[String]) -> Vec<Value> {
     lines
         .iter()
@@ -357,10 +399,13 @@ fn publishes_each_line_type_on_its_topic_with_its_qos_and_marks_availability() {
     let sub = Subscriber::start(broker.port, "t-topics", &[]);
     let source = clip(tmp.path(), 3);
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
-    let out = kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-a"])
-        .args(["--mqtt-faces", "--counts-interval", "2"])
-        .output()
-        .unwrap();
+    let out = finish(
+        kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-a"]).args([
+            "--mqtt-faces",
+            "--counts-interval",
+            "2",
+        ]),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let serial: Vec<String> = String::from_utf8(out.stdout)
@@ -712,13 +757,13 @@ fn tls_with_a_password_file_and_the_two_ways_it_is_refused() {
     let bad_pw = tmp.path().join("bad.pw");
     std::fs::write(&bad_pw, "guess\n").unwrap();
     let run = |ca: &Path, pw: &Path| {
-        let out = kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-t"])
-            .arg("--mqtt-ca")
-            .arg(ca)
-            .args(["--mqtt-user", "kiosk", "--mqtt-password-file"])
-            .arg(pw)
-            .output()
-            .unwrap();
+        let out = finish(
+            kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-t"])
+                .arg("--mqtt-ca")
+                .arg(ca)
+                .args(["--mqtt-user", "kiosk", "--mqtt-password-file"])
+                .arg(pw),
+        );
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert!(out.status.success(), "{stderr}");
         let serial = json_lines(
@@ -849,11 +894,7 @@ fn bad_mqtt_settings_name_the_key_and_the_file() {
         ),
     ] {
         std::fs::write(&conf, toml).unwrap();
-        let out = kiosk(&source, &flags)
-            .arg("--config")
-            .arg(&conf)
-            .output()
-            .unwrap();
+        let out = finish(kiosk(&source, &flags).arg("--config").arg(&conf));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{toml} {flags:?}: {stderr}");
         let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
@@ -911,9 +952,10 @@ fn a_slow_broker_is_reached() {
     let proxy = delaying_proxy(broker.port, Duration::from_millis(300));
     let source = clip(tmp.path(), 2);
     let url = format!("mqtt://127.0.0.1:{proxy}");
-    let out = kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-slow"])
-        .output()
-        .unwrap();
+    let out = finish(&mut kiosk(
+        &source,
+        &["--mqtt", &url, "--mqtt-client-id", "kiosk-slow"],
+    ));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("mqtt: connected to"), "{stderr}");
@@ -921,4 +963,54 @@ fn a_slow_broker_is_reached() {
     wait_for("two visits through the slow link", WAIT, || {
         (sub.on("visit").len() == 2).then_some(())
     });
+}
+
+/// A broker that never answers and a queue of one line: the first QoS 1 lines wait (the
+/// channel's one and the publisher's one), every other line is dropped and counted in the
+/// status line, the frame loop finishes the stream all the same, and the waiting lines are named
+/// at exit.
+#[test]
+fn lines_beyond_the_queue_bound_are_dropped_and_counted() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let source = clip(tmp.path(), 4);
+    let nobody = free_port(); // nothing listens there
+    let url = format!("mqtt://127.0.0.1:{nobody}");
+    let out = finish(
+        kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-q"])
+            .args(["--mqtt-queue", "1"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let serial = json_lines(
+        &String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+    );
+    let visits = of_type(&serial, "visit").len();
+    let counts = of_type(&serial, "counts").len();
+    assert_eq!((visits, counts), (4, 1));
+    let statuses = of_type(&serial, "status");
+    let last = statuses.last().unwrap();
+    assert_eq!(last["mqtt"], "disconnected", "{last}");
+    // QoS 1 lines: 5, of which 2 wait; status lines before the last: all dropped (the last
+    // one or two may still be on their way to the publisher thread when it is written).
+    let dropped = last["mqtt_dropped"].as_u64().unwrap();
+    let want = (visits + counts - 2) as u64 + statuses.len() as u64 - 1;
+    assert!(
+        dropped + 2 >= want && dropped <= want,
+        "dropped {dropped}, about {want}: {last}"
+    );
+    assert!(stderr.contains("2 lines not delivered at exit"), "{stderr}");
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("warning: mqtt") && !l.contains("at exit"))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one line for the refused connection: {stderr}"
+    );
 }
