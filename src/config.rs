@@ -75,6 +75,44 @@ pub struct Config {
     /// Below this (calibrated) probability of the age bucket, the bucket is reported as `"?"`
     /// (0: always answer). Default: chosen on the validation split (models/README.md).
     pub bucket_min_p: f32,
+    // --- visits and counts (src/visits.rs) ---
+    /// A track that lasted less than this many seconds (first to last view) is not a visit.
+    pub min_dwell_s: f32,
+    /// A track (a visit) ends once it has gone unseen for `max_missed` detection frames and
+    /// at least this many seconds (0: `max_missed` alone).
+    pub visit_end_s: f32,
+    /// Seconds between `counts` lines (0: none).
+    pub counts_interval_s: f32,
+    // --- end of visits and counts ---
+    // --- MQTT publisher (src/mqtt.rs); off unless `mqtt` is set ---
+    /// Broker: `mqtt://host[:port]` or `mqtts://host[:port]` (TLS). Unset: no network at all.
+    pub mqtt: Option<String>,
+    /// Client id, also the topic level after the prefix (default: derived from /etc/machine-id).
+    pub mqtt_client_id: Option<String>,
+    /// Topics are `<prefix>/<client id>/{face,visit,counts,status,availability}`.
+    pub mqtt_topic_prefix: String,
+    /// Also publish every face line (per frame; off by default).
+    pub mqtt_faces: bool,
+    /// QoS (0 or 1) of face, visit, counts and status lines.
+    pub mqtt_qos_face: u8,
+    pub mqtt_qos_visit: u8,
+    pub mqtt_qos_counts: u8,
+    pub mqtt_qos_status: u8,
+    /// PEM CA certificate(s) the broker's certificate must chain to (default: the system's).
+    pub mqtt_ca: Option<PathBuf>,
+    /// PEM client certificate and its private key, for brokers that ask for one.
+    pub mqtt_cert: Option<PathBuf>,
+    pub mqtt_key: Option<PathBuf>,
+    /// User name; its password is read from `mqtt_password_file` (never a flag or the URL).
+    pub mqtt_user: Option<String>,
+    pub mqtt_password_file: Option<PathBuf>,
+    /// Lines the publisher may hold (twice this: the frame loop's queue and its own) before it
+    /// drops and counts them.
+    pub mqtt_queue: usize,
+    /// Seconds between keep-alive pings (the broker sends the Last Will after 1.5 times this
+    /// without a word from the kiosk).
+    pub mqtt_keep_alive_s: u32,
+    // --- end of MQTT ---
     /// Seconds between status lines (0 = none except the last).
     pub status_interval_s: f32,
     /// Also write a status line every this many frames (0 = only by time).
@@ -122,6 +160,24 @@ impl Default for Config {
             gender_logodds_clamp: 6.0,
             gender_min_p: crate::classify::DEFAULT_GENDER_MIN_P,
             bucket_min_p: crate::classify::DEFAULT_BUCKET_MIN_P,
+            min_dwell_s: 1.0,
+            visit_end_s: 0.0,
+            counts_interval_s: 60.0,
+            mqtt: None,
+            mqtt_client_id: None,
+            mqtt_topic_prefix: "agegender".into(),
+            mqtt_faces: false,
+            mqtt_qos_face: 0,
+            mqtt_qos_visit: 1,
+            mqtt_qos_counts: 1,
+            mqtt_qos_status: 0,
+            mqtt_ca: None,
+            mqtt_cert: None,
+            mqtt_key: None,
+            mqtt_user: None,
+            mqtt_password_file: None,
+            mqtt_queue: 256,
+            mqtt_keep_alive_s: 30,
             status_interval_s: 5.0,
             status_every_frames: 0,
             max_frames: 0,
@@ -242,6 +298,16 @@ impl Config {
             ));
         }
         unit("bucket_min_p", self.bucket_min_p)?;
+        for (key, v) in [
+            ("min_dwell_s", self.min_dwell_s),
+            ("visit_end_s", self.visit_end_s),
+            ("counts_interval_s", self.counts_interval_s),
+        ] {
+            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+                return Err((key, format!("{v} is not a number of seconds in 0..=86400")));
+            }
+        }
+        self.validate_mqtt()?;
         if !(self.gender_logodds_clamp > 0.0 && self.gender_logodds_clamp.is_finite()) {
             return Err((
                 "gender_logodds_clamp",
@@ -278,6 +344,76 @@ impl Config {
                     self.display
                 ),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The MQTT keys (only `mqtt`'s own syntax and the others' ranges; files are read when the
+    /// publisher starts).
+    fn validate_mqtt(&self) -> Result<(), (&'static str, String)> {
+        use crate::mqtt::{check_topic_part, BrokerUrl};
+        let url = match &self.mqtt {
+            Some(u) => Some(BrokerUrl::parse(u).map_err(|e| ("mqtt", e))?),
+            None => None,
+        };
+        check_topic_part(&self.mqtt_topic_prefix, true).map_err(|e| ("mqtt_topic_prefix", e))?;
+        if let Some(id) = &self.mqtt_client_id {
+            check_topic_part(id, false).map_err(|e| ("mqtt_client_id", e))?;
+            if id.len() > 64 {
+                return Err(("mqtt_client_id", format!("`{id}` is longer than 64 bytes")));
+            }
+        }
+        for (key, q) in [
+            ("mqtt_qos_face", self.mqtt_qos_face),
+            ("mqtt_qos_visit", self.mqtt_qos_visit),
+            ("mqtt_qos_counts", self.mqtt_qos_counts),
+            ("mqtt_qos_status", self.mqtt_qos_status),
+        ] {
+            if q > 1 {
+                return Err((key, format!("{q} is not a QoS of 0 or 1")));
+            }
+        }
+        if !(1..=100_000).contains(&self.mqtt_queue) {
+            return Err((
+                "mqtt_queue",
+                format!("{} is not in 1..=100000", self.mqtt_queue),
+            ));
+        }
+        if !(5..=3600).contains(&self.mqtt_keep_alive_s) {
+            return Err((
+                "mqtt_keep_alive_s",
+                format!("{} is not in 5..=3600 seconds", self.mqtt_keep_alive_s),
+            ));
+        }
+        if self.mqtt_cert.is_some() != self.mqtt_key.is_some() {
+            return Err((
+                if self.mqtt_cert.is_some() {
+                    "mqtt_key"
+                } else {
+                    "mqtt_cert"
+                },
+                "a client certificate needs both mqtt_cert and mqtt_key".into(),
+            ));
+        }
+        if self.mqtt_password_file.is_some() && self.mqtt_user.is_none() {
+            return Err((
+                "mqtt_user",
+                "mqtt_password_file is set without a user name".into(),
+            ));
+        }
+        let plain = url.as_ref().is_some_and(|u| !u.tls);
+        for (key, set) in [
+            ("mqtt_ca", self.mqtt_ca.is_some()),
+            ("mqtt_cert", self.mqtt_cert.is_some()),
+        ] {
+            if set && plain {
+                return Err((
+                    key,
+                    "is set but `mqtt` is mqtt:// (plain): use mqtts://".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -408,12 +544,31 @@ mod tests {
             "gender_min_p = 0.4",
             "gender_min_p = 1.2",
             "bucket_min_p = -0.1",
+            "min_dwell_s = -1",
+            "visit_end_s = nan",
+            "counts_interval_s = inf",
+            "mqtt = \"http://broker\"",
+            "mqtt = \"mqtt://user:pw@broker\"",
+            "mqtt_qos_visit = 2",
+            "mqtt_topic_prefix = \"a/#\"",
+            "mqtt_client_id = \"a/b\"",
+            "mqtt_queue = 0",
+            "mqtt_keep_alive_s = 1",
+            "mqtt_cert = \"c.pem\"",
+            "mqtt_password_file = \"pw\"",
+            "mqtt = \"mqtt://h\"\nmqtt_ca = \"ca.pem\"",
         ] {
             let e = Config::from_toml_str(bad, "c.toml")
                 .unwrap_err()
                 .to_string();
-            let key = bad.split(' ').next().unwrap();
-            assert!(e.contains(key), "{e}");
+            let key = bad.lines().last().unwrap().split(' ').next().unwrap();
+            let key = match key {
+                // the key it needs with it
+                "mqtt_cert" => "mqtt_key",
+                "mqtt_password_file" => "mqtt_user",
+                k => k,
+            };
+            assert!(e.contains(key) && e.contains("c.toml"), "{e}");
         }
         let c =
             Config::from_toml_str("gender_min_p = 0.9\nbucket_min_p = 0.5\n", "c.toml").unwrap();

@@ -1,7 +1,8 @@
 //! agegender: an offline kiosk camera pipeline.
 //!
 //! A frame travels through one module per stage:
-//! capture → decode → detect → align → classify → track → draw → report.
+//! capture → decode → detect → align → classify → track → draw → report, and from the
+//! tracker's ended tracks, visits and counts (`visits`).
 //! Each seam is a small trait or a plain struct; nothing here is global.
 
 pub mod align;
@@ -15,9 +16,11 @@ pub mod display;
 pub mod draw;
 pub mod eval;
 pub mod heap;
+pub mod mqtt;
 pub mod pipeline;
 pub mod report;
 pub mod rgb;
 pub mod serial;
 pub mod service;
 pub mod track;
+pub mod visits;

@@ -147,6 +147,118 @@ struct RunArgs {
     /// Weight of a new age estimate in the running average (0..1].
     #[arg(long, value_name = "ALPHA")]
     age_alpha: Option<f32>,
+    // --- visits and counts ---
+    /// A track shorter than this (first to last view) is not a visit [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    min_dwell: Option<f32>,
+    /// A visit ends once its face has gone unseen for --max-missed detection frames and at
+    /// least this long [default: 0: --max-missed alone].
+    #[arg(long, value_name = "SECONDS")]
+    visit_end: Option<f32>,
+    /// Seconds between `counts` lines (0: none) [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    counts_interval: Option<f32>,
+    // --- end of visits and counts ---
+    #[command(flatten)]
+    mqtt: MqttArgs,
+}
+
+/// MQTT flags (`run`, `bench`); each is also a config key (`--mqtt-ca` is `mqtt_ca`).
+#[derive(Args, Debug, Clone, Default)]
+struct MqttArgs {
+    /// Also publish the lines to an MQTT broker: mqtt://HOST[:PORT] or mqtts://HOST[:PORT]
+    /// (off by default: no network at all).
+    #[arg(long, value_name = "URL")]
+    mqtt: Option<String>,
+    /// MQTT client id and topic level [default: derived from /etc/machine-id].
+    #[arg(long, value_name = "ID")]
+    mqtt_client_id: Option<String>,
+    /// Topic prefix: topics are PREFIX/ID/{face,visit,counts,status,availability} [default:
+    /// agegender].
+    #[arg(long, value_name = "PREFIX")]
+    mqtt_topic_prefix: Option<String>,
+    /// Also publish every face line (per frame).
+    #[arg(long)]
+    mqtt_faces: bool,
+    /// QoS (0 or 1) of face lines [default: 0].
+    #[arg(long, value_name = "Q")]
+    mqtt_qos_face: Option<u8>,
+    /// QoS of visit lines [default: 1].
+    #[arg(long, value_name = "Q")]
+    mqtt_qos_visit: Option<u8>,
+    /// QoS of counts lines [default: 1].
+    #[arg(long, value_name = "Q")]
+    mqtt_qos_counts: Option<u8>,
+    /// QoS of status lines [default: 0].
+    #[arg(long, value_name = "Q")]
+    mqtt_qos_status: Option<u8>,
+    /// PEM CA certificate for mqtts:// [default: the system's].
+    #[arg(long, value_name = "FILE")]
+    mqtt_ca: Option<PathBuf>,
+    /// PEM client certificate (with --mqtt-key).
+    #[arg(long, value_name = "FILE")]
+    mqtt_cert: Option<PathBuf>,
+    /// PEM private key of --mqtt-cert.
+    #[arg(long, value_name = "FILE")]
+    mqtt_key: Option<PathBuf>,
+    /// MQTT user name (the password comes from --mqtt-password-file, never from a flag).
+    #[arg(long, value_name = "NAME")]
+    mqtt_user: Option<String>,
+    /// File holding the MQTT password (first line).
+    #[arg(long, value_name = "FILE")]
+    mqtt_password_file: Option<PathBuf>,
+    /// Lines queued for the broker before new ones are dropped (and counted) [default: 256].
+    #[arg(long, value_name = "N")]
+    mqtt_queue: Option<usize>,
+    /// Seconds between MQTT keep-alive pings [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    mqtt_keep_alive: Option<u32>,
+}
+
+impl MqttArgs {
+    fn apply(&self, cfg: &mut Config) {
+        let a = self.clone();
+        if a.mqtt.is_some() {
+            cfg.mqtt = a.mqtt;
+        }
+        if a.mqtt_client_id.is_some() {
+            cfg.mqtt_client_id = a.mqtt_client_id;
+        }
+        set(&mut cfg.mqtt_topic_prefix, a.mqtt_topic_prefix);
+        cfg.mqtt_faces |= a.mqtt_faces;
+        set(&mut cfg.mqtt_qos_face, a.mqtt_qos_face);
+        set(&mut cfg.mqtt_qos_visit, a.mqtt_qos_visit);
+        set(&mut cfg.mqtt_qos_counts, a.mqtt_qos_counts);
+        set(&mut cfg.mqtt_qos_status, a.mqtt_qos_status);
+        for (slot, v) in [
+            (&mut cfg.mqtt_ca, a.mqtt_ca),
+            (&mut cfg.mqtt_cert, a.mqtt_cert),
+            (&mut cfg.mqtt_key, a.mqtt_key),
+            (&mut cfg.mqtt_password_file, a.mqtt_password_file),
+        ] {
+            if v.is_some() {
+                *slot = v;
+            }
+        }
+        if a.mqtt_user.is_some() {
+            cfg.mqtt_user = a.mqtt_user;
+        }
+        set(&mut cfg.mqtt_queue, a.mqtt_queue);
+        set(&mut cfg.mqtt_keep_alive_s, a.mqtt_keep_alive);
+    }
+}
+
+/// The reporter for `sink`, publishing to MQTT too when `mqtt` is set (a bad TLS or password
+/// file is a configuration error, exit 2; the broker itself may be away: it connects later).
+fn reporter_for(cfg: &Config, sink: Box<dyn agegender::report::Sink>) -> Result<Reporter, Fail> {
+    let mut reporter = Reporter::new(sink);
+    if let Some(s) = agegender::mqtt::MqttSettings::from_config(cfg).map_err(Fail::Usage)? {
+        let topics = s.topic("*");
+        let p = agegender::mqtt::MqttPublisher::start(s).map_err(Fail::Usage)?;
+        eprintln!("agegender: mqtt: publishing to {} on {topics}", p.url());
+        reporter.set_publisher(Box::new(p));
+    }
+    Ok(reporter)
 }
 
 #[derive(Args, Debug)]
@@ -204,6 +316,8 @@ struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    mqtt: MqttArgs,
 }
 
 /// An error with its exit code.
@@ -352,7 +466,8 @@ fn check(cfg: &Config) -> Result<(), Fail> {
     cfg.validate().map_err(|(key, why)| {
         Fail::Usage(anyhow::anyhow!(
             "bad value for --{}: {why}",
-            key.replace('_', "-")
+            // `status_interval_s` is `--status-interval`: flags in seconds drop the `_s`
+            key.strip_suffix("_s").unwrap_or(key).replace('_', "-")
         ))
     })
 }
@@ -417,6 +532,11 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.track_iou, a.track_iou);
     set(&mut cfg.max_missed, a.max_missed);
     set(&mut cfg.age_alpha, a.age_alpha);
+    // visits and counts
+    set(&mut cfg.min_dwell_s, a.min_dwell);
+    set(&mut cfg.visit_end_s, a.visit_end);
+    set(&mut cfg.counts_interval_s, a.counts_interval);
+    a.mqtt.apply(&mut cfg);
     check(&cfg)?;
 
     let (perception, form) = load_perception(&cfg)?;
@@ -442,11 +562,12 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
         None => display,
     };
     let sink = pipeline::open_sink(&cfg).map_err(Fail::Runtime)?;
+    let reporter = reporter_for(&cfg, sink)?;
     let mut p = Pipeline::new(
         source,
         perception,
         display,
-        Reporter::new(sink),
+        reporter,
         LoopOptions::from_config(&cfg),
     );
     p.set_model_form(form.form.name(), form.why);
@@ -619,6 +740,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     cfg.loop_source = true;
     cfg.max_frames = 0;
     set(&mut cfg.detect_every, a.detect_every);
+    a.mqtt.apply(&mut cfg);
     check(&cfg)?;
     if cfg.source.starts_with("/dev/") || cfg.source.starts_with("v4l2:") {
         return Err(Fail::Usage(anyhow::anyhow!(
@@ -634,7 +756,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
         source,
         perception,
         Box::new(CanvasDisplay::new(w, h)),
-        Reporter::new(Box::new(DiscardSink::default())),
+        reporter_for(&cfg, Box::new(DiscardSink::default()))?,
         LoopOptions::from_config(&cfg),
     );
     p.set_model_form(form.form.name(), form.why);

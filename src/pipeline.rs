@@ -1,5 +1,6 @@
 //! The frame loop: capture → decode → detect (every k-th frame) → align → classify → track →
-//! display → report, over buffers sized once at start-up from the configuration (frame size,
+//! display → report (and, from the tracks that end, visits and counts: `src/visits.rs`), over
+//! buffers sized once at start-up from the configuration (frame size,
 //! max faces). After warm-up a step allocates nothing in our own stages; see `tests/alloc.rs`
 //! for the per-stage count (stages are marked through [`Pipeline::step_probed`]).
 //!
@@ -28,6 +29,7 @@ use crate::report::{unix_ms, CameraState, FileSink, Reporter, Sink, Status, Stdo
 use crate::rgb::RgbImage;
 use crate::service::Heartbeat;
 use crate::track::{TrackedFace, Tracker, TrackerConfig};
+use crate::visits::{VisitConfig, Visits};
 
 /// The classifier seam: one aligned face (planar CHW f32, `3 × INPUT_SIZE²`) in, labels out.
 pub trait FaceClassifier {
@@ -287,6 +289,7 @@ pub struct LoopOptions {
     pub status_interval: Duration,
     pub status_every_frames: u64,
     pub tracker: TrackerConfig,
+    pub visits: VisitConfig,
 }
 
 impl LoopOptions {
@@ -298,6 +301,7 @@ impl LoopOptions {
             status_interval: Duration::from_secs_f32(c.status_interval_s),
             status_every_frames: c.status_every_frames,
             tracker: TrackerConfig::from_config(c),
+            visits: VisitConfig::from_config(c),
         }
     }
 }
@@ -344,6 +348,13 @@ pub struct Pipeline {
     display_failed: bool,
     inference_failed: bool,
     decode_failed: bool,
+    /// Ended tracks to visits, and the counts window.
+    visits: Visits,
+    /// Unix ms when the loop started: frame times of a source with its own clock
+    /// ([`FrameSource::stream_time`]) count from here.
+    clock_origin_ms: u64,
+    /// Time of the latest frame (ms): the source's clock where it has one, else arrival.
+    now_ms: u64,
 }
 
 impl Pipeline {
@@ -376,6 +387,9 @@ impl Pipeline {
             display_failed: false,
             inference_failed: false,
             decode_failed: false,
+            visits: Visits::new(opts.visits),
+            clock_origin_ms: unix_ms(),
+            now_ms: 0,
             opts,
         }
     }
@@ -434,9 +448,31 @@ impl Pipeline {
                 break;
             }
         }
+        // The people still in view leave with the run: their visits, then the last window.
+        self.tracker.end_all();
+        self.write_visits()?;
+        if let Some(c) = self.visits.take_counts(self.now_ms) {
+            self.reporter
+                .counts(self.now_ms, &c, self.faces.len() as u32)?;
+        }
         self.write_status()?;
         self.reporter.flush()?;
         Ok(self.status)
+    }
+
+    /// Visits so far.
+    pub fn visits(&self) -> &Visits {
+        &self.visits
+    }
+
+    /// A visit line for each track the tracker ended last (those that lasted long enough).
+    fn write_visits(&mut self) -> anyhow::Result<()> {
+        for s in self.tracker.ended() {
+            if let Some(v) = self.visits.end_track(s) {
+                self.reporter.visit(self.now_ms, &v)?;
+            }
+        }
+        Ok(())
     }
 
     /// One frame through every stage.
@@ -450,6 +486,7 @@ impl Pipeline {
         self.heartbeat.beat();
         probe(Stage::Capture);
         let arrived;
+        let sequence;
         {
             let frame = match self.source.next_frame() {
                 Ok(Some(f)) => f,
@@ -477,6 +514,7 @@ impl Pipeline {
                 }
             };
             arrived = Instant::now();
+            sequence = frame.sequence;
             self.status.frames += 1;
             if let Some(prev) = self.last_sequence {
                 if frame.sequence > prev.saturating_add(1) {
@@ -498,6 +536,11 @@ impl Pipeline {
         }
         let frame_no = self.processed;
         self.processed += 1;
+        self.now_ms = match self.source.stream_time(sequence) {
+            Some(t) => self.clock_origin_ms + t.as_millis() as u64,
+            None => unix_ms(),
+        };
+        self.visits.start(self.now_ms);
 
         let detect_now = frame_no % self.opts.detect_every as u64 == 0;
         if detect_now {
@@ -512,7 +555,7 @@ impl Pipeline {
             }
             probe(Stage::Track);
             let (dets, attrs) = self.perception.results();
-            let faces = self.tracker.update(dets, attrs);
+            let faces = self.tracker.update_at(dets, attrs, frame_no, self.now_ms);
             self.faces.clear();
             self.faces.extend_from_slice(faces);
         }
@@ -533,6 +576,15 @@ impl Pipeline {
         let latency_ms = arrived.elapsed().as_secs_f32() * 1000.0;
         for f in &self.faces {
             self.reporter.face(ts, frame_no, f, latency_ms, None)?;
+        }
+        if detect_now {
+            self.write_visits()?;
+        }
+        if self.visits.counts_due(self.now_ms) {
+            if let Some(c) = self.visits.take_counts(self.now_ms) {
+                self.reporter
+                    .counts(self.now_ms, &c, self.faces.len() as u32)?;
+            }
         }
         self.status.faces = self.faces.len() as u32;
         self.status.faces_total += self.faces.len() as u64;
@@ -573,7 +625,9 @@ impl Pipeline {
     fn reconnect(&mut self, why: &str) -> anyhow::Result<()> {
         eprintln!("agegender: warning: camera lost ({why}); reconnecting");
         self.status.camera = CameraState::Lost;
-        self.tracker.clear();
+        // Whoever was in view is gone with the camera: their visits end here.
+        self.tracker.end_all();
+        self.write_visits()?;
         self.faces.clear();
         self.write_status()?;
         self.reporter.flush()?;

@@ -1,7 +1,8 @@
 //! Report: one JSON line per face result and a periodic status line, written to a [`Sink`].
 //!
-//! Lines follow `src/report.schema.json`. Every line carries `"schema"` (`agegender/face/v1`
-//! or `agegender/status/v1`), `"type"` (`face` / `status`) and `"ts"`: **Unix time in
+//! Lines follow `src/report.schema.json`. Every line carries `"schema"` (`agegender/face/v1`,
+//! `agegender/status/v1`, `agegender/visit/v1`, `agegender/counts/v1`), `"type"` (`face`,
+//! `status`, `visit`, `counts`) and `"ts"`: **Unix time in
 //! milliseconds, UTC** (an integer: cheap to produce without allocating, unambiguous, and
 //! any log tool converts it). Lines are formatted into one reused buffer, so the steady
 //! state allocates nothing.
@@ -14,11 +15,16 @@ use serde::Serialize;
 
 use crate::classify::{Gender, AGE_BUCKETS};
 use crate::track::TrackedFace;
+use crate::visits::{Counts, Visit, BUCKET_LABELS, GENDER_LABELS};
 
 /// Schema id of a face line.
 pub const FACE_SCHEMA: &str = "agegender/face/v1";
 /// Schema id of a status line.
 pub const STATUS_SCHEMA: &str = "agegender/status/v1";
+/// Schema id of a visit line (one per ended track that lasted the minimum dwell).
+pub const VISIT_SCHEMA: &str = "agegender/visit/v1";
+/// Schema id of a counts line (visits per window by gender × age bucket).
+pub const COUNTS_SCHEMA: &str = "agegender/counts/v1";
 
 /// Where report lines go: stdout, a file, a serial port. A sink must not block the frame loop.
 pub trait Sink {
@@ -28,6 +34,24 @@ pub trait Sink {
     fn flush(&mut self) -> anyhow::Result<()> {
         Ok(())
     }
+}
+
+/// The type of a report line (the MQTT topic it goes to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    Face = 0,
+    Visit = 1,
+    Counts = 2,
+    Status = 3,
+}
+
+/// A second output beside the sink, that sorts lines by type: the MQTT publisher
+/// (`src/mqtt.rs`). Must not block the frame loop.
+pub trait Publish {
+    /// Hand over one line (without newline); a line that cannot be queued is dropped and counted.
+    fn publish(&mut self, kind: LineKind, line: &[u8]);
+    /// For the status line: `connected` / `disconnected`, and lines dropped so far.
+    fn state(&self) -> (&'static str, u64);
 }
 
 /// Lines to standard output (`--serial -`).
@@ -138,6 +162,12 @@ pub struct Status {
     pub model_form: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     pub model_form_why: &'static str,
+    /// With MQTT on: `connected` or `disconnected`, and the lines it dropped (full queue, or
+    /// QoS 0 lines while the broker was away).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub mqtt: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_dropped: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -171,6 +201,66 @@ struct StatusLine<'a> {
     status: &'a Status,
 }
 
+#[derive(Serialize)]
+struct VisitLine {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: u64,
+    track_id: u64,
+    first_ts: u64,
+    last_ts: u64,
+    first_frame: u64,
+    last_frame: u64,
+    dwell_s: f32,
+    views: u32,
+    gender: Gender,
+    gender_p: f32,
+    age: f32,
+    age_bucket: &'static str,
+    bucket_p: f32,
+    confidence: f32,
+}
+
+/// `{"M": {"0-2": n, ...}, "F": {...}, "U": {...}}`, written without allocating.
+struct Table<'a>(&'a [[u32; BUCKET_LABELS.len()]; GENDER_LABELS.len()]);
+struct Row<'a>(&'a [u32; BUCKET_LABELS.len()]);
+
+impl Serialize for Table<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(GENDER_LABELS.len()))?;
+        for (g, row) in GENDER_LABELS.iter().zip(self.0) {
+            m.serialize_entry(g, &Row(row))?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(BUCKET_LABELS.len()))?;
+        for (b, n) in BUCKET_LABELS.iter().zip(self.0) {
+            m.serialize_entry(b, n)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct CountsLine<'a> {
+    schema: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ts: u64,
+    from_ts: u64,
+    visits: u32,
+    in_view: u32,
+    mean_dwell_s: Option<f32>,
+    by_gender_age: Table<'a>,
+}
+
 /// Round for the log: fewer digits, same meaning.
 fn round(x: f32, digits: i32) -> f32 {
     let m = 10f32.powi(digits);
@@ -188,6 +278,7 @@ pub fn unix_ms() -> u64 {
 /// Formats lines into one reused buffer and hands them to the sink.
 pub struct Reporter {
     sink: Box<dyn Sink>,
+    publisher: Option<Box<dyn Publish>>,
     buf: Vec<u8>,
     lines: u64,
     dropped: u64,
@@ -197,10 +288,16 @@ impl Reporter {
     pub fn new(sink: Box<dyn Sink>) -> Self {
         Reporter {
             sink,
+            publisher: None,
             buf: Vec::with_capacity(4096),
             lines: 0,
             dropped: 0,
         }
+    }
+
+    /// Also hand every line to `p` (MQTT).
+    pub fn set_publisher(&mut self, p: Box<dyn Publish>) {
+        self.publisher = Some(p);
     }
 
     /// One face line. `source` names the input file in `agegender image` (else `None`).
@@ -242,7 +339,7 @@ impl Reporter {
         };
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line)?;
-        self.emit()
+        self.emit(LineKind::Face)
     }
 
     /// One status line.
@@ -251,6 +348,11 @@ impl Reporter {
         s.fps = round(s.fps, 2);
         s.uptime_s = round(s.uptime_s, 1);
         s.serial_dropped = s.serial_dropped.max(self.dropped);
+        if let Some(p) = &self.publisher {
+            let (state, dropped) = p.state();
+            s.mqtt = state;
+            s.mqtt_dropped = Some(dropped);
+        }
         let line = StatusLine {
             schema: STATUS_SCHEMA,
             kind: "status",
@@ -259,10 +361,55 @@ impl Reporter {
         };
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, &line)?;
-        self.emit()
+        self.emit(LineKind::Status)
     }
 
-    fn emit(&mut self) -> anyhow::Result<()> {
+    /// One visit line at `ts_ms` (when the visit was found to have ended).
+    pub fn visit(&mut self, ts_ms: u64, v: &Visit) -> anyhow::Result<()> {
+        let line = VisitLine {
+            schema: VISIT_SCHEMA,
+            kind: "visit",
+            ts: ts_ms,
+            track_id: v.track_id,
+            first_ts: v.first_ms,
+            last_ts: v.last_ms,
+            first_frame: v.first_frame,
+            last_frame: v.last_frame,
+            dwell_s: round(v.dwell_ms() as f32 / 1000.0, 2),
+            views: v.views,
+            gender: v.gender,
+            gender_p: round(v.gender_p, 3),
+            age: round(v.age, 1),
+            age_bucket: v.bucket_label(),
+            bucket_p: round(v.bucket_p, 3),
+            confidence: round(v.confidence, 3),
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &line)?;
+        self.emit(LineKind::Visit)
+    }
+
+    /// One counts line closing the window `c` at `ts_ms`, with `in_view` faces in view now.
+    pub fn counts(&mut self, ts_ms: u64, c: &Counts, in_view: u32) -> anyhow::Result<()> {
+        let line = CountsLine {
+            schema: COUNTS_SCHEMA,
+            kind: "counts",
+            ts: ts_ms,
+            from_ts: c.from_ms,
+            visits: c.visits,
+            in_view,
+            mean_dwell_s: c.mean_dwell_s().map(|d| round(d, 2)),
+            by_gender_age: Table(&c.table),
+        };
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, &line)?;
+        self.emit(LineKind::Counts)
+    }
+
+    fn emit(&mut self, kind: LineKind) -> anyhow::Result<()> {
+        if let Some(p) = self.publisher.as_mut() {
+            p.publish(kind, &self.buf);
+        }
         if self.sink.write_line(&self.buf)? {
             self.lines += 1;
         } else {

@@ -13,7 +13,9 @@
 //! probabilities, with hysteresis too: a track's gender (bucket) is answered once its smoothed
 //! probability reaches the threshold and withdrawn (`U`, `?`) once it falls more than
 //! [`ABSTAIN_HYSTERESIS`] below it. A track unseen for more than `max_missed` detection frames
-//! is forgotten.
+//! is forgotten (and, when [`TrackerConfig::end_after_ms`] is set, also unseen for that long).
+//! A forgotten track's [`TrackSummary`] (first and last time and frame, views, the sums its
+//! means come from) goes to [`Tracker::ended`], where `src/visits.rs` turns it into a visit.
 //! Every buffer is allocated in [`Tracker::new`]; [`Tracker::update`] allocates nothing.
 
 use crate::classify::{Abstention, Attributes, Gender, AGE_BUCKETS};
@@ -46,6 +48,9 @@ pub struct TrackerConfig {
     pub logodds_clamp: f32,
     /// When a track's smoothed gender or bucket is reported as unknown.
     pub abstention: Abstention,
+    /// A missed track is also kept until it has gone unseen this long (milliseconds of the
+    /// times given to [`Tracker::update_at`]; 0: `max_missed` alone decides).
+    pub end_after_ms: u64,
 }
 
 impl Default for TrackerConfig {
@@ -58,6 +63,7 @@ impl Default for TrackerConfig {
             gender_alpha: 0.2,
             logodds_clamp: 6.0,
             abstention: Abstention::default(),
+            end_after_ms: 0,
         }
     }
 }
@@ -72,13 +78,66 @@ impl TrackerConfig {
             gender_alpha: c.gender_alpha,
             logodds_clamp: c.gender_logodds_clamp,
             abstention: c.abstention(),
+            end_after_ms: (c.visit_end_s as f64 * 1000.0).round() as u64,
         }
+    }
+}
+
+/// What a track saw over its life: the raw (per-frame, unsmoothed) estimates summed, so the
+/// visit can use their means.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrackSummary {
+    pub id: u64,
+    /// Frame number and time (ms) of the first and the last detection frame that saw it.
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// Detection frames that saw it (each one classified view).
+    pub views: u32,
+    /// Sums over the views of the calibrated probability of female, and of the age.
+    pub sum_p_female: f32,
+    pub sum_age: f32,
+    /// Per bucket: the sum over views of `bucket_p` where the view's best bucket is that one.
+    pub bucket_mass: [f32; AGE_BUCKETS.len()],
+}
+
+impl TrackSummary {
+    fn start(id: u64, frame: u64, ms: u64) -> Self {
+        TrackSummary {
+            id,
+            first_frame: frame,
+            last_frame: frame,
+            first_ms: ms,
+            last_ms: ms,
+            views: 0,
+            sum_p_female: 0.0,
+            sum_age: 0.0,
+            bucket_mass: [0.0; AGE_BUCKETS.len()],
+        }
+    }
+
+    fn add(&mut self, a: &Attributes, frame: u64, ms: u64) {
+        self.last_frame = frame;
+        self.last_ms = ms;
+        self.views = self.views.saturating_add(1);
+        self.sum_p_female += a.p_female;
+        self.sum_age += a.age;
+        if let Some(m) = self.bucket_mass.get_mut(a.bucket) {
+            *m += a.bucket_p;
+        }
+    }
+
+    /// Milliseconds from the first to the last view.
+    pub fn dwell_ms(&self) -> u64 {
+        self.last_ms.saturating_sub(self.first_ms)
     }
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Track {
     face: TrackedFace,
+    summary: TrackSummary,
     missed: u32,
     /// Smoothed log-odds that the face is female.
     logodds: f32,
@@ -166,6 +225,11 @@ pub struct Tracker {
     track_taken: Vec<bool>,
     /// Faces seen in the latest update, reused.
     out: Vec<TrackedFace>,
+    /// Tracks forgotten in the latest update (or [`Tracker::end_all`]), reused.
+    ended: Vec<TrackSummary>,
+    /// Frame number and time of the latest update.
+    frame: u64,
+    now_ms: u64,
 }
 
 impl Tracker {
@@ -181,6 +245,10 @@ impl Tracker {
             det_id: Vec::with_capacity(n),
             track_taken: Vec::with_capacity(slots),
             out: Vec::with_capacity(n),
+            // every live track, plus the ones replaced by new faces
+            ended: Vec::with_capacity(slots + n),
+            frame: 0,
+            now_ms: 0,
         }
     }
 
@@ -190,12 +258,30 @@ impl Tracker {
 
     /// Feed one detection frame: `detections[i]` was classified as `attributes[i]`.
     /// Returns the faces seen in this frame with their track ids and smoothed labels, in
-    /// detection order. Allocates nothing.
+    /// detection order. Allocates nothing. The frame number is one more than the previous
+    /// update's and the time does not move ([`Tracker::update_at`] gives both).
     pub fn update(
         &mut self,
         detections: &[Detection],
         attributes: &[Attributes],
     ) -> &[TrackedFace] {
+        let (frame, ms) = (self.frame + 1, self.now_ms);
+        self.update_at(detections, attributes, frame, ms)
+    }
+
+    /// [`Tracker::update`] for frame number `frame` taken at `now_ms` (milliseconds, any
+    /// origin, not decreasing): the times and frames in [`TrackSummary`]. Tracks forgotten
+    /// here are in [`Tracker::ended`] until the next update.
+    pub fn update_at(
+        &mut self,
+        detections: &[Detection],
+        attributes: &[Attributes],
+        frame: u64,
+        now_ms: u64,
+    ) -> &[TrackedFace] {
+        self.frame = frame;
+        self.now_ms = now_ms;
+        self.ended.clear();
         let n = detections
             .len()
             .min(attributes.len())
@@ -232,6 +318,7 @@ impl Tracker {
             self.det_id[di] = self.tracks[ti].face.id;
             let cfg = self.cfg;
             observe(&mut self.tracks[ti], &detections[di], &attributes[di], &cfg);
+            self.tracks[ti].summary.add(&attributes[di], frame, now_ms);
         }
 
         // Age out unmatched tracks (swap_remove keeps this allocation-free; the
@@ -240,8 +327,11 @@ impl Tracker {
         while i < self.tracks.len() {
             if !self.track_taken[i] {
                 self.tracks[i].missed += 1;
-                if self.tracks[i].missed > self.cfg.max_missed {
-                    self.tracks.swap_remove(i);
+                let unseen_ms = now_ms.saturating_sub(self.tracks[i].summary.last_ms);
+                if self.tracks[i].missed > self.cfg.max_missed && unseen_ms >= self.cfg.end_after_ms
+                {
+                    let gone = self.tracks.swap_remove(i);
+                    self.ended.push(gone.summary);
                     self.track_taken.swap_remove(i);
                     continue;
                 }
@@ -265,7 +355,8 @@ impl Tracker {
                     .map(|(i, _)| i);
                 match worst {
                     Some(w) => {
-                        self.tracks.swap_remove(w);
+                        let gone = self.tracks.swap_remove(w);
+                        self.ended.push(gone.summary);
                     }
                     None => continue,
                 }
@@ -280,6 +371,7 @@ impl Tracker {
                     attributes: a,
                     hits: 0,
                 },
+                summary: TrackSummary::start(id, frame, now_ms),
                 missed: 0,
                 logodds: 0.0,
                 gender_known: false,
@@ -290,6 +382,7 @@ impl Tracker {
             };
             let cfg = self.cfg;
             observe_first(&mut t, &detections[di], &a, &cfg);
+            t.summary.add(&a, frame, now_ms);
             self.tracks.push(t);
             self.det_taken[di] = true;
             self.det_id[di] = id;
@@ -319,6 +412,24 @@ impl Tracker {
     pub fn clear(&mut self) {
         self.tracks.clear();
         self.out.clear();
+        self.ended.clear();
+    }
+
+    /// End every track now (the source ended, the camera was lost): their summaries are in
+    /// [`Tracker::ended`], which this replaces. Allocates nothing.
+    pub fn end_all(&mut self) {
+        self.ended.clear();
+        for t in &self.tracks {
+            self.ended.push(t.summary);
+        }
+        self.tracks.clear();
+        self.out.clear();
+    }
+
+    /// Summaries of the tracks forgotten in the latest [`Tracker::update_at`] or
+    /// [`Tracker::end_all`].
+    pub fn ended(&self) -> &[TrackSummary] {
+        &self.ended
     }
 }
 

@@ -341,3 +341,246 @@ fn an_unsure_face_line_matches_the_schema() {
     bad["gender"] = json!("X");
     assert!(!v.is_valid(&bad), "gender X accepted");
 }
+
+/// `agegender run` over a replayed `.mjpeg` whose ground truth is known, at a set rate (20 fps:
+/// the file's own clock, frame n at start + n / 20 s): face A in frames 4..=23, face B in
+/// frames 10..=33, face C only in frames 26..=28 (0.1 s, under the 0.5 s minimum dwell), 36
+/// frames. One visit each for A (ended when unseen for `max_missed` frames) and B (still in
+/// view when the file ends), none for C; their frames and dwell times are the truth's; counts
+/// lines every second of the file's time add up to those visits. Every line validates.
+#[test]
+fn visits_and_counts_of_a_replayed_stream_match_the_truth_and_the_schema() {
+    const FPS: f64 = 20.0;
+    let (a_frames, b_frames, c_frames) = (4..=23u64, 10..=33u64, 26..=28u64);
+    let faces = common::utk_faces(3, 5);
+    let (a_box, b_box, c_box) = ([10, 40, 130, 160], [180, 60, 300, 180], [100, 10, 190, 100]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut stream = Vec::new();
+    for i in 0..36u64 {
+        let mut placed = Vec::new();
+        if a_frames.contains(&i) {
+            placed.push((faces[0].clone(), a_box));
+        }
+        if b_frames.contains(&i) {
+            placed.push((faces[1].clone(), b_box));
+        }
+        if c_frames.contains(&i) {
+            placed.push((faces[2].clone(), c_box));
+        }
+        stream.extend_from_slice(&common::face_frame(&placed, 320, 240).0);
+    }
+    let clip = tmp.path().join("clip.mjpeg");
+    std::fs::write(&clip, stream).unwrap();
+    let out = common::agegender_command()
+        .arg("run")
+        .arg("--source")
+        .arg(&clip)
+        .args(["--fps", "20", "--serial", "-", "--min-dwell", "0.5"])
+        .args(["--counts-interval", "1", "--max-missed", "5", "--model"])
+        .arg(classifier_model())
+        .arg("--detector")
+        .arg(common::blazeface_model(false))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let v = validator();
+    for l in &lines {
+        assert_valid(&v, l);
+    }
+    // The track id each face's lines carry, from where its box is.
+    let id_at = |b: [u32; 4]| -> u64 {
+        let ids: std::collections::BTreeSet<u64> = lines
+            .iter()
+            .filter(|l| l["type"] == "face")
+            .filter(|l| {
+                let bb: Vec<f32> = (0..4)
+                    .map(|k| l["box"][k].as_f64().unwrap() as f32)
+                    .collect();
+                common::box_iou([bb[0], bb[1], bb[2], bb[3]], common::to_f32_box(b)) > 0.5
+            })
+            .map(|l| l["track_id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 1, "one track for the face at {b:?}: {ids:?}");
+        ids.into_iter().next().unwrap()
+    };
+    let (a_id, b_id, c_id) = (id_at(a_box), id_at(b_box), id_at(c_box));
+    for l in lines
+        .iter()
+        .filter(|l| l["type"] == "visit" || l["type"] == "counts")
+    {
+        eprintln!("{l}");
+    }
+    let visits: Vec<&Value> = lines.iter().filter(|l| l["type"] == "visit").collect();
+    assert_eq!(visits.len(), 2, "{visits:?}");
+    assert!(
+        visits.iter().all(|l| l["track_id"] != c_id),
+        "C is no visit"
+    );
+    let frame_of = |l: &Value| l["frame"].as_u64().unwrap();
+    for (id, truth) in [(a_id, &a_frames), (b_id, &b_frames)] {
+        let visit = visits
+            .iter()
+            .find(|l| l["track_id"] == id)
+            .unwrap_or_else(|| panic!("no visit for track {id}: {visits:?}"));
+        assert_eq!(
+            visit["first_frame"].as_u64(),
+            Some(*truth.start()),
+            "{visit}"
+        );
+        assert_eq!(visit["last_frame"].as_u64(), Some(*truth.end()), "{visit}");
+        assert_eq!(
+            visit["views"].as_u64(),
+            Some(truth.end() - truth.start() + 1)
+        );
+        let dwell = (truth.end() - truth.start()) as f64 / FPS;
+        assert!(
+            (visit["dwell_s"].as_f64().unwrap() - dwell).abs() < 0.006,
+            "dwell {visit} vs {dwell}"
+        );
+        let (t0, t1) = (
+            visit["first_ts"].as_u64().unwrap(),
+            visit["last_ts"].as_u64().unwrap(),
+        );
+        assert!(t1 - t0 == (dwell * 1000.0).round() as u64, "{visit}");
+        // the face lines of that track: same frames, and the visit's labels are theirs
+        let own: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "face" && l["track_id"] == id)
+            .collect();
+        assert_eq!(own.len() as u64, truth.end() - truth.start() + 1);
+        assert_eq!(frame_of(own[0]), *truth.start());
+        let mean_age =
+            own.iter().map(|l| l["age"].as_f64().unwrap()).sum::<f64>() / own.len() as f64;
+        // face lines carry the smoothed age; the visit the mean of the raw ones: close
+        assert!(
+            (visit["age"].as_f64().unwrap() - mean_age).abs() < 8.0,
+            "{visit} vs mean face-line age {mean_age}"
+        );
+    }
+    // A ended while B was still in view (found when A was unseen for 6 detection frames).
+    let a_visit_at = lines
+        .iter()
+        .position(|l| l["type"] == "visit" && l["track_id"] == a_id)
+        .unwrap();
+    let b_visit_at = lines
+        .iter()
+        .position(|l| l["type"] == "visit" && l["track_id"] == b_id)
+        .unwrap();
+    assert!(a_visit_at < b_visit_at);
+    let next_face = lines[a_visit_at..]
+        .iter()
+        .find(|l| l["type"] == "face")
+        .map(frame_of);
+    assert_eq!(
+        next_face,
+        Some(a_frames.end() + 7),
+        "A's visit written at frame 29"
+    );
+
+    let counts: Vec<&Value> = lines.iter().filter(|l| l["type"] == "counts").collect();
+    // 36 frames at 20 fps: windows [0, 1 s) and the rest, closed at the end
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    let total: u64 = counts.iter().map(|c| c["visits"].as_u64().unwrap()).sum();
+    assert_eq!(total, 2);
+    for c in &counts {
+        let cells: u64 = ["M", "F", "U"]
+            .iter()
+            .flat_map(|g| c["by_gender_age"][g].as_object().unwrap().values())
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(cells, c["visits"].as_u64().unwrap(), "{c}");
+    }
+    assert_eq!(counts[0]["visits"], 0);
+    assert_eq!(counts[0]["mean_dwell_s"], Value::Null);
+    assert_eq!(
+        counts[0]["in_view"], 2,
+        "A and B in view at 1 s: {}",
+        counts[0]
+    );
+    let last = counts[1];
+    let mean = ((a_frames.end() - a_frames.start()) + (b_frames.end() - b_frames.start())) as f64
+        / FPS
+        / 2.0;
+    assert!(
+        (last["mean_dwell_s"].as_f64().unwrap() - mean).abs() < 0.006,
+        "{last}"
+    );
+    for visit in &visits {
+        let g = visit["gender"].as_str().unwrap();
+        let b = visit["age_bucket"].as_str().unwrap();
+        assert!(last["by_gender_age"][g][b].as_u64().unwrap() >= 1, "{last}");
+    }
+    assert_eq!(
+        last["ts"].as_u64().unwrap() - counts[0]["ts"].as_u64().unwrap(),
+        (35.0 - FPS) as u64 * 1000 / FPS as u64,
+        "windows on the file's clock: {counts:?}"
+    );
+}
+
+#[test]
+fn schema_rejects_malformed_visit_and_counts_lines() {
+    let v = validator();
+    let visit = json!({
+        "schema": "agegender/visit/v1", "type": "visit", "ts": 1_700_000_003_000u64,
+        "track_id": 4, "first_ts": 1_700_000_000_000u64, "last_ts": 1_700_000_002_500u64,
+        "first_frame": 3, "last_frame": 53, "dwell_s": 2.5, "views": 51, "gender": "F",
+        "gender_p": 0.91, "age": 29.5, "age_bucket": "25-32", "bucket_p": 0.55, "confidence": 0.5
+    });
+    assert_valid(&v, &visit);
+    let row = json!({"0-2": 0, "4-6": 0, "8-12": 0, "15-20": 0, "25-32": 1, "38-43": 0,
+                     "48-53": 0, "60+": 0, "?": 0});
+    let counts = json!({
+        "schema": "agegender/counts/v1", "type": "counts", "ts": 1_700_000_060_000u64,
+        "from_ts": 1_700_000_000_000u64, "visits": 1, "in_view": 0, "mean_dwell_s": 2.5,
+        "by_gender_age": {"M": row, "F": row, "U": row}
+    });
+    assert_valid(&v, &counts);
+    let mut no_visits = counts.clone();
+    no_visits["mean_dwell_s"] = Value::Null;
+    assert_valid(&v, &no_visits);
+    let with = |base: &Value, k: &str, val: Value| {
+        let mut b = base.clone();
+        b[k] = val;
+        b
+    };
+    for (what, line) in [
+        ("visit of 0 views", with(&visit, "views", json!(0))),
+        ("negative dwell", with(&visit, "dwell_s", json!(-1))),
+        ("visit bucket", with(&visit, "age_bucket", json!("21-24"))),
+        (
+            "visit schema v2",
+            with(&visit, "schema", json!("agegender/visit/v2")),
+        ),
+        ("confidence > 1", with(&visit, "confidence", json!(1.2))),
+        ("extra field", with(&visit, "x", json!(1))),
+        (
+            "counts schema",
+            with(&counts, "schema", json!("agegender/visit/v1")),
+        ),
+        (
+            "counts gender X",
+            with(
+                &counts,
+                "by_gender_age",
+                json!({"M": row, "F": row, "X": row}),
+            ),
+        ),
+        ("counts negative", with(&counts, "visits", json!(-1))),
+    ] {
+        assert!(!v.is_valid(&line), "{what} accepted: {line}");
+    }
+    let mut short_row = row.clone();
+    short_row.as_object_mut().unwrap().remove("?");
+    let line = with(
+        &counts,
+        "by_gender_age",
+        json!({"M": row, "F": short_row, "U": row}),
+    );
+    assert!(!v.is_valid(&line), "a missing cell accepted");
+}

@@ -49,6 +49,7 @@ fn cfg() -> TrackerConfig {
         gender_alpha: 0.2,
         logodds_clamp: 6.0,
         abstention: Abstention::NONE,
+        end_after_ms: 0,
     }
 }
 
@@ -207,4 +208,58 @@ fn at_most_max_faces_are_tracked() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 4, "distinct ids");
+}
+
+/// A forgotten track hands over its summary once: first and last frame and time, views, and
+/// the sums of its raw (unsmoothed) estimates; with `end_after_ms`, a missed track also waits
+/// that long; `end_all` ends every live track.
+#[test]
+fn ended_tracks_carry_their_summary() {
+    let c = TrackerConfig {
+        end_after_ms: 1000,
+        ..cfg()
+    };
+    let mut t = Tracker::new(c);
+    // frames 10..=14 at 100 ms: seen, with raw p_female 0.6 and 0.8 alternating
+    for f in 10..15u64 {
+        let p = if f % 2 == 0 { 0.6 } else { 0.8 };
+        t.update_at(
+            &[det(10.0, 10.0, 80.0)],
+            &[attrs(p, 20.0 + f as f32)],
+            f,
+            f * 100,
+        );
+        assert!(t.ended().is_empty());
+    }
+    // unseen for 4 frames (> max_missed 3) but only 400 ms: kept
+    for f in 15..19u64 {
+        t.update_at(&[], &[], f, f * 100);
+        assert!(t.ended().is_empty(), "frame {f}");
+    }
+    // a second face appears; the first has been unseen 1000 ms at frame 24
+    for f in 19..24u64 {
+        t.update_at(&[det(300.0, 10.0, 80.0)], &[attrs(0.1, 60.0)], f, f * 100);
+        assert!(t.ended().is_empty(), "frame {f}");
+    }
+    t.update_at(&[det(300.0, 10.0, 80.0)], &[attrs(0.1, 60.0)], 24, 2400);
+    let s = t.ended().to_vec();
+    assert_eq!(s.len(), 1, "{s:?}");
+    let s = s[0];
+    assert_eq!((s.first_frame, s.last_frame), (10, 14));
+    assert_eq!((s.first_ms, s.last_ms, s.dwell_ms()), (1000, 1400, 400));
+    assert_eq!(s.views, 5);
+    assert!(
+        (s.sum_p_female - (0.6 * 3.0 + 0.8 * 2.0)).abs() < 1e-5,
+        "{s:?}"
+    );
+    assert!((s.sum_age - (30.0 + 31.0 + 32.0 + 33.0 + 34.0)).abs() < 1e-4);
+    let b = agegender::track::bucket_for_age(32.0);
+    assert!((s.bucket_mass[b] - 3.0).abs() < 1e-5, "{s:?}");
+    // the next update forgets it (once)
+    t.update_at(&[det(300.0, 10.0, 80.0)], &[attrs(0.1, 60.0)], 25, 2500);
+    assert!(t.ended().is_empty());
+    t.end_all();
+    assert_eq!(t.ended().len(), 1);
+    assert_eq!((t.ended()[0].first_frame, t.ended()[0].views), (19, 7));
+    assert_eq!(t.live_tracks(), 0);
 }

@@ -27,6 +27,11 @@ impl Pacer {
         Pacer { period, next: None }
     }
 
+    /// Time of frame `sequence` from the first at this rate (`None` when not paced).
+    fn stream_time(&self, sequence: u64) -> Option<Duration> {
+        self.period.map(|p| p.mul_f64(sequence as f64))
+    }
+
     /// Sleep until the next frame is due.
     fn wait(&mut self) {
         let Some(period) = self.period else { return };
@@ -236,6 +241,10 @@ impl FrameSource for MjpegFileSource {
         }))
     }
 
+    fn stream_time(&self, sequence: u64) -> Option<Duration> {
+        self.pacer.stream_time(sequence)
+    }
+
     fn frame_size(&self) -> (u32, u32) {
         let w = self.spans.iter().map(|s| s.width).max().unwrap_or(0);
         let h = self.spans.iter().map(|s| s.height).max().unwrap_or(0);
@@ -377,6 +386,10 @@ impl FrameSource for DirSource {
 
     fn frame_size(&self) -> (u32, u32) {
         self.size
+    }
+
+    fn stream_time(&self, sequence: u64) -> Option<Duration> {
+        self.pacer.stream_time(sequence)
     }
 
     fn describe(&self) -> String {

@@ -47,6 +47,13 @@ pub trait FrameSource {
     fn frame_size(&self) -> (u32, u32);
     /// One line for the log: what was opened and what was negotiated.
     fn describe(&self) -> String;
+    /// When frame `sequence` was taken, counted from the first frame, where the source itself
+    /// says (a replay at a set rate: `sequence / fps`); `None`: the time it arrives is its time.
+    /// The frame loop times visits and counts by this, so a replayed stream's dwell times do
+    /// not depend on how fast the machine runs the models.
+    fn stream_time(&self, _sequence: u64) -> Option<Duration> {
+        None
+    }
     /// Try to reopen after [`CaptureError::Disconnected`]; sources that cannot reconnect return an error.
     fn reconnect(&mut self) -> anyhow::Result<()> {
         anyhow::bail!("this source cannot reconnect")

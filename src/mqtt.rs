@@ -1,0 +1,778 @@
+//! MQTT publisher (off unless `mqtt` is set): the report's lines, one topic per type, to a
+//! broker, from a thread of its own so the frame loop never waits for the network.
+//!
+//! Topics: `<mqtt_topic_prefix>/<client id>/{face,visit,counts,status}` carry the JSON lines
+//! (faces only with `mqtt_faces`); `<prefix>/<id>/availability` is `online` (retained, sent at
+//! every connect) or `offline` (retained: the Last Will the broker sends when the kiosk dies or
+//! its network goes, and what a clean exit sends before it disconnects).
+//!
+//! Queueing: the frame loop hands each line to a bounded channel (`mqtt_queue` lines) and never
+//! blocks; a full channel drops the line and counts it (`mqtt_dropped` in the status line). The
+//! publisher thread keeps up to `mqtt_queue` more in its own queue. QoS 1 lines (visits and
+//! counts by default) are sent one at a time and kept until the broker acknowledges them: while
+//! the broker is away they wait in the queue and go out, oldest first, once it is back (at least
+//! once: a line in flight when the connection broke is sent again). QoS 0 lines (faces, status)
+//! are sent only while connected; while away they are dropped and counted. A second thread
+//! drives the connection with blocking calls (a poll is never cut short) and reconnects with
+//! backoff, 0.5 s doubling to 8 s. Each new kind of connection error is one warning line on stderr; the
+//! serial log goes on.
+//!
+//! TLS (`mqtts://`): rustls with the ring provider; the CA from `mqtt_ca` (else the system's
+//! roots); a client certificate from `mqtt_cert` + `mqtt_key`; a user name from `mqtt_user`
+//! with the password read from `mqtt_password_file` (never a flag, never the URL). The default
+//! client id is derived from `/etc/machine-id` (an HMAC of it, not the id itself, which systemd
+//! asks programs not to expose).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Packet, QoS, Transport};
+
+use crate::config::Config;
+use crate::report::{LineKind, Publish};
+
+/// How long a closing publisher keeps trying to deliver what is queued.
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// A broker address from `mqtt://host[:port]` or `mqtts://host[:port]` (ports 1883 / 8883 by
+/// default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub fn parse(s: &str) -> Result<BrokerUrl, String> {
+        let (tls, rest) = if let Some(r) = s.strip_prefix("mqtts://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("mqtt://") {
+            (false, r)
+        } else {
+            return Err(format!(
+                "`{s}` is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+            ));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('@') {
+            return Err(format!(
+                "`{s}`: no user or password in the URL (mqtt_user, mqtt_password_file)"
+            ));
+        }
+        if rest.contains('/') || rest.contains('?') {
+            return Err(format!("`{s}`: no path or query after the host and port"));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        // [v6]:port, host:port, host
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            let (h, after) = r
+                .split_once(']')
+                .ok_or_else(|| format!("`{s}`: unclosed [ in the host"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None if after.is_empty() => (h, None),
+                None => return Err(format!("`{s}`: expected :PORT after ]")),
+            }
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(format!("`{s}`: port `{p}` is not in 1..=65535")),
+            },
+        };
+        Ok(BrokerUrl {
+            tls,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Whether `s` may stand in a topic level (the client id) or be the prefix (levels joined by
+/// `/`): not empty, no wildcard, no NUL, no empty level.
+pub fn check_topic_part(s: &str, levels: bool) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if s.contains(['+', '#', '\0']) {
+        return Err(format!("`{s}` holds a wildcard (+, #) or NUL"));
+    }
+    if !levels && s.contains('/') {
+        return Err(format!("`{s}` holds a /"));
+    }
+    if levels && s.split('/').any(str::is_empty) {
+        return Err(format!(
+            "`{s}` has an empty level (a leading, trailing or double /)"
+        ));
+    }
+    Ok(())
+}
+
+/// The default client id: 12 hex digits of HMAC-SHA256(machine id, "agegender"): stable per
+/// machine, says nothing about the machine id itself.
+pub fn default_client_id() -> anyhow::Result<String> {
+    let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .context("no /etc/machine-id to derive the MQTT client id from: set mqtt_client_id (--mqtt-client-id)")?;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, id.as_bytes());
+    let tag = ring::hmac::sign(&key, b"agegender");
+    Ok(tag.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// QoS of a setting (0 or 1; checked in [`Config::validate`]).
+fn qos(n: u8) -> QoS {
+    if n == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    }
+}
+
+/// Everything the publisher needs, from the [`Config`].
+#[derive(Clone, Debug)]
+pub struct MqttSettings {
+    pub url: BrokerUrl,
+    pub client_id: String,
+    pub prefix: String,
+    pub faces: bool,
+    /// QoS of face, visit, counts and status lines (index: [`LineKind`] as usize).
+    pub qos: [u8; 4],
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub queue: usize,
+    pub keep_alive: Duration,
+}
+
+impl MqttSettings {
+    /// `None` when `mqtt` is not set. Values were checked by [`Config::validate`].
+    pub fn from_config(c: &Config) -> anyhow::Result<Option<MqttSettings>> {
+        let Some(url) = &c.mqtt else { return Ok(None) };
+        let url = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("mqtt: {e}"))?;
+        let client_id = match &c.mqtt_client_id {
+            Some(id) => id.clone(),
+            None => default_client_id()?,
+        };
+        Ok(Some(MqttSettings {
+            url,
+            client_id,
+            prefix: c.mqtt_topic_prefix.clone(),
+            faces: c.mqtt_faces,
+            qos: [
+                c.mqtt_qos_face,
+                c.mqtt_qos_visit,
+                c.mqtt_qos_counts,
+                c.mqtt_qos_status,
+            ],
+            ca: c.mqtt_ca.clone(),
+            cert: c.mqtt_cert.clone(),
+            key: c.mqtt_key.clone(),
+            user: c.mqtt_user.clone(),
+            password_file: c.mqtt_password_file.clone(),
+            queue: c.mqtt_queue,
+            keep_alive: Duration::from_secs(c.mqtt_keep_alive_s as u64),
+        }))
+    }
+
+    /// `<prefix>/<id>/<leaf>`.
+    pub fn topic(&self, leaf: &str) -> String {
+        format!("{}/{}/{leaf}", self.prefix, self.client_id)
+    }
+}
+
+fn read_file(key: &str, p: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("{key} {}: cannot read it", p.display()))
+}
+
+/// The rustls client configuration for `mqtts://`; errors name the key and the file.
+pub fn tls_config(s: &MqttSettings) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    match &s.ca {
+        Some(p) => {
+            let pem = read_file("mqtt_ca", p)?;
+            let mut n = 0;
+            for c in CertificateDer::pem_slice_iter(&pem) {
+                let c = c.map_err(|e| {
+                    anyhow::anyhow!("mqtt_ca {}: not a PEM certificate: {e}", p.display())
+                })?;
+                roots.add(c).map_err(|e| {
+                    anyhow::anyhow!("mqtt_ca {}: not a usable CA certificate: {e}", p.display())
+                })?;
+                n += 1;
+            }
+            anyhow::ensure!(n > 0, "mqtt_ca {}: no PEM certificate in it", p.display());
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for c in found.certs {
+                let _ = roots.add(c);
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "mqtts: no system CA certificates found; give the broker's CA with mqtt_ca (--mqtt-ca)"
+            );
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS setup")?
+        .with_root_certificates(roots);
+    let cfg = match (&s.cert, &s.key) {
+        (Some(cp), Some(kp)) => {
+            let pem = read_file("mqtt_cert", cp)?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("mqtt_cert {}: not PEM: {e}", cp.display()))?;
+            anyhow::ensure!(
+                !certs.is_empty(),
+                "mqtt_cert {}: no PEM certificate in it",
+                cp.display()
+            );
+            let kpem = read_file("mqtt_key", kp)?;
+            let key = PrivateKeyDer::from_pem_slice(&kpem).map_err(|e| {
+                anyhow::anyhow!("mqtt_key {}: not a PEM private key: {e}", kp.display())
+            })?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                anyhow::anyhow!(
+                    "mqtt_cert {} / mqtt_key {}: {e}",
+                    cp.display(),
+                    kp.display()
+                )
+            })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(cfg))
+}
+
+/// Counters shared by the frame loop's side and the publisher thread.
+#[derive(Debug, Default)]
+struct Shared {
+    dropped: AtomicU64,
+    connected: AtomicBool,
+    /// Lines the broker has taken (QoS 0 written, QoS 1 acknowledged).
+    sent: AtomicU64,
+    /// Set by [`MqttPublisher::close`]: the publisher thread notices it even with a full queue
+    /// (when it does not read the channel, so never sees the channel close).
+    closing: AtomicBool,
+}
+
+/// One line on its way: which topic, and its bytes (buffers are recycled).
+struct Msg {
+    /// [`LineKind`] as usize, or [`AVAILABILITY`].
+    topic: usize,
+    buf: Vec<u8>,
+}
+
+const AVAILABILITY: usize = 4;
+
+/// The frame loop's handle: [`Publish`] into a bounded channel to the publisher thread.
+pub struct MqttPublisher {
+    tx: Option<SyncSender<Msg>>,
+    /// Buffers coming back from the thread, for the next lines.
+    free: Receiver<Vec<u8>>,
+    shared: Arc<Shared>,
+    faces: bool,
+    thread: Option<JoinHandle<()>>,
+    url: String,
+}
+
+impl MqttPublisher {
+    /// Check the settings (TLS files, password file), then start the publisher thread; it
+    /// connects in the background. Errors name the key and the file.
+    pub fn start(s: MqttSettings) -> anyhow::Result<MqttPublisher> {
+        let mut opts = MqttOptions::new(s.client_id.clone(), s.url.host.clone(), s.url.port);
+        opts.set_keep_alive(s.keep_alive);
+        opts.set_clean_session(true);
+        opts.set_max_packet_size(64 * 1024, 64 * 1024);
+        opts.set_last_will(LastWill::new(
+            s.topic("availability"),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+        if let Some(user) = &s.user {
+            let password = match &s.password_file {
+                Some(p) => {
+                    let bytes = read_file("mqtt_password_file", p)?;
+                    let text = String::from_utf8(bytes).map_err(|_| {
+                        anyhow::anyhow!("mqtt_password_file {}: not UTF-8 text", p.display())
+                    })?;
+                    text.trim_end_matches(['\r', '\n']).to_string()
+                }
+                None => String::new(),
+            };
+            opts.set_credentials(user.clone(), password);
+        }
+        if s.url.tls {
+            opts.set_transport(Transport::tls_with_config(
+                rumqttc::TlsConfiguration::Rustls(tls_config(&s)?),
+            ));
+        }
+        // The worker hands rumqttc at most one QoS 1 line and a few QoS 0 ones at a time.
+        let (client, connection) = Client::new(opts, 64);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(s.queue);
+        let (free_tx, free) = mpsc::sync_channel::<Vec<u8>>(2 * s.queue + 8);
+        let shared = Arc::new(Shared::default());
+        let url = s.url.to_string();
+        let faces = s.faces;
+        let worker = Worker {
+            topics: [
+                s.topic("face"),
+                s.topic("visit"),
+                s.topic("counts"),
+                s.topic("status"),
+                s.topic("availability"),
+            ],
+            qos: [s.qos[0], s.qos[1], s.qos[2], s.qos[3], 1],
+            rx,
+            free: free_tx,
+            client,
+            shared: shared.clone(),
+            cap: s.queue,
+            url: url.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("mqtt".into())
+            .spawn(move || worker.run(connection))
+            .context("cannot start the MQTT thread")?;
+        Ok(MqttPublisher {
+            tx: Some(tx),
+            free,
+            shared,
+            faces,
+            thread: Some(thread),
+            url,
+        })
+    }
+
+    /// The broker, as `mqtt[s]://host:port`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Lines the broker has taken so far.
+    pub fn sent(&self) -> u64 {
+        self.shared.sent.load(Ordering::Relaxed)
+    }
+
+    /// Stop: deliver what is queued (up to [`LINGER`]), mark the kiosk offline, disconnect.
+    pub fn close(&mut self) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MqttPublisher {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Publish for MqttPublisher {
+    fn publish(&mut self, kind: LineKind, line: &[u8]) {
+        if kind == LineKind::Face && !self.faces {
+            return;
+        }
+        let Some(tx) = &self.tx else { return };
+        let mut buf = self.free.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(line);
+        match tx.try_send(Msg {
+            topic: kind as usize,
+            buf,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn state(&self) -> (&'static str, u64) {
+        let state = if self.shared.connected.load(Ordering::Relaxed) {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        (state, self.shared.dropped.load(Ordering::Relaxed))
+    }
+}
+
+/// What the connection thread tells the publisher thread.
+enum ConnEvent {
+    Connected,
+    /// A PUBACK (the one QoS 1 line in flight).
+    Acked,
+    /// The connection failed or broke (why, in words); the connection thread waits out its
+    /// backoff and tries again.
+    Failed(String),
+    /// Our DISCONNECT went out (closing).
+    Disconnected,
+}
+
+/// The connection thread: drives rumqttc's event loop with blocking calls only (a poll is never
+/// cut short, so no packet is left half written), reconnects with backoff 0.5 s → 8 s, and
+/// forwards what the publisher thread needs. Ends when the publisher is done with it.
+fn drive(mut conn: Connection, events: mpsc::Sender<ConnEvent>, stop: Arc<AtomicBool>) {
+    let mut backoff = Duration::from_millis(500);
+    for event in conn.iter() {
+        let forward = match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(500);
+                Some(ConnEvent::Connected)
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => Some(ConnEvent::Acked),
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => Some(ConnEvent::Disconnected),
+            Ok(_) => None,
+            Err(e) => {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let _ = events.send(ConnEvent::Failed(describe(&e)));
+                // Sleep the backoff in steps, so a closing publisher is not held up.
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(8));
+                None
+            }
+        };
+        if let Some(ev) = forward {
+            if events.send(ev).is_err() || stop.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+}
+
+/// The publisher thread.
+struct Worker {
+    topics: [String; 5],
+    qos: [u8; 5],
+    rx: Receiver<Msg>,
+    free: SyncSender<Vec<u8>>,
+    client: Client,
+    shared: Arc<Shared>,
+    cap: usize,
+    url: String,
+}
+
+impl Worker {
+    fn recycle(&self, buf: Vec<u8>) {
+        let _ = self.free.try_send(buf);
+    }
+
+    fn drop_msg(&self, m: Msg) {
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        self.recycle(m.buf);
+    }
+
+    fn run(self, conn: Connection) {
+        let (ev_tx, events) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("mqtt-connection".into())
+            .spawn(move || drive(conn, ev_tx, stop2));
+        if spawned.is_err() {
+            eprintln!(
+                "agegender: warning: mqtt: cannot start the connection thread; not publishing"
+            );
+            return;
+        }
+        let mut queue: VecDeque<Msg> = VecDeque::with_capacity(self.cap + 1);
+        // The QoS 1 line sent and not yet acknowledged.
+        let mut inflight: Option<Msg> = None;
+        let mut connected = false;
+        let mut closing: Option<Instant> = None;
+        let mut last_error = String::new();
+        // The frame loop's side is gone and its channel read to the end.
+        let mut rx_closed = false;
+        loop {
+            // 1. Take the frame loop's lines while there is room (also while closing: they are
+            // still delivered within the linger).
+            if closing.is_none() && self.shared.closing.load(Ordering::Relaxed) {
+                closing = Some(Instant::now() + LINGER);
+            }
+            while queue.len() < self.cap {
+                match self.rx.try_recv() {
+                    Ok(m) => self.accept(m, connected, &mut queue),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        closing.get_or_insert(Instant::now() + LINGER);
+                        rx_closed = true;
+                        break;
+                    }
+                }
+            }
+            // 2. Closing: once everything is out (or the linger is over), say offline and go.
+            if let Some(deadline) = closing {
+                if (rx_closed && queue.is_empty() && inflight.is_none())
+                    || Instant::now() >= deadline
+                {
+                    self.finish(&events, connected, queue, inflight);
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+            // 3. Connected: hand rumqttc what may go now.
+            if connected {
+                while let Some(front) = queue.front() {
+                    let q = self.qos[front.topic];
+                    if q == 1 && inflight.is_some() {
+                        break;
+                    }
+                    let m = queue.pop_front().unwrap();
+                    let retain = m.topic == AVAILABILITY;
+                    match self.client.try_publish(
+                        self.topics[m.topic].as_str(),
+                        qos(q),
+                        retain,
+                        m.buf.clone(),
+                    ) {
+                        Ok(()) if q == 1 => inflight = Some(m),
+                        Ok(()) => {
+                            self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                            self.recycle(m.buf);
+                        }
+                        Err(_) => {
+                            queue.push_front(m);
+                            break;
+                        }
+                    }
+                }
+            }
+            // 4. What the connection says (new lines are looked at every 20 ms).
+            match events.recv_timeout(Duration::from_millis(20)) {
+                Ok(ConnEvent::Connected) => {
+                    connected = true;
+                    self.shared.connected.store(true, Ordering::Relaxed);
+                    if last_error.is_empty() {
+                        eprintln!("agegender: mqtt: connected to {}", self.url);
+                    } else {
+                        eprintln!("agegender: mqtt: connected to {} again", self.url);
+                    }
+                    last_error.clear();
+                    // `online` first, retained, then what waited.
+                    queue.push_front(Msg {
+                        topic: AVAILABILITY,
+                        buf: b"online".to_vec(),
+                    });
+                }
+                Ok(ConnEvent::Acked) => {
+                    if let Some(m) = inflight.take() {
+                        if m.topic != AVAILABILITY {
+                            self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.recycle(m.buf);
+                    }
+                }
+                Ok(ConnEvent::Failed(why)) => {
+                    if connected || why != last_error {
+                        eprintln!(
+                            "agegender: warning: mqtt {}: {why}; retrying with backoff (the serial log goes on; further errors of this kind are not logged)",
+                            self.url
+                        );
+                    }
+                    last_error = why;
+                    connected = false;
+                    self.shared.connected.store(false, Ordering::Relaxed);
+                    // The line in flight goes again; QoS 0 lines are not kept while away.
+                    if let Some(m) = inflight.take() {
+                        queue.push_front(m);
+                    }
+                    let mut kept = VecDeque::with_capacity(self.cap + 1);
+                    for m in queue.drain(..) {
+                        if m.topic == AVAILABILITY {
+                            self.recycle(m.buf);
+                        } else if self.qos[m.topic] == 1 {
+                            kept.push_back(m);
+                        } else {
+                            self.drop_msg(m);
+                        }
+                    }
+                    queue = kept;
+                }
+                Ok(ConnEvent::Disconnected) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // the connection thread is gone (it ends only when told to)
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A new line: queued, or (QoS 0 while away) dropped and counted.
+    fn accept(&self, m: Msg, connected: bool, queue: &mut VecDeque<Msg>) {
+        if !connected && self.qos[m.topic] == 0 {
+            self.drop_msg(m);
+        } else {
+            queue.push_back(m);
+        }
+    }
+
+    /// Count what could not be delivered; when connected, publish `offline` (retained), wait
+    /// for its PUBACK and disconnect cleanly (so the broker does not send the Last Will).
+    fn finish(
+        &self,
+        events: &Receiver<ConnEvent>,
+        connected: bool,
+        queue: VecDeque<Msg>,
+        inflight: Option<Msg>,
+    ) {
+        // what is still in the channel (a full queue stopped the publisher reading it)
+        let mut lost = self.rx.try_iter().count() as u64;
+        lost += queue.iter().filter(|m| m.topic != AVAILABILITY).count() as u64
+            + inflight.iter().filter(|m| m.topic != AVAILABILITY).count() as u64;
+        if lost > 0 {
+            self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
+            eprintln!(
+                "agegender: warning: mqtt {}: {lost} lines not delivered at exit",
+                self.url
+            );
+        }
+        if !connected {
+            return;
+        }
+        let _ = self.client.try_publish(
+            self.topics[AVAILABILITY].as_str(),
+            QoS::AtLeastOnce,
+            true,
+            b"offline".to_vec(),
+        );
+        // An ack still owed to the line in flight may come first: wait for the last one.
+        let mut acks_owed = 1 + inflight.is_some() as u32;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut disconnect_sent = false;
+        while Instant::now() < deadline {
+            match events.recv_timeout(Duration::from_millis(50)) {
+                Ok(ConnEvent::Acked) => {
+                    acks_owed = acks_owed.saturating_sub(1);
+                    if acks_owed == 0 && !disconnect_sent {
+                        let _ = self.client.try_disconnect();
+                        disconnect_sent = true;
+                    }
+                }
+                Ok(ConnEvent::Disconnected) | Ok(ConnEvent::Failed(_)) => return,
+                Err(RecvTimeoutError::Disconnected) => return,
+                Ok(ConnEvent::Connected) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+}
+
+/// One line for a connection error: the broker's refusal in words, TLS and I/O errors as
+/// rumqttc says them.
+fn describe(e: &rumqttc::ConnectionError) -> String {
+    use rumqttc::ConnectReturnCode as C;
+    match e {
+        rumqttc::ConnectionError::ConnectionRefused(code) => {
+            let why = match code {
+                C::BadUserNamePassword => {
+                    "bad user name or password (mqtt_user, mqtt_password_file)"
+                }
+                C::NotAuthorized => {
+                    "not authorized (mqtt_user, mqtt_password_file, client certificate)"
+                }
+                C::BadClientId => "client id rejected (mqtt_client_id)",
+                C::ServiceUnavailable => "service unavailable",
+                C::RefusedProtocolVersion => "protocol version refused (MQTT 3.1.1 needed)",
+                C::Success => "success?",
+            };
+            format!("the broker refused the connection: {why}")
+        }
+        other => {
+            let s = other.to_string();
+            let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            if s.contains("certificate") || s.contains("Certificate") {
+                format!("TLS: the broker's certificate is not trusted (mqtt_ca): {s}")
+            } else {
+                s
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        let u = BrokerUrl::parse("mqtt://broker.local").unwrap();
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port),
+            (false, "broker.local", 1883)
+        );
+        let u = BrokerUrl::parse("mqtts://10.0.0.2:18883/").unwrap();
+        assert_eq!((u.tls, u.host.as_str(), u.port), (true, "10.0.0.2", 18883));
+        let u = BrokerUrl::parse("mqtt://[::1]:2000").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 2000));
+        assert_eq!(u.to_string(), "mqtt://[::1]:2000");
+        for bad in [
+            "tcp://x",
+            "mqtt://",
+            "mqtt://h:0",
+            "mqtt://h:99999",
+            "mqtt://u:p@h",
+            "mqtt://h/topic",
+            "mqtt://[::1",
+        ] {
+            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn topic_parts() {
+        assert!(check_topic_part("agegender", true).is_ok());
+        assert!(check_topic_part("shop/floor1", true).is_ok());
+        assert!(check_topic_part("shop//x", true).is_err());
+        assert!(check_topic_part("/x", true).is_err());
+        assert!(check_topic_part("a+b", false).is_err());
+        assert!(check_topic_part("a/b", false).is_err());
+        assert!(check_topic_part("", false).is_err());
+    }
+}

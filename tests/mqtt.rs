@@ -1,0 +1,1016 @@
+//! The MQTT publisher against a real broker: Debian's `mosquitto`, started here on 127.0.0.1
+//! with a free port and its own config file, and a real subscriber (`mosquitto_sub`). The kiosk
+//! is the real binary replaying a generated stream. Covered: topics, payloads against the
+//! schema, QoS 1 visits, the retained availability and the Last Will when the kiosk is killed,
+//! the broker stopped and restarted mid-run (the loop keeps its rate, the outage's visits arrive
+//! afterwards, drops are counted), TLS with a CA made here and a password file, a wrong password
+//! and an untrusted certificate (one error line; the serial log goes on), and no network socket
+//! at all without `--mqtt`.
+//!
+//! Needs `mosquitto` and `mosquitto-clients` (scripts/setup installs them) and `openssl`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Generous: the suite runs on a loaded 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// One test at a time: each runs a kiosk with both models, and the restart test measures the
+/// loop's rate, which other kiosks on the same cores would disturb.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn need(tool: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(tool).is_file();
+    assert!(
+        ok,
+        "{tool} is not installed: run scripts/setup --deps (apt: mosquitto mosquitto-clients)"
+    );
+}
+
+fn mosquitto_bin() -> PathBuf {
+    need("mosquitto");
+    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"] {
+        if Path::new(p).is_file() {
+            return PathBuf::from(p);
+        }
+    }
+    PathBuf::from("mosquitto")
+}
+
+fn whoami() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Poll `f` every 50 ms until it returns Some, or panic after `limit` naming `what`.
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A mosquitto process with its own config in `dir`, killed on drop.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// `extra`: more config lines (TLS, passwords) for the listener on `port`.
+    fn start(dir: &Path, port: u16, extra: &str) -> Broker {
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        let db = dir.join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        std::fs::write(
+            &conf,
+            format!(
+                // `user`: started as root, mosquitto would switch to the `mosquitto` user,
+                // which cannot read this test's private files; it stays who we are
+                "user {}\nlistener {port} 127.0.0.1\n{extra}\npersistence true\npersistence_location {}/\n",
+                whoami(),
+                db.display()
+            ),
+        )
+        .unwrap();
+        let mut b = Broker {
+            child: None,
+            port,
+            conf,
+            log: dir.join(format!("mosquitto-{port}.log")),
+        };
+        b.restart();
+        b
+    }
+
+    fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(mosquitto_bin())
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("mosquitto to listen", WAIT, || {
+            if let Ok(Some(st)) = self.child.as_mut().unwrap().try_wait() {
+                panic!(
+                    "mosquitto exited ({st}): {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    /// SIGTERM (mosquitto saves its persistent sessions) and wait for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Lines a child writes to a pipe, collected by a thread, with when they came.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<(Instant, String)>>>);
+
+impl Lines {
+    fn collect(pipe: impl std::io::Read + Send + 'static) -> Lines {
+        let lines = Lines::default();
+        let l = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                l.0.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        lines
+    }
+    fn all(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+    fn timed(&self) -> Vec<(Instant, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A `mosquitto_sub` on `agegender/#` printing `topic qos retained payload`, with a persistent
+/// session (`-c -i ID`, QoS 1) so that it misses nothing across a broker restart. Returns once
+/// it is subscribed (a probe message came through).
+struct Subscriber {
+    child: Child,
+    lines: Lines,
+}
+
+impl Subscriber {
+    fn start(port: u16, id: &str, extra: &[&str]) -> Subscriber {
+        need("mosquitto_sub");
+        let mut child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-c"])
+            .args(["-i", id, "-t", "agegender/#", "-F", "%t %q %r %p"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto_sub");
+        let lines = Lines::collect(child.stdout.take().unwrap());
+        let s = Subscriber { child, lines };
+        wait_for("the subscriber to be subscribed", WAIT, || {
+            let _ = Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-t", "agegender/probe", "-m", "ready"])
+                .args(extra)
+                .status();
+            std::thread::sleep(Duration::from_millis(200));
+            s.messages()
+                .iter()
+                .any(|m| m.topic == "agegender/probe")
+                .then_some(())
+        });
+        s
+    }
+
+    fn messages(&self) -> Vec<Message> {
+        self.lines
+            .all()
+            .iter()
+            .filter_map(|l| Message::parse(l))
+            .collect()
+    }
+
+    /// Messages on `<...>/<leaf>`.
+    fn on(&self, leaf: &str) -> Vec<Message> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.topic.rsplit('/').next() == Some(leaf))
+            .collect()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Message {
+    topic: String,
+    qos: u8,
+    retained: bool,
+    payload: String,
+}
+
+impl Message {
+    fn parse(l: &str) -> Option<Message> {
+        let mut p = l.splitn(4, ' ');
+        Some(Message {
+            topic: p.next()?.to_string(),
+            qos: p.next()?.parse().ok()?,
+            retained: p.next()? == "1",
+            payload: p.next().unwrap_or("").to_string(),
+        })
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("not JSON on {}: {}: {e}", self.topic, self.payload))
+    }
+}
+
+fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/report.schema.json"),
+    )
+    .unwrap();
+    jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+}
+
+fn assert_valid(v: &jsonschema::Validator, line: &Value) {
+    let errors: Vec<String> = v.iter_errors(line).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{line} does not match the schema: {errors:?}"
+    );
+}
+
+/// A 320×240 `.mjpeg` of `cycles` × 40 frames: in each cycle a face (a different one each
+/// cycle, at a different place) is in view for frames 0..=19 and gone for 20..=39. At 20 fps
+/// that is one visit of 0.95 s every 2 s.
+fn clip(dir: &Path, cycles: usize) -> PathBuf {
+    let faces = common::utk_faces(cycles.min(4), 21);
+    let boxes = [
+        [20, 30, 140, 150],
+        [170, 60, 290, 180],
+        [90, 20, 210, 140],
+        [40, 100, 160, 220],
+    ];
+    let empty = common::face_frame(&[], 320, 240).0;
+    let mut stream = Vec::new();
+    for c in 0..cycles {
+        let with =
+            common::face_frame(&[(faces[c % faces.len()].clone(), boxes[c % 4])], 320, 240).0;
+        for i in 0..40 {
+            stream.extend_from_slice(if i < 20 { &with } else { &empty });
+        }
+    }
+    let path = dir.join("cycles.mjpeg");
+    std::fs::write(&path, stream).unwrap();
+    path
+}
+
+fn classifier_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx")
+}
+
+/// `agegender run` over `source` at 20 fps with visits of ≥ 0.5 s and `extra` flags; stdout
+/// and stderr piped.
+fn kiosk(source: &Path, extra: &[&str]) -> Command {
+    let mut c = common::agegender_command();
+    c.arg("run")
+        .arg("--source")
+        .arg(source)
+        .args(["--fps", "20", "--serial", "-", "--min-dwell", "0.5"])
+        .args(["--status-interval", "1", "--model"])
+        .arg(classifier_model())
+        .arg("--detector")
+        .arg(common::blazeface_model(false))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Run a kiosk to its end, like `Command::output`, but kill it and fail after 3 minutes: a
+/// publisher that hangs at exit must fail the test, not hang the suite.
+fn finish(cmd: &mut Command) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipes = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = pipes.0.read_to_end(&mut v);
+        v
+    });
+    let err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = pipes.1.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the kiosk did not finish in 3 minutes; stderr: {}",
+                String::from_utf8_lossy(&err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn json_lines(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["type"] == t).collect()
+}
+
+#[test]
+fn publishes_each_line_type_on_its_topic_with_its_qos_and_marks_availability() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let sub = Subscriber::start(broker.port, "t-topics", &[]);
+    let source = clip(tmp.path(), 3);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let out = finish(
+        kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-a"]).args([
+            "--mqtt-faces",
+            "--counts-interval",
+            "2",
+        ]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let serial: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let serial_json = json_lines(&serial);
+    assert_eq!(of_type(&serial_json, "visit").len(), 3, "{serial:?}");
+    // The clean exit sends `offline` after everything else.
+    wait_for("availability offline", WAIT, || {
+        sub.on("availability")
+            .iter()
+            .any(|m| m.payload == "offline")
+            .then_some(())
+    });
+    let v = validator();
+    let msgs = sub.messages();
+    for m in msgs.iter().filter(|m| m.topic != "agegender/probe") {
+        let leaf = m
+            .topic
+            .strip_prefix("agegender/kiosk-a/")
+            .unwrap_or_else(|| panic!("topic {} is not under agegender/kiosk-a/", m.topic));
+        if leaf == "availability" {
+            assert!(m.payload == "online" || m.payload == "offline", "{m:?}");
+            assert_eq!(m.qos, 1, "{m:?}");
+            continue;
+        }
+        let line = m.json();
+        assert_valid(&v, &line);
+        assert_eq!(line["type"], leaf, "{m:?}");
+        let want_qos = if leaf == "visit" || leaf == "counts" {
+            1
+        } else {
+            0
+        };
+        assert_eq!(m.qos, want_qos, "{m:?}");
+    }
+    let avail: Vec<&str> = sub
+        .on("availability")
+        .iter()
+        .map(|m| m.payload.as_str())
+        .map(|p| if p == "online" { "online" } else { "offline" })
+        .collect();
+    assert_eq!(avail, ["online", "offline"]);
+    // Every visit and counts line of the serial log, byte for byte, in order (QoS 1).
+    for t in ["visit", "counts"] {
+        let serial_t: Vec<&String> = serial
+            .iter()
+            .filter(|l| l.contains(&format!("\"type\":\"{t}\"")))
+            .collect();
+        let mqtt_t: Vec<String> = sub.on(t).into_iter().map(|m| m.payload).collect();
+        assert_eq!(mqtt_t.len(), serial_t.len(), "{t}: {mqtt_t:?}");
+        for (a, b) in mqtt_t.iter().zip(serial_t) {
+            assert_eq!(a, b);
+        }
+    }
+    // Faces: QoS 0 on a local broker, all of them.
+    assert_eq!(sub.on("face").len(), of_type(&serial_json, "face").len());
+    // The last status line says connected, nothing dropped.
+    let last = of_type(&serial_json, "status")
+        .last()
+        .copied()
+        .unwrap()
+        .clone();
+    assert_eq!(last["mqtt"], "connected", "{last}");
+    assert_eq!(last["mqtt_dropped"], 0, "{last}");
+    // A subscriber that comes later gets the retained `offline`.
+    let late = Subscriber::start(broker.port, "t-late", &[]);
+    let a = wait_for("the retained availability", WAIT, || {
+        late.on("availability").into_iter().next()
+    });
+    assert_eq!((a.payload.as_str(), a.retained), ("offline", true));
+}
+
+#[test]
+fn last_will_marks_a_killed_kiosk_offline() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let sub = Subscriber::start(broker.port, "t-will", &[]);
+    let source = clip(tmp.path(), 2);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let mut child = kiosk(
+        &source,
+        &["--mqtt", &url, "--mqtt-client-id", "kiosk-w", "--loop"],
+    )
+    .spawn()
+    .unwrap();
+    let _out = Lines::collect(child.stdout.take().unwrap());
+    let _err = Lines::collect(child.stderr.take().unwrap());
+    wait_for("availability online", WAIT, || {
+        sub.on("availability")
+            .iter()
+            .any(|m| m.payload == "online")
+            .then_some(())
+    });
+    child.kill().unwrap(); // SIGKILL: no goodbye from the kiosk
+    child.wait().unwrap();
+    let will = wait_for("the Last Will", WAIT, || {
+        sub.on("availability")
+            .into_iter()
+            .find(|m| m.payload == "offline")
+    });
+    assert_eq!(will.topic, "agegender/kiosk-w/availability");
+    assert_eq!(will.qos, 1);
+    let late = Subscriber::start(broker.port, "t-will-late", &[]);
+    let a = wait_for("the retained availability", WAIT, || {
+        late.on("availability").into_iter().next()
+    });
+    assert_eq!((a.payload.as_str(), a.retained), ("offline", true));
+}
+
+/// The broker goes away for a while and comes back. The frame loop keeps its rate (status
+/// lines' fps during the outage within 20% of before: the replay is paced at 20 fps), every
+/// visit of the serial log reaches the subscriber (those of the outage after it), the status
+/// lines say `disconnected` meanwhile, and the QoS 0 status lines the outage cost are counted in
+/// `mqtt_dropped`.
+#[test]
+fn broker_restart_mid_run_loses_no_visit_and_never_blocks_the_loop() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let sub = Subscriber::start(broker.port, "t-restart", &[]);
+    let source = clip(tmp.path(), 4);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    // 4 cycles × 40 frames = 8 s of stream, looped to 24 s (480 frames): 12 visits.
+    let mut child = kiosk(
+        &source,
+        &["--mqtt", &url, "--mqtt-client-id", "kiosk-r", "--loop"],
+    )
+    .args(["--max-frames", "480"])
+    .spawn()
+    .unwrap();
+    let out = Lines::collect(child.stdout.take().unwrap());
+    let err = Lines::collect(child.stderr.take().unwrap());
+    // Connected and running for a while: a visit through, and 4 status lines for the rate.
+    wait_for("a first visit over MQTT and 4 status lines", WAIT, || {
+        let statuses = out
+            .all()
+            .iter()
+            .filter(|l| l.contains("\"type\":\"status\""))
+            .count();
+        (!sub.on("visit").is_empty() && statuses >= 4).then_some(())
+    });
+    broker.stop();
+    let stopped = Instant::now();
+    // Away long enough for two visits to end and the status to say so.
+    wait_for(
+        "two visits on the serial log during the outage",
+        WAIT,
+        || {
+            let visits_after = out
+                .timed()
+                .iter()
+                .filter(|(t, l)| *t > stopped && l.contains("\"type\":\"visit\""))
+                .count();
+            let said = out
+                .timed()
+                .iter()
+                .any(|(t, l)| *t > stopped && l.contains("\"mqtt\":\"disconnected\""));
+            (visits_after >= 2 && said).then_some(())
+        },
+    );
+    broker.restart();
+    let restarted = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{:?}", err.all());
+    let serial = json_lines(&out.all());
+    let visits = of_type(&serial, "visit");
+    assert_eq!(visits.len(), 12, "{visits:?}");
+    // Every visit arrives (QoS 1, at least once: a line in flight at the break may come twice).
+    let ids = |ms: &[Message]| -> std::collections::BTreeSet<u64> {
+        ms.iter()
+            .map(|m| m.json()["track_id"].as_u64().unwrap())
+            .collect()
+    };
+    let want: std::collections::BTreeSet<u64> = visits
+        .iter()
+        .map(|v| v["track_id"].as_u64().unwrap())
+        .collect();
+    let got = wait_for("every visit over MQTT", WAIT, || {
+        let got = ids(&sub.on("visit"));
+        (got == want).then_some(got)
+    });
+    assert_eq!(got, want);
+    // The outage's visits came after the restart.
+    let outage_visits = out
+        .timed()
+        .iter()
+        .filter(|(t, l)| *t > stopped && *t < restarted && l.contains("\"type\":\"visit\""))
+        .count();
+    assert!(outage_visits >= 2);
+    // The rate: status lines (every second) before the stop and during the outage.
+    let fps_in = |from: Instant, to: Instant| -> Vec<f64> {
+        out.timed()
+            .iter()
+            .filter(|(t, l)| *t > from && *t < to && l.contains("\"type\":\"status\""))
+            .map(|(_, l)| {
+                serde_json::from_str::<Value>(l).unwrap()["fps"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let started = out.timed()[0].0;
+    // (the first status line's second includes the start)
+    let before = fps_in(started + Duration::from_millis(1500), stopped);
+    let during = fps_in(stopped + Duration::from_millis(1100), restarted);
+    eprintln!("fps before the outage {before:?}, during {during:?}");
+    assert!(!during.is_empty(), "no status line during the outage");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    assert!(!before.is_empty(), "no status line before the outage");
+    assert!(
+        mean(&during) >= 0.8 * mean(&before),
+        "fps before {before:?}, during the outage {during:?}"
+    );
+    let statuses = of_type(&serial, "status");
+    let last = statuses.last().unwrap();
+    assert_eq!(last["mqtt"], "connected", "{last}");
+    let dropped = last["mqtt_dropped"].as_u64().unwrap();
+    assert!(
+        dropped >= 1,
+        "status lines of the outage counted as dropped: {last}"
+    );
+    // Every status line went out or was counted (the last one is sent after its own count).
+    let received = sub.on("status").len() as u64;
+    assert!(
+        received + dropped >= statuses.len() as u64 - 1,
+        "{received} status lines received, {dropped} dropped, {} written",
+        statuses.len()
+    );
+    let errs = err.all();
+    assert!(
+        errs.iter()
+            .any(|l| l.contains("connected to") && l.contains("again")),
+        "{errs:?}"
+    );
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 with the openssl CLI.
+fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca_key = format!("{name}-ca.key");
+    let ca = format!("{name}-ca.pem");
+    let key = format!("{name}-server.key");
+    let csr = format!("{name}-server.csr");
+    let cert = format!("{name}-server.pem");
+    let ext = format!("{name}-ext.cnf");
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name} test CA"),
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    (dir.join(ca), dir.join(cert), dir.join(key))
+}
+
+/// mqtts:// with a CA made here, a user and a password file: visits arrive; a wrong password
+/// and a certificate from another CA are each one error line, and the serial log is complete.
+#[test]
+fn tls_with_a_password_file_and_the_two_ways_it_is_refused() {
+    let _one = one_at_a_time();
+    need("mosquitto_passwd");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_ca(tmp.path(), "good");
+    let (other_ca, _, _) = make_ca(tmp.path(), "other");
+    let passwd = tmp.path().join("passwd");
+    let st = Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwd)
+        .args(["kiosk", "s3cret word"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = free_port();
+    let broker = Broker::start(
+        tmp.path(),
+        port,
+        &format!(
+            "allow_anonymous false\npassword_file {}\ncafile {}\ncertfile {}\nkeyfile {}\n",
+            passwd.display(),
+            ca.display(),
+            cert.display(),
+            key.display()
+        ),
+    );
+    let ca_s = ca.to_str().unwrap().to_string();
+    let sub_auth = ["--cafile", &ca_s, "-u", "kiosk", "-P", "s3cret word"];
+    let sub = Subscriber::start(broker.port, "t-tls", &sub_auth);
+    let source = clip(tmp.path(), 2);
+    let url = format!("mqtts://127.0.0.1:{port}");
+    let good_pw = tmp.path().join("good.pw");
+    std::fs::write(&good_pw, "s3cret word\n").unwrap();
+    let bad_pw = tmp.path().join("bad.pw");
+    std::fs::write(&bad_pw, "guess\n").unwrap();
+    let run = |ca: &Path, pw: &Path| {
+        let out = finish(
+            kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-t"])
+                .arg("--mqtt-ca")
+                .arg(ca)
+                .args(["--mqtt-user", "kiosk", "--mqtt-password-file"])
+                .arg(pw),
+        );
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success(), "{stderr}");
+        let serial = json_lines(
+            &String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(
+            of_type(&serial, "visit").len(),
+            2,
+            "the serial log is complete"
+        );
+        (serial, stderr)
+    };
+
+    let (_, stderr) = run(&ca, &good_pw);
+    assert!(!stderr.contains("warning: mqtt"), "{stderr}");
+    wait_for("two visits over TLS", WAIT, || {
+        (sub.on("visit").len() == 2).then_some(())
+    });
+
+    for (ca, pw, says) in [
+        (&ca, &bad_pw, "refused the connection"),
+        (&other_ca, &good_pw, "certificate is not trusted"),
+    ] {
+        let (serial, stderr) = run(ca, pw);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("warning: mqtt") && !l.contains("not delivered at exit"))
+            .collect();
+        eprintln!("{errors:?}");
+        assert_eq!(errors.len(), 1, "one error line: {stderr}");
+        assert!(errors[0].contains(says), "{stderr}");
+        let last = of_type(&serial, "status").last().copied().unwrap().clone();
+        assert_eq!(last["mqtt"], "disconnected", "{last}");
+    }
+    assert_eq!(sub.on("visit").len(), 2, "nothing more arrived");
+}
+
+/// The fds of a process that are sockets.
+fn sockets(pid: u32) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .filter(|l| l.starts_with("socket:"))
+        .collect()
+}
+
+/// Without `--mqtt`, the running kiosk holds no socket at all (looked at in /proc while it
+/// runs); with it, it does (the same check sees the broker connection).
+#[test]
+fn without_mqtt_no_socket_is_opened() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let source = clip(tmp.path(), 2);
+    let look = |extra: &[&str]| -> Vec<String> {
+        let mut child = kiosk(&source, &["--loop", "--max-frames", "2000"])
+            .args(extra)
+            .env_remove("NOTIFY_SOCKET")
+            .spawn()
+            .unwrap();
+        let out = Lines::collect(child.stdout.take().unwrap());
+        let _err = Lines::collect(child.stderr.take().unwrap());
+        let pid = child.id();
+        // Running: a few face lines out, then look several times over a second.
+        wait_for("face lines", WAIT, || (out.all().len() >= 5).then_some(()));
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            seen.extend(sockets(pid));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    };
+    assert_eq!(look(&[]), Vec::<String>::new(), "sockets without --mqtt");
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    assert!(
+        !look(&["--mqtt", &url, "--mqtt-client-id", "kiosk-s"]).is_empty(),
+        "with --mqtt the check sees the broker connection"
+    );
+}
+
+/// Bad MQTT settings stop the kiosk before it runs, with one line naming the key (and the
+/// config file, or the file that cannot be read); exit code 2.
+#[test]
+fn bad_mqtt_settings_name_the_key_and_the_file() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let source = clip(tmp.path(), 1);
+    let conf = tmp.path().join("kiosk.toml");
+    let missing_ca = tmp.path().join("no-such-ca.pem");
+    for (toml, flags, says) in [
+        (
+            "mqtt = \"tcp://broker:1883\"\n",
+            vec![],
+            vec!["kiosk.toml", "`mqtt`", "tcp://broker"],
+        ),
+        (
+            "mqtt_qos_visit = 2\n",
+            vec![],
+            vec!["kiosk.toml", "mqtt_qos_visit"],
+        ),
+        (
+            "mqtt_pasword_file = \"x\"\n",
+            vec![],
+            vec!["kiosk.toml", "mqtt_pasword_file"],
+        ),
+        (
+            "",
+            vec![
+                "--mqtt",
+                "mqtts://127.0.0.1:1",
+                "--mqtt-ca",
+                missing_ca.to_str().unwrap(),
+            ],
+            vec!["mqtt_ca", "no-such-ca.pem"],
+        ),
+        (
+            "",
+            vec!["--mqtt", "mqtt://127.0.0.1:1", "--mqtt-qos-face", "3"],
+            vec!["--mqtt-qos-face"],
+        ),
+    ] {
+        std::fs::write(&conf, toml).unwrap();
+        let out = finish(kiosk(&source, &flags).arg("--config").arg(&conf));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml} {flags:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        for s in says {
+            assert!(errors[0].contains(s), "{s} not in {stderr}");
+        }
+        assert!(out.stdout.is_empty(), "no line before the error");
+    }
+}
+
+/// Copies bytes between a client and the broker, holding each chunk `delay` first: a broker
+/// far away (or a slow TLS handshake).
+fn delaying_proxy(to_port: u16, delay: Duration) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(broker) = TcpStream::connect(("127.0.0.1", to_port)) else {
+                continue;
+            };
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), broker.try_clone().unwrap()),
+                (broker, client),
+            ] {
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        std::thread::sleep(delay);
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        }
+    });
+    port
+}
+
+/// A broker 300 ms away (each direction): the connection is made and the visits arrive; the
+/// frame loop does not wait for it.
+#[test]
+fn a_slow_broker_is_reached() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let sub = Subscriber::start(broker.port, "t-slow", &[]);
+    let proxy = delaying_proxy(broker.port, Duration::from_millis(300));
+    let source = clip(tmp.path(), 2);
+    let url = format!("mqtt://127.0.0.1:{proxy}");
+    let out = finish(&mut kiosk(
+        &source,
+        &["--mqtt", &url, "--mqtt-client-id", "kiosk-slow"],
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("mqtt: connected to"), "{stderr}");
+    assert!(!stderr.contains("warning: mqtt"), "{stderr}");
+    wait_for("two visits through the slow link", WAIT, || {
+        (sub.on("visit").len() == 2).then_some(())
+    });
+}
+
+/// A broker that never answers and a queue of one line: the first QoS 1 lines wait (the
+/// channel's one and the publisher's one), every other line is dropped and counted in the
+/// status line, the frame loop finishes the stream all the same, and the waiting lines are named
+/// at exit.
+#[test]
+fn lines_beyond_the_queue_bound_are_dropped_and_counted() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let source = clip(tmp.path(), 4);
+    let nobody = free_port(); // nothing listens there
+    let url = format!("mqtt://127.0.0.1:{nobody}");
+    let out = finish(
+        kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-q"])
+            .args(["--mqtt-queue", "1"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let serial = json_lines(
+        &String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>(),
+    );
+    let visits = of_type(&serial, "visit").len();
+    let counts = of_type(&serial, "counts").len();
+    assert_eq!((visits, counts), (4, 1));
+    let statuses = of_type(&serial, "status");
+    let last = statuses.last().unwrap();
+    assert_eq!(last["mqtt"], "disconnected", "{last}");
+    // QoS 1 lines: 5, of which 2 wait; status lines before the last: all dropped (the last
+    // one or two may still be on their way to the publisher thread when it is written).
+    let dropped = last["mqtt_dropped"].as_u64().unwrap();
+    let want = (visits + counts - 2) as u64 + statuses.len() as u64 - 1;
+    assert!(
+        dropped + 2 >= want && dropped <= want,
+        "dropped {dropped}, about {want}: {last}"
+    );
+    assert!(stderr.contains("2 lines not delivered at exit"), "{stderr}");
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("warning: mqtt") && !l.contains("at exit"))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one line for the refused connection: {stderr}"
+    );
+}
