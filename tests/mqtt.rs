@@ -474,7 +474,12 @@ fn publishes_each_line_type_on_its_topic_with_its_qos_and_marks_availability() {
     assert_eq!(last["mqtt"], "connected", "{last}");
     assert_eq!(last["mqtt_dropped"], 0, "{last}");
     // A subscriber that comes later gets the retained `offline`.
-    let late = Subscriber::start(broker.port, "t-late", &[]);
+    assert_retained_offline(broker.port, "t-late");
+}
+
+/// A subscriber that comes now gets the retained `offline` availability.
+fn assert_retained_offline(port: u16, client: &str) {
+    let late = Subscriber::start(port, client, &[]);
     let a = wait_for("the retained availability", WAIT, || {
         late.on("availability").into_iter().next()
     });
@@ -512,11 +517,7 @@ fn last_will_marks_a_killed_kiosk_offline() {
     });
     assert_eq!(will.topic, "agegender/kiosk-w/availability");
     assert_eq!(will.qos, 1);
-    let late = Subscriber::start(broker.port, "t-will-late", &[]);
-    let a = wait_for("the retained availability", WAIT, || {
-        late.on("availability").into_iter().next()
-    });
-    assert_eq!((a.payload.as_str(), a.retained), ("offline", true));
+    assert_retained_offline(broker.port, "t-will-late");
 }
 
 /// The broker goes away for a while and comes back. The frame loop keeps its rate (status
