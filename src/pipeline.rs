@@ -96,8 +96,6 @@ pub struct Perception {
     closeup_margin: f32,
     /// The detections of the pass with context (preallocated).
     closeups: Vec<Detection>,
-    /// Detector passes with context so far (each is a second detector run on its frame).
-    pub closeup_passes: u64,
 }
 
 /// A face this large (box side ≥ this fraction of the frame's shorter side) is a close-up.
@@ -135,7 +133,6 @@ impl Perception {
             align_failures: 0,
             closeup_margin: crate::config::DEFAULT_CLOSEUP_MARGIN,
             closeups: Vec::with_capacity(256),
-            closeup_passes: 0,
         }
     }
 
@@ -158,7 +155,6 @@ impl Perception {
         if !wanted {
             return Ok(());
         }
-        self.closeup_passes += 1;
         self.detector
             .detect_with_margin(image, self.closeup_margin, &mut self.closeups)?;
         const SAME_FACE_IOU: f32 = 0.3;
