@@ -20,7 +20,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use agegender::bench::CanvasDisplay;
 use agegender::capture::files::MjpegFileSource;
@@ -34,10 +34,6 @@ static GLOBAL: PoolAlloc = PoolAlloc;
 
 fn allocs() -> u64 {
     PoolAlloc::count()
-}
-
-fn classifier_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx")
 }
 
 #[test]
@@ -75,7 +71,7 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
         ..Config::default()
     };
     let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
-    let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
+    let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
     // as `agegender run` does once its models are loaded (src/heap.rs)
     agegender::heap::start_pooling();
     let tmp = tempfile::tempdir().unwrap();

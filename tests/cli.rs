@@ -3,15 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 fn agegender(args: &[&str]) -> Output {
     common::agegender_command().args(args).output().unwrap()
-}
-
-fn classifier_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx")
 }
 
 /// stderr's `agegender: error:` lines; asserts there is no panic message.
@@ -69,7 +65,7 @@ fn missing_model_names_the_file() {
         "--detector",
         s(&missing),
         "--model",
-        s(&classifier_model()),
+        s(&common::classifier_model()),
     ]);
     one_error(&out, 3, &[s(&missing), "--detector"]);
 }
@@ -97,7 +93,7 @@ fn model_that_is_not_onnx_names_the_file() {
         "image",
         s(&img),
         "--model",
-        s(&classifier_model()),
+        s(&common::classifier_model()),
         "--detector",
         s(&junk),
     ]);
@@ -123,7 +119,7 @@ fn unreadable_images_are_named_and_the_others_still_processed() {
         "--out",
         s(&out_dir),
         "--model",
-        s(&classifier_model()),
+        s(&common::classifier_model()),
         "--detector",
         s(&common::blazeface_model(false)),
     ]);
@@ -204,7 +200,7 @@ fn missing_source_names_it() {
         "--source",
         s(&src),
         "--model",
-        s(&classifier_model()),
+        s(&common::classifier_model()),
         "--detector",
         s(&common::blazeface_model(false)),
     ]);
@@ -238,7 +234,7 @@ fn display_that_cannot_open_runs_headless() {
         "--serial",
         "-",
         "--model",
-        s(&classifier_model()),
+        s(&common::classifier_model()),
         "--detector",
         s(&common::blazeface_model(false)),
     ]);
@@ -286,7 +282,7 @@ fn frames_are_saved_only_when_asked_and_only_with_faces() {
     let work = tmp.path().join("work");
     std::fs::create_dir(&work).unwrap();
     let saved = tmp.path().join("saved");
-    let model = classifier_model();
+    let model = common::classifier_model();
     let detector = common::blazeface_model(false);
     let run = |extra: &[&str]| {
         let mut args = vec![
@@ -388,7 +384,7 @@ fn model_form_is_chosen_per_cpu_and_said_in_status_and_version() {
     let set = status(&["--model-form", "int8"]);
     assert_eq!(set["model_form"], "int8");
     assert_eq!(set["model_form_why"], "model_form = int8 (set)");
-    let file = status(&["--model", s(&classifier_model())]);
+    let file = status(&["--model", s(&common::classifier_model())]);
     assert_eq!(file["model_form"], "int8");
     assert!(file["model_form_why"]
         .as_str()

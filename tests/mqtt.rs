@@ -316,10 +316,6 @@ fn clip(dir: &Path, cycles: usize) -> PathBuf {
     path
 }
 
-fn classifier_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx")
-}
-
 /// `agegender run` over `source` at 20 fps with visits of ≥ 0.5 s and `extra` flags; stdout
 /// and stderr piped.
 fn kiosk(source: &Path, extra: &[&str]) -> Command {
@@ -329,7 +325,7 @@ fn kiosk(source: &Path, extra: &[&str]) -> Command {
         .arg(source)
         .args(["--fps", "20", "--serial", "-", "--min-dwell", "0.5"])
         .args(["--status-interval", "1", "--model"])
-        .arg(classifier_model())
+        .arg(common::classifier_model())
         .arg("--detector")
         .arg(common::blazeface_model(false))
         .args(extra)

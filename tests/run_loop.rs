@@ -9,12 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-fn classifier_model() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
-    assert!(p.is_file(), "{} is missing", p.display());
-    p
-}
-
 /// An `.mjpeg` file: `n` frames 640×480, face A moving right 12 px per frame, face B still.
 fn moving_faces_mjpeg(dir: &Path, n: u32) -> (PathBuf, Vec<[u32; 4]>, [u32; 4]) {
     let faces = common::utk_faces(2, 7);
@@ -65,7 +59,7 @@ fn run_over_mjpeg_keeps_ids_and_labels_stable() {
         .arg("--display")
         .arg(format!("png:{}", png_dir.display()))
         .args(["--serial", "-", "--max-frames", "100", "--model"])
-        .arg(classifier_model())
+        .arg(common::classifier_model())
         .arg("--detector")
         .arg(common::blazeface_model(false))
         .output()
@@ -165,7 +159,7 @@ fn image_labels_every_face_of_a_multi_face_picture() {
         .arg("--out")
         .arg(&out_dir)
         .arg("--model")
-        .arg(classifier_model())
+        .arg(common::classifier_model())
         .arg("--detector")
         .arg(common::blazeface_model(false))
         .output()

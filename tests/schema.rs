@@ -35,10 +35,6 @@ fn assert_valid(v: &jsonschema::Validator, line: &Value) {
     );
 }
 
-fn classifier_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx")
-}
-
 /// Replays an inner source but, at scripted calls, times out, hands out a corrupt frame, or
 /// disconnects (and reconnects when asked).
 struct FaultySource {
@@ -112,7 +108,7 @@ fn run_lines_with_faults_match_the_schema() {
         ..Config::default()
     };
     let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
-    let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
+    let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("run.jsonl");
     let mut p = Pipeline::new(
@@ -175,7 +171,7 @@ fn image_lines(n: usize, extra: &[&str]) -> Vec<Value> {
         .arg("--out")
         .arg(tmp.path())
         .arg("--model")
-        .arg(classifier_model())
+        .arg(common::classifier_model())
         .arg("--detector")
         .arg(common::blazeface_model(false))
         .args(extra)
@@ -377,7 +373,7 @@ fn visits_and_counts_of_a_replayed_stream_match_the_truth_and_the_schema() {
         .arg(&clip)
         .args(["--fps", "20", "--serial", "-", "--min-dwell", "0.5"])
         .args(["--counts-interval", "1", "--max-missed", "5", "--model"])
-        .arg(classifier_model())
+        .arg(common::classifier_model())
         .arg("--detector")
         .arg(common::blazeface_model(false))
         .output()

@@ -110,6 +110,14 @@ fn pick(mut all: Vec<PathBuf>, n: usize, seed: u64) -> Vec<PathBuf> {
     all
 }
 
+/// The quantized classifier the tests run (`models/agegender_int8.onnx`), checked to exist.
+#[allow(dead_code)]
+pub fn classifier_model() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
+    assert!(p.is_file(), "{} is missing", p.display());
+    p
+}
+
 /// `n` faces of the model's held-out test split (`models/split.csv`), chosen by `seed`.
 #[allow(dead_code)]
 pub fn utk_test_faces(n: usize, seed: u64) -> Vec<PathBuf> {
