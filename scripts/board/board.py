@@ -14,8 +14,12 @@ i6300esb watchdog, the serial port on stdio, a QMP socket) and drives the guest'
   4. agegender.toml edited on the disk (max_faces = 1), then `hang`: the watchdog resets the board,
      it boots back into the kiosk, and now no frame has more than one face; a screendump shows the
      camera picture with the overlay boxes;
-  5. a second boot from a disk whose agegender.toml has a bad key: one line on the serial port
-     names the key and the file, the screen shows text, and the board does not reboot.
+  5. all along, agegender.toml sets `mqtt` (a mosquitto on the host, reached through QEMU's user
+     network): the board gets an address by DHCP, and the broker receives `online`, status lines
+     and the visits the unplug ended, each valid against the schema;
+  6. a second boot from a disk whose agegender.toml has a bad key (and no `mqtt`): one line on the
+     serial port names the key and the file, the screen shows text, the board does not reboot,
+     and it has no network interface but lo although a network card is there.
 Every JSON line must validate against the report schema. Writes serial.log, serial-bad-config.log,
 screen.png and screen-bad-config.png to --out; prints one summary line last; exit 0 only when
 every check passed.
@@ -132,7 +136,8 @@ class Guest:
             os.unlink(self.qmp_path)
         cmd = [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "1024",
-            "-device", "virtio-gpu-pci", "-nic", "none", "-display", "none",
+            "-device", "virtio-gpu-pci", "-netdev", "user,id=net0",
+            "-device", "virtio-net-pci,netdev=net0,romfile=", "-display", "none",
             "-drive", f"if=none,file={disk},format=raw,id=sd,cache=writethrough",
             "-device", "virtio-blk-pci,drive=sd",
             "-device", "i6300esb", "-action", "watchdog=reset",
@@ -211,6 +216,49 @@ class Guest:
             self.proc.kill()
 
 
+class Broker:
+    """Mosquitto on the host (127.0.0.1, a free port; the guest reaches it as 10.0.2.2 through
+    QEMU's user network) and a mosquitto_sub that records every agegender/# message."""
+
+    def __init__(self, out: Path):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = out / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.log = out / "mqtt.log"
+        self.broker = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=open(out / "mosquitto.err", "wb")
+        )
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.sub = subprocess.Popen(
+            ["mosquitto_sub", "-p", str(self.port), "-h", "127.0.0.1", "-v", "-q", "1", "-t", "agegender/#"],
+            stdout=open(self.log, "wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def messages(self) -> list[tuple[str, str]]:
+        """(topic, payload) of every message so far."""
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            topic, _, payload = line.partition(" ")
+            out.append((topic, payload))
+        return out
+
+    def stop(self) -> None:
+        for p in (self.sub, self.broker):
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def boots(lines: list[tuple[float, str]]) -> list[int]:
     """Indexes of the "BOARD: booted" lines (one per boot)."""
     return [i for i, (_, t) in enumerate(lines) if t.startswith("BOARD: booted")]
@@ -276,7 +324,11 @@ def run(a: argparse.Namespace) -> int:
             print(f"board: FAIL {msg}", flush=True)
         return ok
 
-    # --- boot 1: the kiosk, the camera, the supervisor, the watchdog ----------------------------
+    # --- boot 1: the kiosk, the camera, the supervisor, the watchdog, MQTT over the network ------
+    # agegender.toml sets `mqtt`: the image's /init loads the Ethernet driver, DHCP gives the board
+    # an address (QEMU's user network), and the kiosk publishes to the broker on the host.
+    broker = Broker(out)
+    edit_config(a.disk, a.part_offset, f'$a mqtt = "mqtt://10.0.2.2:{broker.port}"', out / "work")
     g = Guest(a, a.disk, "main")
     n = a.min_faces
     ok = check(g.wait("the first boot", lambda ls: boots(ls), 120), "the image did not boot (no BOARD: booted)")
@@ -372,6 +424,38 @@ def run(a: argparse.Namespace) -> int:
         check(lit >= 0.3, f"screendump: only {lit:.0%} of the screen is lit (camera image missing?)")
     failures += [t for _, t in lines if t.startswith("BOARD: FAIL") or "Kernel panic" in t]
 
+    # MQTT: the network came up by DHCP; the kiosk said it was online, sent status, and a visit for
+    # the faces the camera lost at `unplug` (QoS 1); every payload fits the schema.
+    time.sleep(1)
+    broker.stop()
+    msgs = broker.messages()
+    net = [t for _, t in lines if t.startswith("agegender-image: network: ")]
+    check(
+        any(" via DHCP " in t for t in net), f"no DHCP lease line on the serial port with mqtt set ({net[:1] or '-'})"
+    )
+    booted = [t for _, t in lines if t.startswith("BOARD: booted")]
+    check(bool(booted) and "net: eth0 " in booted[0], f"no eth0 with mqtt set: {booted[:1]}")
+    kinds: dict[str, int] = {}
+    bad_mqtt = []
+    for topic, payload in msgs:
+        m = re.fullmatch(r"agegender/([0-9a-f]{12})/(\w+)", topic)
+        if not m:
+            bad_mqtt.append(f"topic {topic!r}")
+            continue
+        kinds[m.group(2)] = kinds.get(m.group(2), 0) + 1
+        if m.group(2) == "availability":
+            if payload not in ("online", "offline"):
+                bad_mqtt.append(f"availability {payload!r}")
+            continue
+        try:
+            validator.validate(json.loads(payload))
+        except (json.JSONDecodeError, jsonschema.ValidationError) as e:
+            bad_mqtt.append(f"{topic}: {payload[:80]!r}: {str(e).splitlines()[0]}")
+    check(not bad_mqtt, f"{len(bad_mqtt)} bad MQTT messages, first: {bad_mqtt[:1]}")
+    check(any(t.endswith("/availability") and p == "online" for t, p in msgs), "no `online` availability on MQTT")
+    check(kinds.get("status", 0) >= 1, f"no status message over MQTT ({kinds})")
+    check(kinds.get("visit", 0) >= 1, f"no visit over MQTT after the camera was unplugged ({kinds})")
+
     # --- boot 2: a bad key in agegender.toml ----------------------------------------------------
     g2 = Guest(a, a.bad_config_disk, "bad-config")
 
@@ -381,6 +465,12 @@ def run(a: argparse.Namespace) -> int:
     bad_line = None
     if check(g2.wait("the error line", error_line, 150), "no error line for the bad key on the serial port"):
         bad_line = error_line(g2.snapshot())
+        # No `mqtt` in this agegender.toml: the board has a network card, but no driver for it.
+        booted2 = [t for _, t in g2.snapshot() if t.startswith("BOARD: booted")]
+        check(
+            bool(booted2) and "net: lo " in booted2[0] and "virtio_net" not in booted2[0],
+            f"without mqtt the board must have no network interface but lo: {booted2[:1]}",
+        )
         check(
             "detect_evry" in bad_line and "/boot/agegender.toml" in bad_line,
             f"the error line does not name the key and the file: {bad_line}",
@@ -410,7 +500,9 @@ def run(a: argparse.Namespace) -> int:
         f"(max_faces = 1: at most {most_per_frame(after_reset)} per frame), "
         f"camera {'/'.join(dict.fromkeys(cams))}, restart by the supervisor, watchdog reset "
         f"{marks.get('reset_after_hang', float('nan')):.0f} s after the hang, "
-        f"bad key: {'one line, no reboot' if bad_line else '-'}; overlay {overlay} px, "
+        f"bad key: {'one line, no reboot' if bad_line else '-'}; overlay {overlay} px; "
+        f"MQTT over DHCP: {kinds.get('visit', 0)} visit, {kinds.get('status', 0)} status, "
+        f"{kinds.get('availability', 0)} availability; without mqtt only lo; "
         f"{time.monotonic() - t_start:.0f} s, {len(failures)} failure(s)"
     )
     print(summary, flush=True)

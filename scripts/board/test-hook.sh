@@ -42,7 +42,7 @@ wait_for /dev/video0 10 || say "FAIL no /dev/video0 (vivid capture)"
 wait_for /dev/video1 10 || say "FAIL no /dev/video1 (vivid output)"
 wait_for /dev/fb0 10 || say "FAIL no /dev/fb0"
 wd=$(cat /sys/class/watchdog/watchdog0/identity 2>/dev/null)
-say "booted in $(uptime_s) s: $(cat /sys/class/graphics/fb0/name 2>/dev/null), $(cat /sys/class/video4linux/video0/name 2>/dev/null), watchdog ${wd:-none}, boot partition $(findfs LABEL=AGEGENDER), modules: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
+say "booted in $(uptime_s) s: $(cat /sys/class/graphics/fb0/name 2>/dev/null), $(cat /sys/class/video4linux/video0/name 2>/dev/null), watchdog ${wd:-none}, boot partition $(findfs LABEL=AGEGENDER), net: $(ls /sys/class/net | tr '\n' ' ')modules: $(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 /usr/bin/vivid_feed /dev/video1 /dev/video0 /lib/agegender-test/face.yuyv "$FRAME_W" "$FRAME_H" 2>/tmp/feed.log &
 
 commands() {
