@@ -28,7 +28,17 @@
 //! shipped loop: decode, every `detect_every`-th frame detect + align + classify + track, draw,
 //! report; K should be a multiple of `detect_every`); `classify-alt` and `frame-alt` are
 //! `classify` and `frame` with the `--alt-model` classifier (run in f16 with `--alt-f16`, as
-//! `model_form = "f16"` runs it). Nothing here reads a clock; the script
+//! `model_form = "f16"` runs it). `loop` is one `Pipeline::step` of the shipped loop itself
+//! (`agegender run`'s `Pipeline`, built from the configuration, with a display that composes the
+//! overlay into a canvas and a discarding sink, no status lines) on the `drift` input: the
+//! `one` portrait swaying 64 px left and right, 2 px a frame, a 64-frame cycle at 30 fps by the
+//! stream's own clock; K should be a multiple of 64 (whole cycles: the 2K child's cycles after
+//! the K child's are what is counted, the tracks then long established).
+//! So `loop` counts whatever the loop decides per frame (when to detect, which faces to
+//! classify), where `frame` replays a fixed schedule on a still frame; `loop-alt` is `loop` with
+//! the `--alt-model` classifier. The report lines' time stamps and latencies come from the
+//! clock in `loop` (their digits move the count by a few hundred instructions a frame); nothing
+//! else here reads a clock; the script
 //! makes getrandom(2) (Rust's hash seeds) and /proc/cpuinfo (tract's CPU probe) fixed, so every
 //! count is a function of the binary and its arguments.
 //!
@@ -40,13 +50,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context};
 
 use agegender::align::{align_into, INPUT_SIZE};
+use agegender::capture::{CaptureError, FrameSource};
 use agegender::capture::{Frame, PixelFormat};
 use agegender::classify::Attributes;
 use agegender::config::Config;
 use agegender::decode::Decoder;
 use agegender::detect::Detection;
 use agegender::display::png::annotate_into;
-use agegender::pipeline::{self, FaceClassifier, Perception};
+use agegender::display::Display;
+use agegender::pipeline::{self, FaceClassifier, LoopOptions, Perception, Pipeline};
 use agegender::report::{Reporter, Sink};
 use agegender::rgb::RgbImage;
 use agegender::track::{TrackedFace, Tracker, TrackerConfig};
@@ -144,6 +156,20 @@ fn compose(crew: &RgbImage) -> Vec<(&'static str, RgbImage)> {
     vec![("one", one), ("four", four), ("none", none)]
 }
 
+/// The `drift` frames: the `one` frame's portrait at x = 80 − 32 … 80 + 32 and back, 2 px a frame.
+fn drift_frames(crew: &RgbImage) -> anyhow::Result<Vec<Vec<u8>>> {
+    let x0 = (W - 480) / 2 - DRIFT_SPAN / 2;
+    (0..DRIFT_FRAMES as u32)
+        .map(|n| {
+            let half = DRIFT_SPAN / DRIFT_STEP;
+            let dx = DRIFT_STEP * if n <= half { n } else { 2 * half - n };
+            let mut img = blank();
+            paste(&mut img, crew, ASTRONAUT, x0 + dx, 0, false);
+            encode_jpeg(&img)
+        })
+        .collect()
+}
+
 fn encode_jpeg(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode(
@@ -162,6 +188,57 @@ fn mjpeg(jpeg: &[u8]) -> Frame<'_> {
         width: W,
         height: H,
         sequence: 0,
+    }
+}
+
+/// The `drift` input: the `one` frame's portrait swaying left and right, [`DRIFT_STEP`] px a
+/// frame over [`DRIFT_SPAN`] px and back ([`DRIFT_FRAMES`] frames, the cycle), at [`DRIFT_FPS`].
+const DRIFT_STEP: u32 = 2;
+const DRIFT_SPAN: u32 = 64;
+const DRIFT_FRAMES: u64 = (2 * DRIFT_SPAN / DRIFT_STEP) as u64;
+const DRIFT_FPS: f64 = 30.0;
+
+/// The `drift` frames, JPEG-encoded, looping: the source of the `loop` stage's [`Pipeline`].
+/// Its clock is the stream's (frame n at n / [`DRIFT_FPS`] s), so whatever the loop times by
+/// the frame clock (visits, per-track refreshes) does not depend on how fast qemu runs.
+struct DriftSource {
+    jpegs: Vec<Vec<u8>>,
+    sequence: u64,
+}
+
+impl FrameSource for DriftSource {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        let s = self.sequence;
+        self.sequence += 1;
+        let data = &self.jpegs[(s % self.jpegs.len() as u64) as usize];
+        Ok(Some(Frame {
+            sequence: s,
+            ..mjpeg(data)
+        }))
+    }
+    fn frame_size(&self) -> (u32, u32) {
+        (W, H)
+    }
+    fn describe(&self) -> String {
+        "drift".into()
+    }
+    fn stream_time(&self, sequence: u64) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs_f64(
+            sequence as f64 / DRIFT_FPS,
+        ))
+    }
+}
+
+/// The framebuffer display's work without a framebuffer: the overlay composed into a canvas.
+struct CanvasDisplay(RgbImage);
+
+impl Display for CanvasDisplay {
+    fn show(&mut self, frame: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()> {
+        annotate_into(frame, faces, &mut self.0);
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "canvas".into()
     }
 }
 
@@ -194,9 +271,12 @@ struct Stages {
     reporter: Reporter,
     /// `--alt-model`, for `classify-alt` and `frame-alt`.
     alt: Option<Box<dyn FaceClassifier>>,
+    /// The shipped loop itself on the `drift` input (`loop`), and with `--alt-model` (`loop-alt`).
+    drift: Option<Pipeline>,
+    drift_alt: Option<Pipeline>,
 }
 
-const STAGES: [&str; 10] = [
+const STAGES: [&str; 12] = [
     "decode",
     "detect",
     "align",
@@ -207,6 +287,8 @@ const STAGES: [&str; 10] = [
     "frame",
     "classify-alt",
     "frame-alt",
+    "loop",
+    "loop-alt",
 ];
 
 impl Stages {
@@ -327,9 +409,10 @@ fn main() -> anyhow::Result<()> {
                 let parts: Vec<&str> = m.split(':').collect();
                 ensure!(
                     parts.len() == 3
-                        && ["one", "four", "none"].contains(&parts[0])
-                        && STAGES.contains(&parts[1]),
-                    "{m}: expected INPUT:STAGE:K, INPUT one of one, four, none, STAGE one of {STAGES:?}"
+                        && ["one", "four", "none", "drift"].contains(&parts[0])
+                        && STAGES.contains(&parts[1])
+                        && (parts[0] == "drift") == parts[1].starts_with("loop"),
+                    "{m}: expected INPUT:STAGE:K, INPUT one of one, four, none, STAGE one of {STAGES:?}; or drift:loop:K, drift:loop-alt:K"
                 );
                 let k: u64 = parts[2].parse().with_context(|| format!("{m}: K"))?;
                 ensure!(k > 0, "{m}: K must be at least 1");
@@ -354,13 +437,32 @@ fn main() -> anyhow::Result<()> {
     agegender::detect::set_inference_threads(cfg.threads)?;
     let det = pipeline::load_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
     let cls = pipeline::load_classifier(cfg.model.as_deref().unwrap())?;
-    let alt = match alt_model.as_deref() {
-        Some(p) => Some(
-            Box::new(agegender::classify::Classifier::load_as(p, alt_f16)?)
-                as Box<dyn FaceClassifier>,
-        ),
-        None => None,
+    let load_alt = || -> anyhow::Result<Option<Box<dyn FaceClassifier>>> {
+        Ok(match alt_model.as_deref() {
+            Some(p) => Some(Box::new(agegender::classify::Classifier::load_as(
+                p, alt_f16,
+            )?)),
+            None => None,
+        })
     };
+    let alt = load_alt()?;
+    // The `loop` stages' own detector and classifier (their Pipeline owns its Perception).
+    let drift_perception = |alt: bool| -> anyhow::Result<Option<Perception>> {
+        let stage = if alt { "loop-alt" } else { "loop" };
+        if !measures.iter().any(|m| m.1 == stage) {
+            return Ok(None);
+        }
+        let cls = match alt {
+            true => load_alt()?.context("loop-alt needs --alt-model")?,
+            false => pipeline::load_classifier(cfg.model.as_deref().unwrap())?,
+        };
+        let det = pipeline::load_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
+        let mut p = Perception::new(det, cls, cfg.max_faces);
+        p.set_closeup_margin(cfg.closeup_margin);
+        Ok(Some(p))
+    };
+    let drift_main = drift_perception(false)?;
+    let drift_alt = drift_perception(true)?;
     // From here on the frame loop's blocks are pooled, as in `agegender run`.
     agegender::heap::start_pooling();
     let tcfg = TrackerConfig::from_config(&cfg);
@@ -374,6 +476,8 @@ fn main() -> anyhow::Result<()> {
         canvas: RgbImage::new(W, H),
         reporter: Reporter::new(Box::new(Discard)),
         alt,
+        drift: None,
+        drift_alt: None,
     };
 
     let crew_path = Path::new("tests/fixtures/demo/crew.jpg");
@@ -387,6 +491,32 @@ fn main() -> anyhow::Result<()> {
         crew.width,
         crew.height
     );
+
+    if drift_main.is_some() || drift_alt.is_some() {
+        let frames = drift_frames(&crew)?;
+        // The shipped loop as `agegender run` builds it, less the status lines (they read the
+        // wall clock); the source's own clock times everything else.
+        let mut opts = LoopOptions::from_config(&cfg);
+        opts.status_interval = std::time::Duration::ZERO;
+        opts.status_every_frames = 0;
+        let build = |perception: Perception| -> anyhow::Result<Pipeline> {
+            let source = DriftSource {
+                jpegs: frames.clone(),
+                sequence: 0,
+            };
+            // No warm-up here: the K child's cycles are the 2K child's first ones, so the
+            // difference counts the 2K child's later, steady cycles.
+            Ok(Pipeline::new(
+                Box::new(source),
+                perception,
+                Box::new(CanvasDisplay(RgbImage::new(W, H))),
+                Reporter::new(Box::new(Discard)),
+                opts.clone(),
+            ))
+        };
+        st.drift = drift_main.map(build).transpose()?;
+        st.drift_alt = drift_alt.map(build).transpose()?;
+    }
 
     let mut inputs = Vec::new();
     for (name, img) in compose(&crew) {
@@ -470,17 +600,25 @@ fn main() -> anyhow::Result<()> {
         input.loop_frame = 0;
     }
 
-    // The children, in order: two empty ones, (K, 2K) per measurement, an empty one.
+    // The children, in order: two empty ones, (K, 2K) per measurement, an empty one. The
+    // `drift` input has no entry in `inputs` (its loop has its own state): index usize::MAX.
+    const DRIFT: usize = usize::MAX;
     let mut order: Vec<(usize, &str, u64)> = vec![(0, "none", 0), (0, "none", 0)];
     for (inp, stage, k) in &measures {
-        let i = inputs.iter().position(|x| x.name == inp.as_str()).unwrap();
+        let i = match inp.as_str() {
+            "drift" => DRIFT,
+            _ => inputs.iter().position(|x| x.name == inp.as_str()).unwrap(),
+        };
         order.push((i, stage, *k));
         order.push((i, stage, 2 * k));
     }
     order.push((0, "none", 0));
     let listed: Vec<_> = order
         .iter()
-        .map(|&(i, s, k)| serde_json::json!([inputs[i].name, s, k]))
+        .map(|&(i, s, k)| {
+            let name = inputs.get(i).map_or("drift", |x| x.name);
+            serde_json::json!([name, s, k])
+        })
         .collect();
     // What `model_form = "auto"` picks on this CPU (as the binary would), for the script's
     // "shipped configuration" figures.
@@ -496,6 +634,24 @@ fn main() -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     for &(i, stage, reps) in &order {
         in_child(|| {
+            if reps == 0 {
+                return Ok(()); // the empty children: the parent's own work per fork
+            }
+            if i == DRIFT {
+                let p = match stage {
+                    "loop" => st.drift.as_mut(),
+                    _ => st.drift_alt.as_mut(),
+                };
+                let p = p.context("drift loop not built")?;
+                for _ in 0..reps {
+                    let out = p.step()?;
+                    ensure!(
+                        matches!(out, pipeline::StepOutcome::Frame { .. }),
+                        "drift: the loop did not take a frame ({out:?})"
+                    );
+                }
+                return Ok(());
+            }
             // `-alt`: the other classifier, swapped in once (by both children of a pair)
             if let Some(s) = stage.strip_suffix("-alt") {
                 st.swap_classifier()?;

@@ -31,7 +31,11 @@ averaged over N = detect_every frames (decode; detection every detect_every-th f
 classify and track; draw; report), with the int8 classifier or (rows "f32", "f16") the f32 file as
 exported or run in f16 (counted only on a CPU with fp16). The JSON "default" figures use the form that
 model_form = "auto" picks on that CPU (the example asks the library, as the binary does). `detect`
-on the face-free frame is the detector alone.
+on the face-free frame is the detector alone. `loop` (input `drift`) is one step of the shipped loop
+itself (examples/arm_cost.rs's `Pipeline`, board/config.toml) on a face swaying 64 px left and right,
+2 px a frame, averaged over whole 64-frame cycles (30 fps by the stream's clock): what the loop's
+own decisions (when to detect, which faces to classify) cost, with the form model_form = "auto"
+picks (f32 on the Cortex-A72, f16 on the A76): `{cpu}_loop_insns_default`.
 
 Counts are not times: a time on the board is count / (IPC x clock), with IPC the core's own
 (state the assumption you use). Output: the table, then one JSON object as the last line.
@@ -51,7 +55,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGET = "aarch64-unknown-linux-gnu"
 STAGES = ["decode", "detect", "align", "classify", "track", "draw", "report", "frame"]
 PER_FACE = {"align", "classify"}
-FACES = {"one": 1, "four": 4, "none": 0}
+FACES = {"one": 1, "four": 4, "none": 0, "drift": 1}
+# `loop` on `drift`: whole cycles of the example's swaying face (DRIFT_FRAMES in examples/arm_cost.rs)
+DRIFT_CYCLE = 64
 CPU_SHORT = {"cortex-a72": "a72", "cortex-a76": "a76"}
 
 
@@ -257,9 +263,14 @@ def plan(cpus, models):
     ms += [("none", "decode", 1), ("none", "detect", 1)]
     runs = {(cpu, "main"): (models, ms) for cpu in cpus}
     half = [(i, s, de if s.startswith("frame") else 1) for i in ["one", "four"] for s in ["classify-alt", "frame-alt"]]
+    # The shipped loop on the swaying face, with the form the board runs: f32 where there is no
+    # fp16 (Pi 4), f16 where there is (Pi 5): model_form = "auto"'s choice on each.
+    loop = [("drift", "loop-alt", DRIFT_CYCLE)]
     for cpu in cpus:
         if has_fp16(cpu):
-            runs[(cpu, "f16")] = ({"int8": models["int8"], "f16": models["f32"]}, half)
+            runs[(cpu, "f16")] = ({"int8": models["int8"], "f16": models["f32"]}, half + loop)
+        else:
+            runs[(cpu, "main")] = (models, ms + loop)
     return runs
 
 
@@ -294,6 +305,8 @@ def table(m, cpus):
         ("frame, board config, int8", "int8", "frame", "frame"),
         ("frame, board config, f32", "f32", "frame", "frame"),
         ("frame, board config, f16", "f16", "frame", "frame"),
+        ("loop, swaying face, f32", "f32", "loop", "frame"),
+        ("loop, swaying face, f16", "f16", "loop", "frame"),
     ]
     head = "".join(f"{CPU_SHORT.get(c, c) + (' 1 face' if i == 'one' else ' 4 faces'):>14}" for c, i in cols)
     lines = [
@@ -303,7 +316,10 @@ def table(m, cpus):
     for label, form, stage, unit in rows:
         cells = ""
         for c, i in cols:
-            v = m.get(f"{CPU_SHORT.get(c, c)}_{form}_{i}_{stage}_insns_per_{unit}")
+            inp = "drift" if stage == "loop" else i
+            v = m.get(f"{CPU_SHORT.get(c, c)}_{form}_{inp}_{stage}_insns_per_{unit}")
+            if stage == "loop" and i == "four":
+                v = None  # one face only
             cells += f"{v / 1e6:>14.3f}" if v is not None else f"{'-':>14}"
         lines.append(f"{label:<30}{cells}")
     cells = ""
@@ -334,6 +350,8 @@ def summary(m, cpus, qform, auto):
         s[f"{p}_frame_insns_default"] = m[f"{p}_{auto[c]}_one_frame_insns_per_frame"]
         s[f"{p}_frame_insns_default_4faces"] = m[f"{p}_{auto[c]}_four_frame_insns_per_frame"]
         s[f"{p}_classify_default_insns_per_face"] = m[f"{p}_{auto[c]}_one_classify_insns_per_face"]
+        if f"{p}_{auto[c]}_drift_loop_insns_per_frame" in m:
+            s[f"{p}_loop_insns_default"] = m[f"{p}_{auto[c]}_drift_loop_insns_per_frame"]
         if f"{p}_f16_one_classify_insns_per_face" in m:
             s[f"f16_over_f32_insns_{p}"] = round(
                 m[f"{p}_f16_one_classify_insns_per_face"] / m[f"{p}_f32_one_classify_insns_per_face"], 4
