@@ -725,16 +725,11 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
             a.faces.display()
         )));
     }
-    let det_path =
-        resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
-    let mut detector = pipeline::load_detector(&det_path, &cfg).map_err(Fail::Model)?;
-    let (mut classifier, _) = load_classifier(&cfg)?;
     let only = match &a.split {
         Some(p) => Some(agegender::eval::read_split(p, &a.subset).map_err(Fail::Usage)?),
         None => None,
     };
     if a.sequences {
-        drop((detector, classifier));
         let (perception, _) = load_perception(&cfg)?;
         let opts = agegender::eval_seq::SeqOptions {
             only: only.as_ref(),
@@ -751,6 +746,10 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
         println!("{json}");
         return Ok(ExitCode::SUCCESS);
     }
+    let det_path =
+        resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
+    let mut detector = pipeline::load_detector(&det_path, &cfg).map_err(Fail::Model)?;
+    let (mut classifier, _) = load_classifier(&cfg)?;
     let mut dump = match &a.dump {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| {
