@@ -1,6 +1,7 @@
-//! The frame loop: capture → decode → detect (every k-th frame) → align → classify → track →
-//! display → report (and, from the tracks that end, visits and counts: `src/visits.rs`), over
-//! buffers sized once at start-up from the configuration (frame size,
+//! The frame loop: capture → decode → detect (every k-th frame) → match to tracks → align →
+//! classify (only the faces whose track wants a view: [`crate::track::Tracker::wants_view`]) →
+//! track (fuse the views) → display → report (and, from the tracks that end, visits and counts:
+//! `src/visits.rs`), over buffers sized once at start-up from the configuration (frame size,
 //! max faces). After warm-up a step allocates nothing in our own stages; see `tests/alloc.rs`
 //! for the per-stage count (stages are marked through [`Pipeline::step_probed`]).
 //!
