@@ -730,6 +730,18 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
         None => None,
     };
     if a.sequences {
+        if a.frames < 2 {
+            return Err(Fail::Usage(anyhow::anyhow!(
+                "bad value for --frames: {} (a sequence needs at least 2 frames)",
+                a.frames
+            )));
+        }
+        if !(a.fps.is_finite() && a.fps > 0.0) {
+            return Err(Fail::Usage(anyhow::anyhow!(
+                "bad value for --fps: {} is not > 0",
+                a.fps
+            )));
+        }
         let (perception, _) = load_perception(&cfg)?;
         let opts = agegender::eval_seq::SeqOptions {
             only: only.as_ref(),
