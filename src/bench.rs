@@ -98,10 +98,13 @@ impl StageStats {
 pub struct BenchReport {
     /// Frames measured (after warm-up).
     pub frames: u64,
-    /// Faces classified in those frames.
+    /// Face lines written in those frames (tracked faces shown, classified or not).
     pub faces: u64,
     /// Faces shown (tracked) per frame, on average.
     pub faces_per_frame: f64,
+    /// Classifier runs per measured frame (tracks are classified only when a view is worth
+    /// it: src/track.rs).
+    pub classifier_calls_per_frame: f64,
     pub fps: f64,
     pub wall_s: f64,
     pub detect_every: u32,
@@ -155,6 +158,7 @@ pub fn run(
     let (mut measured, mut skipped, mut faces_shown) = (0u64, 0u64, 0u64);
     let fresh_before = count_allocs().fresh;
     let faces_before = pipeline.status().faces_total;
+    let calls_before = pipeline.status().classifier_calls;
 
     let start = Instant::now();
     while measured < frames {
@@ -230,6 +234,7 @@ pub fn run(
         frames: measured,
         faces: pipeline.status().faces_total - faces_before,
         faces_per_frame: faces_shown as f64 / f,
+        classifier_calls_per_frame: (pipeline.status().classifier_calls - calls_before) as f64 / f,
         fps: f / wall,
         wall_s: wall,
         detect_every,
@@ -258,8 +263,13 @@ impl BenchReport {
     /// A human-readable table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} frames, {:.2} faces/frame, detect every {}: {:.1} fps ({:.1} s)\n",
-            self.frames, self.faces_per_frame, self.detect_every, self.fps, self.wall_s
+            "{} frames, {:.2} faces/frame, {:.3} classifier calls/frame, detect every {}: {:.1} fps ({:.1} s)\n",
+            self.frames,
+            self.faces_per_frame,
+            self.classifier_calls_per_frame,
+            self.detect_every,
+            self.fps,
+            self.wall_s
         );
         out += &format!(
             "{:<20} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}\n",

@@ -66,6 +66,19 @@ pub struct Config {
     /// Least weight of a new frame's gender log-odds in a track's average (1 = no smoothing;
     /// the first frames are averaged equally).
     pub gender_alpha: f32,
+    /// Classified views a track may have before only the refresh classifies it again; within
+    /// them a face is classified again when it grew, the view is better or its labels still
+    /// abstain (src/track.rs). 0: classify every detection.
+    pub classify_budget: u32,
+    /// Within the budget: classify again when the face's side is at least this many times the
+    /// best view's (≥ 1).
+    pub classify_grow: f32,
+    /// Within the budget: classify again when the view's quality is at least this many times
+    /// the best view's (≥ 1).
+    pub classify_quality_gain: f32,
+    /// Past the budget: classify a track again once its latest view is this many seconds old
+    /// (0: never).
+    pub classify_refresh_s: f32,
     /// Bound on the smoothed gender log-odds (how sure smoothing may become).
     pub gender_logodds_clamp: f32,
     /// Below this (calibrated) probability of the more likely gender, the gender is reported
@@ -157,6 +170,10 @@ impl Default for Config {
             max_missed: 5,
             age_alpha: 0.3,
             gender_alpha: 0.2,
+            classify_budget: 4,
+            classify_grow: 1.2,
+            classify_quality_gain: 1.25,
+            classify_refresh_s: 3.0,
             gender_logodds_clamp: 6.0,
             gender_min_p: crate::classify::DEFAULT_GENDER_MIN_P,
             bucket_min_p: crate::classify::DEFAULT_BUCKET_MIN_P,
@@ -286,6 +303,25 @@ impl Config {
             return Err((
                 "gender_alpha",
                 format!("{} is not in (0, 1]", self.gender_alpha),
+            ));
+        }
+        for (key, v) in [
+            ("classify_grow", self.classify_grow),
+            ("classify_quality_gain", self.classify_quality_gain),
+        ] {
+            if !(v.is_finite() && (1.0..=100.0).contains(&v)) {
+                return Err((key, format!("{v} is not a factor in 1..=100")));
+            }
+        }
+        if !(self.classify_refresh_s.is_finite()
+            && (0.0..=86_400.0).contains(&self.classify_refresh_s))
+        {
+            return Err((
+                "classify_refresh_s",
+                format!(
+                    "{} is not a number of seconds in 0..=86400",
+                    self.classify_refresh_s
+                ),
             ));
         }
         if !(0.5..=1.0).contains(&self.gender_min_p) {
@@ -547,6 +583,9 @@ mod tests {
             "min_dwell_s = -1",
             "visit_end_s = nan",
             "counts_interval_s = inf",
+            "classify_grow = 0.9",
+            "classify_quality_gain = nan",
+            "classify_refresh_s = -1",
             "mqtt = \"http://broker\"",
             "mqtt = \"mqtt://user:pw@broker\"",
             "mqtt_qos_visit = 2",

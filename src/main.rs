@@ -91,6 +91,22 @@ struct CommonArgs {
     /// answer) [default: 0.64, chosen on validation, see models/README.md].
     #[arg(long, value_name = "P")]
     bucket_min_p: Option<f32>,
+    /// Classified views a track may have before only the refresh classifies it again
+    /// (0: classify every detection) [default: 4].
+    #[arg(long, value_name = "N")]
+    classify_budget: Option<u32>,
+    /// Within the budget, classify again when the face grew to this many times its best
+    /// view's side [default: 1.2].
+    #[arg(long, value_name = "FACTOR")]
+    classify_grow: Option<f32>,
+    /// Within the budget, classify again when the view's quality is this many times the best
+    /// view's [default: 1.25].
+    #[arg(long, value_name = "FACTOR")]
+    classify_quality_gain: Option<f32>,
+    /// Past the budget, classify a track again once its latest view is this old (0: never)
+    /// [default: 3].
+    #[arg(long, value_name = "SECONDS")]
+    classify_refresh: Option<f32>,
 }
 
 #[derive(Args, Debug)]
@@ -295,6 +311,26 @@ struct EvalArgs {
     /// scripts/train/calibrate.py.
     #[arg(long, value_name = "FILE")]
     dump: Option<PathBuf>,
+    /// Render each face over --frames frames with jitter (scale, shift, rotation, blur,
+    /// brightness, JPEG quality) and run them through the frame loop: single-frame against
+    /// fused labels, and classifier calls per frame; a table on stderr, one JSON object on
+    /// stdout. --limit faces (default 300), picked with --seed.
+    #[arg(long, conflicts_with = "dump")]
+    sequences: bool,
+    /// With --sequences: frames per face.
+    #[arg(long, value_name = "N", default_value_t = 12, requires = "sequences")]
+    frames: usize,
+    /// With --sequences: frames per second of the rendered stream.
+    #[arg(
+        long,
+        value_name = "FPS",
+        default_value_t = 15.0,
+        requires = "sequences"
+    )]
+    fps: f32,
+    /// With --sequences: seed of the face pick and the jitter.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "sequences")]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -453,6 +489,10 @@ fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
     set(&mut cfg.model_form, c.model_form);
     set(&mut cfg.gender_min_p, c.gender_min_p);
     set(&mut cfg.bucket_min_p, c.bucket_min_p);
+    set(&mut cfg.classify_budget, c.classify_budget);
+    set(&mut cfg.classify_grow, c.classify_grow);
+    set(&mut cfg.classify_quality_gain, c.classify_quality_gain);
+    set(&mut cfg.classify_refresh_s, c.classify_refresh);
     Ok(cfg)
 }
 
@@ -685,14 +725,43 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
             a.faces.display()
         )));
     }
-    let det_path =
-        resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
-    let mut detector = pipeline::load_detector(&det_path, &cfg).map_err(Fail::Model)?;
-    let (mut classifier, _) = load_classifier(&cfg)?;
     let only = match &a.split {
         Some(p) => Some(agegender::eval::read_split(p, &a.subset).map_err(Fail::Usage)?),
         None => None,
     };
+    if a.sequences {
+        if a.frames < 2 {
+            return Err(Fail::Usage(anyhow::anyhow!(
+                "bad value for --frames: {} (a sequence needs at least 2 frames)",
+                a.frames
+            )));
+        }
+        if !(a.fps.is_finite() && a.fps > 0.0) {
+            return Err(Fail::Usage(anyhow::anyhow!(
+                "bad value for --fps: {} is not > 0",
+                a.fps
+            )));
+        }
+        let (perception, _) = load_perception(&cfg)?;
+        let opts = agegender::eval_seq::SeqOptions {
+            only: only.as_ref(),
+            limit: a.limit.unwrap_or(300),
+            frames: a.frames,
+            fps: a.fps,
+            seed: a.seed,
+            jitter: agegender::eval_seq::Jitter::default(),
+        };
+        let (report, _) = agegender::eval_seq::eval_sequences(&a.faces, perception, &cfg, &opts)
+            .map_err(Fail::Runtime)?;
+        eprint!("{}", report.table());
+        let json = serde_json::to_string(&report).map_err(|e| Fail::Runtime(e.into()))?;
+        println!("{json}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let det_path =
+        resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
+    let mut detector = pipeline::load_detector(&det_path, &cfg).map_err(Fail::Model)?;
+    let (mut classifier, _) = load_classifier(&cfg)?;
     let mut dump = match &a.dump {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
             |e| {

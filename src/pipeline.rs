@@ -1,6 +1,7 @@
-//! The frame loop: capture → decode → detect (every k-th frame) → align → classify → track →
-//! display → report (and, from the tracks that end, visits and counts: `src/visits.rs`), over
-//! buffers sized once at start-up from the configuration (frame size,
+//! The frame loop: capture → decode → detect (every k-th frame) → match to tracks → align →
+//! classify (only the faces whose track wants a view: [`crate::track::Tracker::wants_view`]) →
+//! track (fuse the views) → display → report (and, from the tracks that end, visits and counts:
+//! `src/visits.rs`), over buffers sized once at start-up from the configuration (frame size,
 //! max faces). After warm-up a step allocates nothing in our own stages; see `tests/alloc.rs`
 //! for the per-stage count (stages are marked through [`Pipeline::step_probed`]).
 //!
@@ -28,7 +29,7 @@ use crate::display::Display;
 use crate::report::{unix_ms, CameraState, FileSink, Reporter, Sink, Status, StdoutSink};
 use crate::rgb::RgbImage;
 use crate::service::Heartbeat;
-use crate::track::{TrackedFace, Tracker, TrackerConfig};
+use crate::track::{TrackedFace, Tracker, TrackerConfig, View};
 use crate::visits::{VisitConfig, Visits};
 
 /// The classifier seam: one aligned face (planar CHW f32, `3 × INPUT_SIZE²`) in, labels out.
@@ -96,6 +97,10 @@ pub struct Perception {
     closeup_margin: f32,
     /// The detections of the pass with context (preallocated).
     closeups: Vec<Detection>,
+    /// Per kept detection of [`Perception::run_tracked`]: its classified view, if it got one.
+    views: Vec<Option<View>>,
+    /// Classifier runs so far.
+    pub classifier_calls: u64,
 }
 
 /// A face this large (box side ≥ this fraction of the frame's shorter side) is a close-up.
@@ -133,6 +138,8 @@ impl Perception {
             align_failures: 0,
             closeup_margin: crate::config::DEFAULT_CLOSEUP_MARGIN,
             closeups: Vec::with_capacity(256),
+            views: Vec::with_capacity(max_faces),
+            classifier_calls: 0,
         }
     }
 
@@ -177,7 +184,54 @@ impl Perception {
         Ok(())
     }
 
-    /// Detect, align and classify the faces of `image` (best `max_faces` by score).
+    /// The frame loop's perception: detect (best `max_faces` by score), match the faces to
+    /// `tracker`'s tracks, align each, and classify only those the tracker wants a view of
+    /// ([`Tracker::wants_view`], given the view's [`crate::quality::view_quality`]); then
+    /// update the tracker (frame `frame` at `now_ms`) and return its faces. No allocation in
+    /// our code. A face whose landmarks cannot be aligned gets no view.
+    pub fn run_tracked<'t>(
+        &mut self,
+        image: &RgbImage,
+        tracker: &'t mut Tracker,
+        frame: u64,
+        now_ms: u64,
+        probe: &mut dyn FnMut(Stage),
+    ) -> anyhow::Result<&'t [TrackedFace]> {
+        probe(Stage::Detect);
+        self.detect(image, false)?;
+        self.detections
+            .sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
+        self.kept.clear();
+        let n = self.detections.len().min(self.max_faces);
+        self.kept.extend_from_slice(&self.detections[..n]);
+        tracker.associate(&self.kept);
+        self.views.clear();
+        for (di, d) in self.kept.iter().enumerate() {
+            probe(Stage::Align);
+            if align_into(image, &d.landmarks, INPUT_SIZE, &mut self.tensor).is_err() {
+                self.align_failures += 1;
+                self.views.push(None);
+                continue;
+            }
+            let quality = crate::quality::view_quality(d, &self.tensor, INPUT_SIZE);
+            if !tracker.wants_view(di, d, quality, now_ms) {
+                self.views.push(None);
+                continue;
+            }
+            probe(Stage::Classify);
+            let attributes = self.classifier.classify(&self.tensor)?;
+            self.classifier_calls += 1;
+            self.views.push(Some(View {
+                attributes,
+                quality,
+            }));
+        }
+        probe(Stage::Track);
+        Ok(tracker.update_views(&self.kept, &self.views, frame, now_ms))
+    }
+
+    /// Detect, align and classify the faces of `image` (best `max_faces` by score), every
+    /// face (one image: `agegender image`).
     pub fn run(&mut self, image: &RgbImage, probe: &mut dyn FnMut(Stage)) -> anyhow::Result<()> {
         probe(Stage::Detect);
         self.detect(image, false)?;
@@ -249,6 +303,7 @@ impl Perception {
             }
             probe(Stage::Classify);
             let a = self.classifier.classify(&self.tensor)?;
+            self.classifier_calls += 1;
             self.kept.push(*d);
             self.attrs.push(a);
         }
@@ -456,6 +511,11 @@ impl Pipeline {
         Ok(self.status)
     }
 
+    /// Take the detector and classifier back (to run them on another source).
+    pub fn into_perception(self) -> Perception {
+        self.perception
+    }
+
     /// Visits so far.
     pub fn visits(&self) -> &Visits {
         &self.visits
@@ -540,20 +600,29 @@ impl Pipeline {
 
         let detect_now = frame_no % self.opts.detect_every as u64 == 0;
         if detect_now {
-            if let Err(e) = self.perception.run(&self.frame, probe) {
-                self.status.inference_errors += 1;
-                if !self.inference_failed {
-                    self.inference_failed = true;
-                    eprintln!("agegender: warning: inference failed, frame skipped (further ones are only counted): {e:#}");
+            let run = self.perception.run_tracked(
+                &self.frame,
+                &mut self.tracker,
+                frame_no,
+                self.now_ms,
+                probe,
+            );
+            self.status.classifier_calls = self.perception.classifier_calls;
+            match run {
+                Ok(faces) => {
+                    self.faces.clear();
+                    self.faces.extend_from_slice(faces);
                 }
-                probe(Stage::Done);
-                return Ok(StepOutcome::Skipped);
+                Err(e) => {
+                    self.status.inference_errors += 1;
+                    if !self.inference_failed {
+                        self.inference_failed = true;
+                        eprintln!("agegender: warning: inference failed, frame skipped (further ones are only counted): {e:#}");
+                    }
+                    probe(Stage::Done);
+                    return Ok(StepOutcome::Skipped);
+                }
             }
-            probe(Stage::Track);
-            let (dets, attrs) = self.perception.results();
-            let faces = self.tracker.update_at(dets, attrs, frame_no, self.now_ms);
-            self.faces.clear();
-            self.faces.extend_from_slice(faces);
         }
 
         probe(Stage::Display);
@@ -607,6 +676,11 @@ impl Pipeline {
         self.status.fps = if dt > 0.0 { df as f32 / dt } else { 0.0 };
         self.status.uptime_s = now.duration_since(self.started).as_secs_f32();
         self.status.serial_dropped = self.reporter.dropped();
+        self.status.classifier_calls_per_frame = if self.status.frames > 0 {
+            self.status.classifier_calls as f32 / self.status.frames as f32
+        } else {
+            0.0
+        };
         self.reporter.status(unix_ms(), &self.status)?;
         self.last_status_at = now;
         self.frames_at_last_status = self.status.frames;

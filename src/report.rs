@@ -141,6 +141,11 @@ pub struct Status {
     pub faces: u32,
     /// Face lines written so far.
     pub faces_total: u64,
+    /// Classifier runs so far (a track is classified on first sight and then only when a
+    /// view is worth it: src/track.rs).
+    pub classifier_calls: u64,
+    /// `classifier_calls` per frame taken, over the run.
+    pub classifier_calls_per_frame: f32,
     /// Frames the source skipped (gaps in its sequence numbers).
     pub dropped_frames: u64,
     /// Frames that could not be decoded (skipped).

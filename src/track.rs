@@ -1,22 +1,29 @@
-//! Track: associate faces across frames by IoU, give each a stable id and smooth its labels.
+//! Track: associate faces across frames by IoU, give each a stable id, decide which views of
+//! it to classify, and fuse the classified views into its labels.
 //!
 //! Association is greedy: every (track, detection) pair with IoU ≥ the threshold, best
-//! first. Smoothing: an exponential average of age; gender as an average of the (calibrated)
-//! log-odds of "female" over the track's frames — the plain mean over the first frames, then
-//! an exponential average with weight `gender_alpha`, clamped — so the smoothed probability
-//! stays what one frame's calibrated probability says: frames of one face are not independent
-//! evidence, and summing their log-odds would turn a face the model is unsure of (say 0.7 on
-//! every frame) into a confident answer after a few frames. The age bucket follows the smoothed
-//! age with hysteresis (it changes only once the age is [`BUCKET_HYSTERESIS_YEARS`] past the
-//! current bucket's edge), so an age hovering at a boundary does not flicker between two
-//! buckets. Abstention ([`crate::classify::Abstention`]) is decided on the smoothed
-//! probabilities, with hysteresis too: a track's gender (bucket) is answered once its smoothed
-//! probability reaches the threshold and withdrawn (`U`, `?`) once it falls more than
-//! [`ABSTAIN_HYSTERESIS`] below it. A track unseen for more than `max_missed` detection frames
-//! is forgotten (and, when [`TrackerConfig::end_after_ms`] is set, also unseen for that long).
-//! A forgotten track's [`TrackSummary`] (first and last time and frame, views, the sums its
-//! means come from) goes to [`Tracker::ended`], where `src/visits.rs` turns it into a visit.
-//! Every buffer is allocated in [`Tracker::new`]; [`Tracker::update`] allocates nothing.
+//! first. Classification follows the track, not the frame ([`Tracker::wants_view`]): a new face
+//! is classified on first sight; after that only when it is worth it (its face grew, the view
+//! is better by [`crate::quality::view_quality`], or its fused gender or bucket is still
+//! abstaining), up to `classify_budget` views, then once every `classify_refresh_ms`. A
+//! detection that is not classified moves its track's box and keeps the fused labels.
+//! Fusion: the quality-weighted mean of the views' calibrated log-odds of "female" and of their
+//! ages (and bucket mass), clamped; on a long track a full-quality view keeps at least the
+//! share `gender_alpha` (`age_alpha`) so the labels can still move (see [`observe`]). A mean,
+//! not a sum, of log-odds, so the fused probability stays what one view's calibrated probability
+//! says: views of one face are not independent evidence, and summing their log-odds would turn
+//! a face the model is unsure of (say 0.7 on every view) into a confident answer after a few
+//! views. The age bucket follows the fused age with hysteresis (it changes only once the age is
+//! [`BUCKET_HYSTERESIS_YEARS`] past the current bucket's edge), so an age hovering at a boundary
+//! does not flicker between two buckets. Abstention ([`crate::classify::Abstention`]) is
+//! decided on the fused probabilities, with hysteresis too: a track's gender (bucket) is
+//! answered once its fused probability reaches the threshold and withdrawn (`U`, `?`) once it
+//! falls more than [`ABSTAIN_HYSTERESIS`] below it. A track unseen for more than `max_missed`
+//! detection frames is forgotten (and, when [`TrackerConfig::end_after_ms`] is set, also unseen
+//! for that long). A forgotten track's [`TrackSummary`] (first and last time and frame,
+//! classified views, the sums its means come from) goes to [`Tracker::ended`], where
+//! `src/visits.rs` turns it into a visit. Every buffer is allocated in [`Tracker::new`]; the
+//! updates allocate nothing.
 
 use crate::classify::{Abstention, Attributes, Gender, AGE_BUCKETS};
 use crate::detect::Detection;
@@ -51,6 +58,20 @@ pub struct TrackerConfig {
     /// A missed track is also kept until it has gone unseen this long (milliseconds of the
     /// times given to [`Tracker::update_at`]; 0: `max_missed` alone decides).
     pub end_after_ms: u64,
+    /// Classified views a track may have before only the refresh classifies it again
+    /// (0: classify every detection).
+    pub classify_budget: u32,
+    /// Within the budget, classify again when the face's side is at least this many times
+    /// its side in the best view so far (1.2: grew by 20%).
+    pub classify_grow: f32,
+    /// Within the budget, classify again when the view's quality is at least this many times
+    /// the best view's so far.
+    pub classify_quality_gain: f32,
+    /// Past the budget, classify again once the latest view is this old (ms; 0: never).
+    pub classify_refresh_ms: u64,
+    /// Fuse the views with equal weights instead of their quality (for comparison:
+    /// `agegender eval --sequences`; no configuration key).
+    pub uniform_weights: bool,
 }
 
 impl Default for TrackerConfig {
@@ -64,6 +85,11 @@ impl Default for TrackerConfig {
             logodds_clamp: 6.0,
             abstention: Abstention::default(),
             end_after_ms: 0,
+            classify_budget: 4,
+            classify_grow: 1.2,
+            classify_quality_gain: 1.25,
+            classify_refresh_ms: 3000,
+            uniform_weights: false,
         }
     }
 }
@@ -79,6 +105,11 @@ impl TrackerConfig {
             logodds_clamp: c.gender_logodds_clamp,
             abstention: c.abstention(),
             end_after_ms: (c.visit_end_s as f64 * 1000.0).round() as u64,
+            classify_budget: c.classify_budget,
+            classify_grow: c.classify_grow,
+            classify_quality_gain: c.classify_quality_gain,
+            classify_refresh_ms: (c.classify_refresh_s as f64 * 1000.0).round() as u64,
+            uniform_weights: false,
         }
     }
 }
@@ -93,7 +124,7 @@ pub struct TrackSummary {
     pub last_frame: u64,
     pub first_ms: u64,
     pub last_ms: u64,
-    /// Detection frames that saw it (each one classified view).
+    /// Classified views of it (the detection frames where the classifier ran on it).
     pub views: u32,
     /// Sums over the views of the calibrated probability of female, and of the age.
     pub sum_p_female: f32,
@@ -117,9 +148,14 @@ impl TrackSummary {
         }
     }
 
-    fn add(&mut self, a: &Attributes, frame: u64, ms: u64) {
+    /// Seen (with or without a classified view) in `frame` at `ms`.
+    fn seen(&mut self, frame: u64, ms: u64) {
         self.last_frame = frame;
         self.last_ms = ms;
+    }
+
+    fn add(&mut self, a: &Attributes, frame: u64, ms: u64) {
+        self.seen(frame, ms);
         self.views = self.views.saturating_add(1);
         self.sum_p_female += a.p_female;
         self.sum_age += a.age;
@@ -149,6 +185,21 @@ struct Track {
     /// The reported bucket (index into [`AGE_BUCKETS`]), with hysteresis.
     bucket: usize,
     bucket_p: f32,
+    /// Sum of the quality weights of the views fused so far.
+    weight: f32,
+    /// The largest face side and the best quality among the classified views.
+    best_side: f32,
+    best_quality: f32,
+    /// Time (ms) of the latest classified view.
+    last_view_ms: u64,
+}
+
+/// One classified view of a detection: the classifier's labels and the view's quality
+/// ([`crate::quality::view_quality`]), its weight in the track's fused labels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct View {
+    pub attributes: Attributes,
+    pub quality: f32,
 }
 
 /// How far (years) the smoothed age must go past the current bucket's edge before a track's
@@ -212,6 +263,9 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// [`Tracker::associate`]: no track for this detection.
+const NO_TRACK: u16 = u16::MAX;
+
 pub struct Tracker {
     cfg: TrackerConfig,
     /// Live tracks, at most `2 * max_faces` (seen ones and recently missed ones).
@@ -222,6 +276,12 @@ pub struct Tracker {
     det_taken: Vec<bool>,
     /// Track id each detection of the latest update went to (0: none).
     det_id: Vec<u64>,
+    /// Index of the track each detection of the latest [`Tracker::associate`] continues
+    /// ([`NO_TRACK`]: a new face).
+    matched: Vec<u16>,
+    /// Whether `matched` belongs to the current tracks (set by [`Tracker::associate`], used up
+    /// by the update that follows).
+    associated: bool,
     track_taken: Vec<bool>,
     /// Faces seen in the latest update, reused.
     out: Vec<TrackedFace>,
@@ -243,6 +303,8 @@ impl Tracker {
             pairs: Vec::with_capacity(slots * n),
             det_taken: Vec::with_capacity(n),
             det_id: Vec::with_capacity(n),
+            matched: Vec::with_capacity(n),
+            associated: false,
             track_taken: Vec::with_capacity(slots),
             out: Vec::with_capacity(n),
             // every live track, plus the ones replaced by new faces
@@ -256,10 +318,11 @@ impl Tracker {
         &self.cfg
     }
 
-    /// Feed one detection frame: `detections[i]` was classified as `attributes[i]`.
-    /// Returns the faces seen in this frame with their track ids and smoothed labels, in
-    /// detection order. Allocates nothing. The frame number is one more than the previous
-    /// update's and the time does not move ([`Tracker::update_at`] gives both).
+    /// Feed one detection frame: `detections[i]` was classified as `attributes[i]`, every
+    /// view with the same weight. Returns the faces seen in this frame with their track ids
+    /// and fused labels, in detection order. Allocates nothing. The frame number is one more
+    /// than the previous update's and the time does not move ([`Tracker::update_at`] gives
+    /// both).
     pub fn update(
         &mut self,
         detections: &[Detection],
@@ -279,15 +342,28 @@ impl Tracker {
         frame: u64,
         now_ms: u64,
     ) -> &[TrackedFace] {
-        self.frame = frame;
-        self.now_ms = now_ms;
-        self.ended.clear();
-        let n = detections
-            .len()
-            .min(attributes.len())
-            .min(self.cfg.max_faces);
-        let (detections, attributes) = (&detections[..n], &attributes[..n]);
+        let n = detections.len().min(attributes.len());
+        let detections = &detections[..n];
+        self.associate(detections);
+        self.apply(
+            detections,
+            |i| {
+                Some(View {
+                    attributes: attributes[i],
+                    quality: 1.0,
+                })
+            },
+            frame,
+            now_ms,
+        )
+    }
 
+    /// The frame loop's update, step 1: match `detections` (best first) to the live tracks.
+    /// Then ask [`Tracker::wants_view`] for each detection whether to classify it, and give
+    /// the views to [`Tracker::update_views`] with the same detections. Allocates nothing.
+    pub fn associate(&mut self, detections: &[Detection]) {
+        let n = detections.len().min(self.cfg.max_faces);
+        let detections = &detections[..n];
         self.pairs.clear();
         for (ti, t) in self.tracks.iter().enumerate() {
             for (di, d) in detections.iter().enumerate() {
@@ -300,25 +376,110 @@ impl Tracker {
         // Best overlap first; ties by older track (lower index) for determinism.
         self.pairs
             .sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        self.track_taken.clear();
+        self.track_taken.resize(self.tracks.len(), false);
+        self.matched.clear();
+        self.matched.resize(n, NO_TRACK);
+        for k in 0..self.pairs.len() {
+            let (_, ti, di) = self.pairs[k];
+            if self.track_taken[ti as usize] || self.matched[di as usize] != NO_TRACK {
+                continue;
+            }
+            self.track_taken[ti as usize] = true;
+            self.matched[di as usize] = ti;
+        }
+        self.associated = true;
+    }
+
+    /// Step 2: whether detection `di` of the latest [`Tracker::associate`] is worth a
+    /// classifier run, given the quality its view would have, at `now_ms`. A new face: yes.
+    /// A tracked one: with `classify_budget` 0, always; while it has fewer classified views
+    /// than the budget, when its face grew (`classify_grow`), the view is better
+    /// (`classify_quality_gain`) or its fused gender or bucket is still unknown (abstaining);
+    /// after that, once its latest view is `classify_refresh_ms` old.
+    pub fn wants_view(&self, di: usize, detection: &Detection, quality: f32, now_ms: u64) -> bool {
+        let Some(&ti) = self.matched.get(di) else {
+            return false;
+        };
+        let Some(t) = self.tracks.get(ti as usize).filter(|_| ti != NO_TRACK) else {
+            return true;
+        };
+        let c = &self.cfg;
+        if c.classify_budget == 0 || t.summary.views == 0 {
+            return true;
+        }
+        if t.summary.views < c.classify_budget {
+            let grew = crate::quality::face_side(detection) >= c.classify_grow * t.best_side;
+            let better = quality >= c.classify_quality_gain * t.best_quality;
+            let unsure = !t.gender_known || !t.bucket_known;
+            if grew || better || unsure {
+                return true;
+            }
+        }
+        c.classify_refresh_ms > 0 && now_ms.saturating_sub(t.last_view_ms) >= c.classify_refresh_ms
+    }
+
+    /// Step 3: the views of the detections given to [`Tracker::associate`] (`views[i]` for
+    /// `detections[i]`; `None`: not classified this time). A tracked face without a view moves
+    /// and keeps its fused labels; a new face without one is not tracked yet (nothing to say
+    /// about it). Returns the faces seen, as [`Tracker::update_at`].
+    pub fn update_views(
+        &mut self,
+        detections: &[Detection],
+        views: &[Option<View>],
+        frame: u64,
+        now_ms: u64,
+    ) -> &[TrackedFace] {
+        if !self.associated {
+            self.associate(detections);
+        }
+        self.apply(
+            detections,
+            |i| views.get(i).copied().flatten(),
+            frame,
+            now_ms,
+        )
+    }
+
+    fn apply(
+        &mut self,
+        detections: &[Detection],
+        view: impl Fn(usize) -> Option<View>,
+        frame: u64,
+        now_ms: u64,
+    ) -> &[TrackedFace] {
+        self.frame = frame;
+        self.now_ms = now_ms;
+        self.ended.clear();
+        self.associated = false;
+        let n = detections.len().min(self.matched.len());
+        let detections = &detections[..n];
 
         self.det_taken.clear();
         self.det_taken.resize(n, false);
-        self.track_taken.clear();
-        self.track_taken.resize(self.tracks.len(), false);
         self.det_id.clear();
         self.det_id.resize(n, 0);
-        for k in 0..self.pairs.len() {
-            let (_, ti, di) = self.pairs[k];
-            let (ti, di) = (ti as usize, di as usize);
-            if self.track_taken[ti] || self.det_taken[di] {
+        for (di, d) in detections.iter().enumerate() {
+            let ti = self.matched[di];
+            if ti == NO_TRACK {
                 continue;
             }
-            self.track_taken[ti] = true;
+            let t = &mut self.tracks[ti as usize];
             self.det_taken[di] = true;
-            self.det_id[di] = self.tracks[ti].face.id;
+            self.det_id[di] = t.face.id;
             let cfg = self.cfg;
-            observe(&mut self.tracks[ti], &detections[di], &attributes[di], &cfg);
-            self.tracks[ti].summary.add(&attributes[di], frame, now_ms);
+            match view(di) {
+                Some(v) => {
+                    observe(t, d, &v, now_ms, &cfg);
+                    t.summary.add(&v.attributes, frame, now_ms);
+                }
+                None => {
+                    t.face.detection = *d;
+                    t.face.hits = t.face.hits.saturating_add(1);
+                    t.missed = 0;
+                    t.summary.seen(frame, now_ms);
+                }
+            }
         }
 
         // Age out unmatched tracks (swap_remove keeps this allocation-free; the
@@ -339,11 +500,14 @@ impl Tracker {
             i += 1;
         }
 
-        // New tracks for unmatched detections, while there is room.
-        for di in 0..n {
+        // New tracks for unmatched detections with a view, while there is room.
+        for (di, d) in detections.iter().enumerate() {
             if self.det_taken[di] {
                 continue;
             }
+            let Some(v) = view(di) else {
+                continue;
+            };
             if self.tracks.len() == self.tracks.capacity() {
                 // Full: replace the most-missed track if any is missed, else drop the face.
                 let worst = self
@@ -361,13 +525,13 @@ impl Tracker {
                     None => continue,
                 }
             }
-            let a = attributes[di];
+            let a = v.attributes;
             let id = self.next_id;
             self.next_id += 1;
             let mut t = Track {
                 face: TrackedFace {
                     id,
-                    detection: detections[di],
+                    detection: *d,
                     attributes: a,
                     hits: 0,
                 },
@@ -379,9 +543,13 @@ impl Tracker {
                 age: a.age,
                 bucket: bucket_for_age(a.age),
                 bucket_p: a.bucket_p,
+                weight: 0.0,
+                best_side: 0.0,
+                best_quality: 0.0,
+                last_view_ms: now_ms,
             };
             let cfg = self.cfg;
-            observe_first(&mut t, &detections[di], &a, &cfg);
+            observe_first(&mut t, d, &v, now_ms, &cfg);
             t.summary.add(&a, frame, now_ms);
             self.tracks.push(t);
             self.det_taken[di] = true;
@@ -413,6 +581,7 @@ impl Tracker {
         self.tracks.clear();
         self.out.clear();
         self.ended.clear();
+        self.associated = false;
     }
 
     /// End every track now (the source ended, the camera was lost): their summaries are in
@@ -424,6 +593,7 @@ impl Tracker {
         }
         self.tracks.clear();
         self.out.clear();
+        self.associated = false;
     }
 
     /// Summaries of the tracks forgotten in the latest [`Tracker::update_at`] or
@@ -433,7 +603,22 @@ impl Tracker {
     }
 }
 
-fn observe_first(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConfig) {
+/// The weight of view `v` in the fusion.
+fn weight_of(v: &View, cfg: &TrackerConfig) -> f32 {
+    if cfg.uniform_weights {
+        1.0
+    } else {
+        v.quality.clamp(crate::quality::MIN_QUALITY, 1.0)
+    }
+}
+
+fn observe_first(t: &mut Track, d: &Detection, v: &View, now_ms: u64, cfg: &TrackerConfig) {
+    let a = &v.attributes;
+    let q = weight_of(v, cfg);
+    t.weight = q;
+    t.best_side = crate::quality::face_side(d);
+    t.best_quality = v.quality;
+    t.last_view_ms = now_ms;
     t.logodds = logit(a.p_female).clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
     t.age = a.age;
     t.bucket = bucket_for_age(a.age);
@@ -445,13 +630,24 @@ fn observe_first(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConf
     publish(t, cfg);
 }
 
-fn observe(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConfig) {
-    // The mean of the frames' log-odds while there are few, then an exponential average.
-    let n = t.face.hits.saturating_add(1) as f32;
-    let w = (1.0 / n).max(cfg.gender_alpha).min(1.0);
-    t.logodds = (t.logodds + w * (logit(a.p_female) - t.logodds))
+/// Fuse one more view into the track: each estimate moves towards the view's by the view's
+/// share `max(q / W, alpha · q)`, where `W` is the sum of the quality weights so far (this
+/// view's included). While `W` is small this is exactly the quality-weighted mean of the views
+/// (`Σ qᵢ xᵢ / Σ qᵢ`); on a long track (many refreshes, or `classify_budget = 0`) a view of
+/// full quality still gets at least the share `alpha` (`gender_alpha`, `age_alpha`), so the
+/// labels can follow a changed estimate, and a poor view proportionally less. With every
+/// `q = 1` this is the tracker's earlier smoothing for gender (the mean over the first
+/// `1 / alpha` views, then an exponential average).
+fn observe(t: &mut Track, d: &Detection, v: &View, now_ms: u64, cfg: &TrackerConfig) {
+    let a = &v.attributes;
+    let q = weight_of(v, cfg);
+    t.weight += q;
+    let mean_share = q / t.weight;
+    let sg = mean_share.max(cfg.gender_alpha * q).min(1.0);
+    let sa = mean_share.max(cfg.age_alpha * q).min(1.0);
+    t.logodds = (t.logodds + sg * (logit(a.p_female) - t.logodds))
         .clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
-    t.age += cfg.age_alpha * (a.age - t.age);
+    t.age += sa * (a.age - t.age);
     t.bucket = bucket_with_hysteresis(t.bucket, t.age);
     // bucket_p is the observed mass in the observed bucket; when the reported bucket is
     // another one, 1 - that mass bounds what the observation gives to ours.
@@ -460,7 +656,10 @@ fn observe(t: &mut Track, d: &Detection, a: &Attributes, cfg: &TrackerConfig) {
     } else {
         1.0 - a.bucket_p
     };
-    t.bucket_p += cfg.age_alpha * (target - t.bucket_p);
+    t.bucket_p += sa * (target - t.bucket_p);
+    t.best_side = t.best_side.max(crate::quality::face_side(d));
+    t.best_quality = t.best_quality.max(v.quality);
+    t.last_view_ms = now_ms;
     t.face.detection = *d;
     t.face.hits = t.face.hits.saturating_add(1);
     t.missed = 0;
@@ -524,5 +723,183 @@ mod tests {
         assert_eq!(AGE_BUCKETS[bucket_for_age(27.4)].0, "25-32");
         assert_eq!(AGE_BUCKETS[bucket_for_age(3.4)].0, "0-2");
         assert_eq!(AGE_BUCKETS[bucket_for_age(90.0)].0, "60+");
+    }
+
+    fn det(x: f32, y: f32, side: f32) -> Detection {
+        Detection {
+            bbox: [x, y, x + side, y + side],
+            score: 0.9,
+            landmarks: [
+                [x + 0.3 * side, y + 0.4 * side],
+                [x + 0.7 * side, y + 0.4 * side],
+                [x + 0.5 * side, y + 0.6 * side],
+                [x + 0.5 * side, y + 0.8 * side],
+            ],
+        }
+    }
+
+    fn attrs(p_female: f32, age: f32) -> Attributes {
+        let female = p_female >= 0.5;
+        Attributes {
+            gender: if female { Gender::Female } else { Gender::Male },
+            gender_p: if female { p_female } else { 1.0 - p_female },
+            p_female,
+            age,
+            bucket: bucket_for_age(age),
+            bucket_p: 0.8,
+            bucket_known: true,
+        }
+    }
+
+    /// One detection frame of the loop's update: associate, ask for each detection whether
+    /// it is worth a view (of quality `q[i]`), "classify" those as `labels[i]`, update.
+    /// Returns which detections were classified.
+    fn step(
+        t: &mut Tracker,
+        dets: &[Detection],
+        q: &[f32],
+        labels: &[Attributes],
+        frame: u64,
+        ms: u64,
+    ) -> Vec<bool> {
+        t.associate(dets);
+        let views: Vec<Option<View>> = (0..dets.len())
+            .map(|i| {
+                t.wants_view(i, &dets[i], q[i], ms).then_some(View {
+                    attributes: labels[i],
+                    quality: q[i],
+                })
+            })
+            .collect();
+        t.update_views(dets, &views, frame, ms);
+        views.iter().map(Option::is_some).collect()
+    }
+
+    fn policy_cfg() -> TrackerConfig {
+        TrackerConfig {
+            abstention: Abstention {
+                gender_min_p: 0.8,
+                bucket_min_p: 0.5,
+            },
+            classify_budget: 4,
+            classify_grow: 1.2,
+            classify_quality_gain: 1.25,
+            classify_refresh_ms: 3000,
+            ..TrackerConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_still_sure_face_is_classified_once_then_at_the_refresh_rate() {
+        let mut t = Tracker::new(policy_cfg());
+        let sure = attrs(0.95, 30.0);
+        let mut calls = Vec::new();
+        // 10 s at 15 detection frames per second
+        for f in 0..150u64 {
+            let ms = f * 1000 / 15;
+            let c = step(&mut t, &[det(100.0, 100.0, 120.0)], &[0.8], &[sure], f, ms);
+            if c[0] {
+                calls.push(ms);
+            }
+            let face = t.faces()[0];
+            assert_eq!(face.id, 1);
+            // labelled on every detection frame, classified or not
+            assert_eq!(face.attributes.gender, Gender::Female, "frame {f}");
+            assert_eq!(face.hits, f as u32 + 1);
+        }
+        // first sight, then every 3 s
+        assert_eq!(calls, vec![0, 3000, 6000, 9000], "{calls:?}");
+    }
+
+    #[test]
+    fn a_growing_face_is_classified_again_within_the_budget() {
+        let mut t = Tracker::new(policy_cfg());
+        let sure = attrs(0.05, 40.0);
+        let mut calls = 0;
+        let mut side = 60.0;
+        for f in 0..40u64 {
+            // grows 5% per detection frame: ≥ 20% over the best view every 4 frames
+            side *= 1.05;
+            let c = step(
+                &mut t,
+                &[det(100.0, 100.0, side)],
+                &[0.5],
+                &[sure],
+                f,
+                f * 66,
+            );
+            calls += c[0] as u32;
+            if f == 4 {
+                assert_eq!(calls, 2, "grew 21.6% by frame 4");
+            }
+        }
+        // the budget: 4 views within 40 frames (2.6 s, before the first refresh)
+        assert_eq!(calls, 4);
+        assert_eq!(t.ended().len(), 0);
+    }
+
+    #[test]
+    fn a_better_view_or_an_unsure_label_is_worth_a_view_until_the_budget() {
+        let mut t = Tracker::new(policy_cfg());
+        let d = [det(50.0, 50.0, 100.0)];
+        let sure = [attrs(0.9, 30.0)];
+        assert_eq!(step(&mut t, &d, &[0.4], &sure, 0, 0), [true]);
+        assert_eq!(step(&mut t, &d, &[0.45], &sure, 1, 66), [false]);
+        // 0.5 ≥ 1.25 × 0.4: a better view
+        assert_eq!(step(&mut t, &d, &[0.5], &sure, 2, 132), [true]);
+        assert_eq!(step(&mut t, &d, &[0.5], &sure, 3, 198), [false]);
+
+        // an unsure face (0.7 on every view, below 0.8) is asked again on each detection
+        // frame, but only up to the budget
+        let mut t = Tracker::new(policy_cfg());
+        let unsure = [attrs(0.7, 30.0)];
+        let c: Vec<bool> = (0..8)
+            .map(|f| step(&mut t, &d, &[0.5], &unsure, f, f * 66)[0])
+            .collect();
+        assert_eq!(c, [true, true, true, true, false, false, false, false]);
+        assert_eq!(t.faces()[0].attributes.gender, Gender::Unknown);
+
+        // budget 0: every detection
+        let mut t = Tracker::new(TrackerConfig {
+            classify_budget: 0,
+            ..policy_cfg()
+        });
+        for f in 0..10 {
+            assert_eq!(step(&mut t, &d, &[0.5], &sure, f, f * 66), [true]);
+        }
+    }
+
+    #[test]
+    fn fusion_is_the_quality_weighted_mean_of_the_views() {
+        let mut t = Tracker::new(TrackerConfig {
+            abstention: Abstention::NONE,
+            classify_budget: 0,
+            ..TrackerConfig::default()
+        });
+        let d = [det(50.0, 50.0, 100.0)];
+        step(&mut t, &d, &[1.0], &[attrs(0.9, 30.0)], 0, 0);
+        step(&mut t, &d, &[0.25], &[attrs(0.2, 60.0)], 1, 66);
+        let a = t.faces()[0].attributes;
+        let want = (logit(0.9) + 0.25 * logit(0.2)) / 1.25;
+        assert!((logit(a.p_female) - want).abs() < 1e-3, "{a:?}");
+        assert!((a.age - 36.0).abs() < 1e-3, "{a:?}");
+        // with equal weights the poor view would have pulled it to the middle
+        let mut u = Tracker::new(*t.config());
+        step(&mut u, &d, &[1.0], &[attrs(0.9, 30.0)], 0, 0);
+        step(&mut u, &d, &[1.0], &[attrs(0.2, 60.0)], 1, 66);
+        assert!((u.faces()[0].attributes.age - 45.0).abs() < 1e-3);
+        // a detection without a view moves the box and keeps the fused labels
+        let moved = [det(55.0, 50.0, 100.0)];
+        t.associate(&moved);
+        let f = t.update_views(&moved, &[None], 2, 132)[0];
+        assert_eq!(f.attributes, a);
+        assert_eq!(f.detection.bbox, moved[0].bbox);
+        assert_eq!(f.hits, 3);
+        // a new face without a view is not tracked yet
+        let two = [moved[0], det(400.0, 50.0, 100.0)];
+        t.associate(&two);
+        let faces = t.update_views(&two, &[None, None], 3, 198);
+        assert_eq!(faces.len(), 1);
+        assert_eq!(t.live_tracks(), 1);
     }
 }

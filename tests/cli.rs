@@ -189,6 +189,27 @@ fn usage_errors_are_one_line_with_exit_2() {
         2,
         &["--bucket-min-p"],
     );
+    // classify tracks, not frames: factors ≥ 1, and eval --sequences' own flags
+    one_error(
+        &agegender(&["run", "--classify-grow", "0.5"]),
+        2,
+        &["--classify-grow"],
+    );
+    one_error(
+        &agegender(&["bench", "--source", "x", "--classify-refresh=-1"]),
+        2,
+        &["--classify-refresh"],
+    );
+    one_error(
+        &agegender(&["eval", "--faces", ".", "--sequences", "--frames", "1"]),
+        2,
+        &["--frames"],
+    );
+    one_error(
+        &agegender(&["eval", "--faces", ".", "--frames", "8"]),
+        2,
+        &["--sequences"],
+    );
 }
 
 #[test]

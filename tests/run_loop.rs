@@ -213,3 +213,64 @@ fn image_labels_every_face_of_a_multi_face_picture() {
         );
     }
 }
+
+/// Classify tracks, not frames: one face in view for 4 s of a 30 fps stream (its own clock),
+/// detection every 2nd frame. The face is classified on first sight, again only when a view is
+/// worth it (at most `classify_budget` = 4 views) and then every 3 s: far fewer classifier
+/// runs than detections (60), while every frame still reports the face with its labels.
+#[test]
+fn a_tracked_face_is_classified_far_less_than_once_per_detection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let face = common::utk_faces(1, 3);
+    let n = 120u32;
+    let mut stream = Vec::new();
+    for i in 0..n {
+        let x = 200 + i / 2;
+        let (jpeg, _) = common::face_frame(&[(face[0].clone(), [x, 150, x + 150, 300])], 640, 480);
+        stream.extend_from_slice(&jpeg);
+    }
+    let mjpeg = tmp.path().join("one.mjpeg");
+    std::fs::write(&mjpeg, stream).unwrap();
+    let out = common::agegender_command()
+        .args(["run", "--source"])
+        .arg(&mjpeg)
+        .args([
+            "--fps",
+            "30",
+            "--detect-every",
+            "2",
+            "--serial",
+            "-",
+            "--model",
+        ])
+        .arg(common::classifier_model())
+        .arg("--detector")
+        .arg(common::blazeface_model(false))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = json_lines(&out.stdout);
+    let faces: Vec<&Value> = lines.iter().filter(|l| l["type"] == "face").collect();
+    assert_eq!(faces.len(), n as usize, "the face on every frame");
+    let ids: BTreeSet<u64> = faces
+        .iter()
+        .map(|f| f["track_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    for f in &faces {
+        assert!(f["age"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(
+            ["M", "F", "U"].contains(&f["gender"].as_str().unwrap()),
+            "{f}"
+        );
+    }
+    let last = lines.iter().rev().find(|l| l["type"] == "status").unwrap();
+    assert_eq!(last["frames"], n);
+    let calls = last["classifier_calls"].as_u64().unwrap();
+    let per_frame = last["classifier_calls_per_frame"].as_f64().unwrap();
+    // first sight, at most 3 more within the budget, one refresh at 3 s
+    assert!((1..=5).contains(&calls), "{calls} classifier calls: {last}");
+    assert!((per_frame - calls as f64 / n as f64).abs() < 1e-4, "{last}");
+    assert!(per_frame <= 0.25, "{last}");
+}
