@@ -105,6 +105,10 @@ pub struct BenchReport {
     pub fps: f64,
     pub wall_s: f64,
     pub detect_every: u32,
+    /// Detector runs per measured frame (below `1 / detect_every` when motion gating skips
+    /// some), and the gate's threshold (0: off).
+    pub detections_per_frame: f64,
+    pub motion_threshold: f32,
     /// Per stage: decode, detect, align, classify_per_face, track, display, report, and
     /// `frame` (a whole step).
     pub stages: BTreeMap<String, StageStats>,
@@ -135,6 +139,7 @@ pub fn run(
     warmup: u64,
     max_faces: usize,
     detect_every: u32,
+    motion_threshold: f32,
     count_allocs: fn() -> AllocCounts,
 ) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(frames > 0, "bench: --frames must be at least 1");
@@ -155,6 +160,7 @@ pub fn run(
     let (mut measured, mut skipped, mut faces_shown) = (0u64, 0u64, 0u64);
     let fresh_before = count_allocs().fresh;
     let faces_before = pipeline.status().faces_total;
+    let detections_before = pipeline.status().detections;
 
     let start = Instant::now();
     while measured < frames {
@@ -233,6 +239,8 @@ pub fn run(
         fps: f / wall,
         wall_s: wall,
         detect_every,
+        detections_per_frame: (pipeline.status().detections - detections_before) as f64 / f,
+        motion_threshold,
         stages,
         allocations_per_frame: total as f64 / f,
         system_allocations_per_frame: fresh as f64 / f,
@@ -258,8 +266,14 @@ impl BenchReport {
     /// A human-readable table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} frames, {:.2} faces/frame, detect every {}: {:.1} fps ({:.1} s)\n",
-            self.frames, self.faces_per_frame, self.detect_every, self.fps, self.wall_s
+            "{} frames, {:.2} faces/frame, detect every {} (motion threshold {}: {:.3} detections/frame): {:.1} fps ({:.1} s)\n",
+            self.frames,
+            self.faces_per_frame,
+            self.detect_every,
+            self.motion_threshold,
+            self.detections_per_frame,
+            self.fps,
+            self.wall_s
         );
         out += &format!(
             "{:<20} {:>9} {:>9} {:>9} {:>9} {:>7} {:>10}\n",
@@ -268,6 +282,7 @@ impl BenchReport {
         let order = [
             "capture",
             "decode",
+            "motion",
             "detect",
             "align",
             "classify_per_face",
