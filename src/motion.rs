@@ -182,8 +182,10 @@ impl MotionGate {
             return true;
         };
         self.last_change = self.current.changed_fraction(&self.reference);
+        // Frame times are whole milliseconds, truncated (30 frames at 30 fps: 999 ms): a
+        // millisecond short of the interval counts as the interval.
         self.last_change > self.cfg.threshold
-            || now_ms.saturating_sub(last) >= self.cfg.max_interval_ms
+            || now_ms.saturating_sub(last) + 1 >= self.cfg.max_interval_ms
     }
 
     /// The detector ran on the frame last given to [`MotionGate::should_detect`] at `now_ms`:
@@ -312,12 +314,15 @@ mod tests {
         paste_face(&mut f, 200, 100, 150);
         assert!(gate.should_detect(&f, 0), "first frame: no reference yet");
         gate.detected(0);
-        for t in [33, 66, 500, 999] {
+        for t in [33, 66, 500, 998] {
             let mut g = f.clone();
             jitter(&mut g, 6, t);
             assert!(!gate.should_detect(&g, t), "still scene at {t} ms");
         }
-        assert!(gate.should_detect(&f, 1000), "forced refresh after 1 s");
+        assert!(
+            gate.should_detect(&f, 999),
+            "forced refresh after 1 s (less the clock's ms)"
+        );
         gate.detected(1000);
         let mut moved = background();
         paste_face(&mut moved, 230, 100, 150);
