@@ -16,7 +16,7 @@ pub const DEFAULT_MODEL: &str = "models/agegender_int8.onnx";
 pub const DEFAULT_CLOSEUP_MARGIN: f32 = 0.5;
 /// Motion gating (`motion_threshold`, `detect_max_interval_s`): chosen by measurement on the
 /// replay streams (`scripts/bench/motion.py`, README "Motion gating").
-pub const DEFAULT_MOTION_THRESHOLD: f32 = 0.0;
+pub const DEFAULT_MOTION_THRESHOLD: f32 = 0.005;
 pub const DEFAULT_DETECT_MAX_INTERVAL_S: f32 = 1.0;
 /// The face detector used when neither `--detector` nor `detector = ...` is given.
 pub const DEFAULT_DETECTOR: &str = "models/detector/blazeface_back_256.onnx";

@@ -559,6 +559,9 @@ impl Pipeline {
         };
         if due && !detect_now {
             self.status.detect_skipped += 1;
+            // the faces shown again are still in view: their visits go on
+            probe(Stage::Track);
+            self.tracker.hold_at(frame_no, self.now_ms);
         }
         if detect_now {
             self.status.detections += 1;

@@ -78,9 +78,15 @@ fn still_scene_skips_the_detector_but_reports_every_frame() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("still.jsonl");
-    let mut p = pipeline(stream, &gated(), &log);
+    let cfg = Config {
+        min_dwell_s: 0.5,
+        ..gated()
+    };
+    let mut p = pipeline(stream, &cfg, &log);
     let frames = run_all(&mut p);
     assert_eq!(frames.len() as u64, n);
+    // the end of the run: the two visitors' visits
+    p.run().unwrap();
     let detected: Vec<usize> = (0..frames.len()).filter(|&i| frames[i].1).collect();
     // the first frame, then the forced refresh once a second (frames 30 and 60)
     assert_eq!(detected, vec![0, 30, 60], "detector runs in a still scene");
@@ -92,6 +98,25 @@ fn still_scene_skips_the_detector_but_reports_every_frame() {
     assert_eq!(st.detections, 3);
     assert_eq!(st.detect_skipped, n - 3);
     assert_eq!(st.faces_total, 2 * n);
+    // each visit lasts from the first frame to the last one the face was shown on, though
+    // the detector saw it only three times
+    let visits: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "visit")
+        .collect();
+    assert_eq!(visits.len(), 2, "{visits:?}");
+    for v in &visits {
+        assert_eq!(v["first_frame"], 0, "{v}");
+        assert_eq!(v["last_frame"], n - 1, "{v}");
+        assert_eq!(v["views"], 3, "{v}");
+        let dwell = (n - 1) as f64 / FPS as f64;
+        assert!(
+            (v["dwell_s"].as_f64().unwrap() - dwell).abs() < 0.01,
+            "{v}: dwell {dwell}"
+        );
+    }
 
     // the same stream on schedule (gate off) runs the detector on every frame
     let log = tmp.path().join("every.jsonl");
