@@ -188,6 +188,12 @@ impl MotionGate {
             || now_ms.saturating_sub(last) + 1 >= self.cfg.max_interval_ms
     }
 
+    /// Forget the reference: the next frame due for detection is detected (the camera came
+    /// back, and whoever was in view was ended with it).
+    pub fn reset(&mut self) {
+        self.last_detect_ms = None;
+    }
+
     /// The detector ran on the frame last given to [`MotionGate::should_detect`] at `now_ms`:
     /// it becomes the reference.
     pub fn detected(&mut self, now_ms: u64) {
@@ -331,6 +337,8 @@ mod tests {
         assert!(gate.should_detect(&moved, 1066));
         gate.detected(1066);
         assert!(!gate.should_detect(&moved, 1100));
+        gate.reset();
+        assert!(gate.should_detect(&moved, 1133), "after a reset: detect");
     }
 
     #[test]

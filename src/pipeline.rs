@@ -651,6 +651,8 @@ impl Pipeline {
         self.tracker.end_all();
         self.write_visits()?;
         self.faces.clear();
+        // no faces now: the first frame after the camera returns is detected, changed or not
+        self.motion.reset();
         self.write_status()?;
         self.reporter.flush()?;
         let mut wait = Duration::from_millis(500);
