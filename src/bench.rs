@@ -108,6 +108,10 @@ pub struct BenchReport {
     pub fps: f64,
     pub wall_s: f64,
     pub detect_every: u32,
+    /// Detector runs per measured frame (below `1 / detect_every` when motion gating skips
+    /// some), and the gate's threshold (0: off).
+    pub detections_per_frame: f64,
+    pub motion_threshold: f32,
     /// Per stage: decode, detect, align, classify_per_face, track, display, report, and
     /// `frame` (a whole step).
     pub stages: BTreeMap<String, StageStats>,
@@ -138,6 +142,7 @@ pub fn run(
     warmup: u64,
     max_faces: usize,
     detect_every: u32,
+    motion_threshold: f32,
     count_allocs: fn() -> AllocCounts,
 ) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(frames > 0, "bench: --frames must be at least 1");
@@ -159,6 +164,7 @@ pub fn run(
     let fresh_before = count_allocs().fresh;
     let faces_before = pipeline.status().faces_total;
     let calls_before = pipeline.status().classifier_calls;
+    let detections_before = pipeline.status().detections;
 
     let start = Instant::now();
     while measured < frames {
@@ -238,6 +244,8 @@ pub fn run(
         fps: f / wall,
         wall_s: wall,
         detect_every,
+        detections_per_frame: (pipeline.status().detections - detections_before) as f64 / f,
+        motion_threshold,
         stages,
         allocations_per_frame: total as f64 / f,
         system_allocations_per_frame: fresh as f64 / f,
@@ -263,11 +271,13 @@ impl BenchReport {
     /// A human-readable table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} frames, {:.2} faces/frame, {:.3} classifier calls/frame, detect every {}: {:.1} fps ({:.1} s)\n",
+            "{} frames, {:.2} faces/frame, {:.3} classifier calls/frame, detect every {} (motion threshold {}: {:.3} detections/frame): {:.1} fps ({:.1} s)\n",
             self.frames,
             self.faces_per_frame,
             self.classifier_calls_per_frame,
             self.detect_every,
+            self.motion_threshold,
+            self.detections_per_frame,
             self.fps,
             self.wall_s
         );
@@ -278,6 +288,7 @@ impl BenchReport {
         let order = [
             "capture",
             "decode",
+            "motion",
             "detect",
             "align",
             "classify_per_face",

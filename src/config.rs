@@ -14,6 +14,10 @@ pub const DEFAULT_MODEL: &str = "models/agegender_int8.onnx";
 /// the frame or runs off its edge), in frame sizes per side: chosen by measurement
 /// (`scripts/bench/closeups`, README "Close-ups").
 pub const DEFAULT_CLOSEUP_MARGIN: f32 = 0.5;
+/// Motion gating (`motion_threshold`, `detect_max_interval_s`): chosen by measurement on the
+/// replay streams (`scripts/bench/motion.py`, README "Motion gating").
+pub const DEFAULT_MOTION_THRESHOLD: f32 = 0.005;
+pub const DEFAULT_DETECT_MAX_INTERVAL_S: f32 = 1.0;
 /// The face detector used when neither `--detector` nor `detector = ...` is given.
 pub const DEFAULT_DETECTOR: &str = "models/detector/blazeface_back_256.onnx";
 
@@ -134,6 +138,13 @@ pub struct Config {
     pub max_frames: u64,
     /// Run the detector on every k-th frame; track (keep boxes and labels) in between.
     pub detect_every: u32,
+    /// Motion gating (src/motion.rs): on a frame `detect_every` would detect on, run the
+    /// detector only when at least this fraction of a small luma grid changed since the last
+    /// detection (0: off, detect on schedule). Default chosen by measurement (README, "Motion
+    /// gating").
+    pub motion_threshold: f32,
+    /// With motion gating on, detect at least this often (seconds) even in a still scene.
+    pub detect_max_interval_s: f32,
     /// Threads tract's matrix products may use (1: all inference on the frame-loop thread).
     pub threads: usize,
     /// A hardware watchdog device (`/dev/watchdog`) fed while the frame loop runs, so a hung
@@ -199,6 +210,8 @@ impl Default for Config {
             status_every_frames: 0,
             max_frames: 0,
             detect_every: 1,
+            motion_threshold: DEFAULT_MOTION_THRESHOLD,
+            detect_max_interval_s: DEFAULT_DETECT_MAX_INTERVAL_S,
             threads: 1,
             watchdog_device: None,
             watchdog_timeout_s: 15,
@@ -358,6 +371,27 @@ impl Config {
         }
         if self.detect_every == 0 {
             return Err(("detect_every", "must be ≥ 1".into()));
+        }
+        if !(0.0..=1.0).contains(&self.motion_threshold) {
+            return Err((
+                "motion_threshold",
+                format!(
+                    "{} is not a fraction of the grid between 0 and 1 (0: off)",
+                    self.motion_threshold
+                ),
+            ));
+        }
+        if !(self.detect_max_interval_s.is_finite()
+            && self.detect_max_interval_s > 0.0
+            && self.detect_max_interval_s <= 3600.0)
+        {
+            return Err((
+                "detect_max_interval_s",
+                format!(
+                    "{} is not a number of seconds in (0, 3600]",
+                    self.detect_max_interval_s
+                ),
+            ));
         }
         if !(1..=3600).contains(&self.watchdog_timeout_s) {
             return Err((

@@ -1,7 +1,7 @@
 //! agegender: an offline kiosk camera pipeline.
 //!
 //! A frame travels through one module per stage:
-//! capture → decode → detect → align → classify → track → draw → report, and from the
+//! capture → decode → motion gate (`motion`: detect only when the scene changed) → detect → align → classify → track → draw → report, and from the
 //! tracker's ended tracks, visits and counts (`visits`).
 //! Each seam is a small trait or a plain struct; nothing here is global.
 
@@ -17,6 +17,7 @@ pub mod draw;
 pub mod eval;
 pub mod eval_seq;
 pub mod heap;
+pub mod motion;
 pub mod mqtt;
 pub mod pipeline;
 pub mod quality;

@@ -1,7 +1,8 @@
-//! The frame loop: capture → decode → detect (every k-th frame) → match to tracks → align →
-//! classify (only the faces whose track wants a view: [`crate::track::Tracker::wants_view`]) →
-//! track (fuse the views) → display → report (and, from the tracks that end, visits and counts:
-//! `src/visits.rs`), over buffers sized once at start-up from the configuration (frame size,
+//! The frame loop: capture → decode → motion gate → detect (every k-th frame, when the scene
+//! changed: `src/motion.rs`) → match to tracks → align → classify (only the faces whose track
+//! wants a view: [`crate::track::Tracker::wants_view`]) → track (fuse the views) → display →
+//! report (and, from the tracks that end, visits and counts: `src/visits.rs`), over buffers
+//! sized once at start-up from the configuration (frame size,
 //! max faces). After warm-up a step allocates nothing in our own stages; see `tests/alloc.rs`
 //! for the per-stage count (stages are marked through [`Pipeline::step_probed`]).
 //!
@@ -26,6 +27,7 @@ use crate::decode::Decoder;
 use crate::detect::{Detection, FaceDetector};
 use crate::display::png::{NullDisplay, PngDisplay};
 use crate::display::Display;
+use crate::motion::{MotionConfig, MotionGate};
 use crate::report::{unix_ms, CameraState, FileSink, Reporter, Sink, Status, StdoutSink};
 use crate::rgb::RgbImage;
 use crate::service::Heartbeat;
@@ -42,6 +44,8 @@ pub trait FaceClassifier {
 pub enum Stage {
     Capture,
     Decode,
+    /// The motion gate's measure (src/motion.rs), on frames due for detection.
+    Motion,
     Detect,
     Align,
     Classify,
@@ -53,9 +57,10 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Capture,
         Stage::Decode,
+        Stage::Motion,
         Stage::Detect,
         Stage::Align,
         Stage::Classify,
@@ -67,6 +72,7 @@ impl Stage {
         match self {
             Stage::Capture => "capture",
             Stage::Decode => "decode",
+            Stage::Motion => "motion",
             Stage::Detect => "detect",
             Stage::Align => "align",
             Stage::Classify => "classify",
@@ -341,6 +347,7 @@ pub struct LoopOptions {
     pub status_every_frames: u64,
     pub tracker: TrackerConfig,
     pub visits: VisitConfig,
+    pub motion: MotionConfig,
 }
 
 impl LoopOptions {
@@ -353,6 +360,7 @@ impl LoopOptions {
             status_every_frames: c.status_every_frames,
             tracker: TrackerConfig::from_config(c),
             visits: VisitConfig::from_config(c),
+            motion: MotionConfig::from_config(c),
         }
     }
 }
@@ -401,6 +409,8 @@ pub struct Pipeline {
     decode_failed: bool,
     /// Ended tracks to visits, and the counts window.
     visits: Visits,
+    /// Whether a frame due for detection changed enough to run the detector.
+    motion: MotionGate,
     /// Unix ms when the loop started: frame times of a source with its own clock
     /// ([`FrameSource::stream_time`]) count from here.
     clock_origin_ms: u64,
@@ -439,6 +449,7 @@ impl Pipeline {
             inference_failed: false,
             decode_failed: false,
             visits: Visits::new(opts.visits),
+            motion: MotionGate::new(opts.motion, w, h),
             clock_origin_ms: unix_ms(),
             now_ms: 0,
             opts,
@@ -598,8 +609,22 @@ impl Pipeline {
         };
         self.visits.start(self.now_ms);
 
-        let detect_now = frame_no % self.opts.detect_every as u64 == 0;
+        // Due by the schedule; then, with motion gating on, only if the scene changed since
+        // the last detection (or that was too long ago). A skipped detection is no tracker
+        // update: tracks keep their boxes and labels and are not counted as missed.
+        let due = frame_no % self.opts.detect_every as u64 == 0;
+        let detect_now = due && {
+            probe(Stage::Motion);
+            self.motion.should_detect(&self.frame, self.now_ms)
+        };
+        if due && !detect_now {
+            self.status.detect_skipped += 1;
+            // the faces shown again are still in view: their visits go on
+            probe(Stage::Track);
+            self.tracker.hold_at(frame_no, self.now_ms);
+        }
         if detect_now {
+            self.status.detections += 1;
             let run = self.perception.run_tracked(
                 &self.frame,
                 &mut self.tracker,
@@ -610,6 +635,7 @@ impl Pipeline {
             self.status.classifier_calls = self.perception.classifier_calls;
             match run {
                 Ok(faces) => {
+                    self.motion.detected(self.now_ms);
                     self.faces.clear();
                     self.faces.extend_from_slice(faces);
                 }
@@ -699,6 +725,8 @@ impl Pipeline {
         self.tracker.end_all();
         self.write_visits()?;
         self.faces.clear();
+        // no faces now: the first frame after the camera returns is detected, changed or not
+        self.motion.reset();
         self.write_status()?;
         self.reporter.flush()?;
         let mut wait = Duration::from_millis(500);

@@ -156,6 +156,11 @@ pub struct Status {
     pub capture_timeouts: u64,
     /// Errors in detection or classification (frame skipped).
     pub inference_errors: u64,
+    /// Frames the detector ran on.
+    pub detections: u64,
+    /// Frames due for detection (`detect_every`) on which motion gating skipped the detector
+    /// (the scene had not changed; the last faces were reported again).
+    pub detect_skipped: u64,
     /// Report lines the sink dropped (a full serial queue).
     pub serial_dropped: u64,
     pub camera: CameraState,

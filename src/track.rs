@@ -566,6 +566,19 @@ impl Tracker {
         &self.out
     }
 
+    /// The faces seen in the latest update are still in view at `frame`, `now_ms` without a
+    /// detection (motion gating found the scene unchanged, `src/motion.rs`): their last frame
+    /// and time move on, so a still visitor's dwell counts to the frame they were last shown;
+    /// no view is added and nothing is missed. Allocates nothing.
+    pub fn hold_at(&mut self, frame: u64, now_ms: u64) {
+        for t in self.tracks.iter_mut() {
+            if self.out.iter().any(|f| f.id == t.face.id) {
+                t.summary.last_frame = t.summary.last_frame.max(frame);
+                t.summary.last_ms = t.summary.last_ms.max(now_ms);
+            }
+        }
+    }
+
     /// Faces seen in the latest [`Tracker::update`].
     pub fn faces(&self) -> &[TrackedFace] {
         &self.out

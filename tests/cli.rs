@@ -154,6 +154,15 @@ fn unknown_config_key_names_key_and_file() {
     std::fs::write(&cfg, "threads = 0\n").unwrap();
     let out = agegender(&["run", "--config", s(&cfg)]);
     one_error(&out, 2, &[s(&cfg), "threads"]);
+    std::fs::write(&cfg, "motion_threshold = 1.5\n").unwrap();
+    let out = agegender(&["run", "--config", s(&cfg)]);
+    one_error(&out, 2, &[s(&cfg), "motion_threshold"]);
+    std::fs::write(&cfg, "detect_max_interval_s = 0\n").unwrap();
+    let out = agegender(&["run", "--config", s(&cfg)]);
+    one_error(&out, 2, &[s(&cfg), "detect_max_interval_s"]);
+    // and the flags name themselves
+    let out = agegender(&["run", "--motion-threshold=-0.1"]);
+    one_error(&out, 2, &["--motion-threshold"]);
     // A config file that does not exist.
     let nothere = tmp.path().join("nothere.toml");
     let out = agegender(&["image", "x.jpg", "--config", s(&nothere)]);

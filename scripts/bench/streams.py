@@ -4,7 +4,11 @@ A stream is a 640x480 `.mjpeg` file (concatenated baseline JPEG frames, quality 
 default 4:2:0 sampling): faces pasted at 110-180 px onto a wall-like background (a smooth gradient
 with soft blobs, plus a little sensor noise that changes every frame), each drifting 0.6-2 px per
 frame and bouncing off the edges of its area (the whole frame for one face, a quadrant each for
-four), like people standing in front of a kiosk.
+four), like people standing in front of a kiosk. Two more kinds for the motion gating measure
+(scripts/bench/motion.py): `still` (the same faces, not moving; only the sensor noise changes) and
+`enter` (the faces drift as in `moving`, but each is in view only for a window of the stream:
+face k of n from frame (k + 1) / (2n + 2) to (k + n + 2) / (2n + 2) of the stream, so people
+enter and leave, one at a time).
 
 Faces come from a folder of UTKFace-style aligned chips (default ../shared/data/utkface, env FACES
 overrides), chosen deterministically from the seed: candidates are taken in a seeded order and
@@ -280,17 +284,34 @@ def choose_faces(source: FaceSource, n_faces: int, bg: np.ndarray, rng: np.rando
     return faces
 
 
-def make_stream(path: Path, source: FaceSource, n_faces: int, frames: int, seed: int) -> dict:
+KINDS = ("moving", "still", "enter")
+
+
+def in_view(kind: str, k: int, n_faces: int, i: int, frames: int) -> bool:
+    """Whether face k of n_faces is in frame i of a stream of this kind (see the module doc)."""
+    if kind != "enter":
+        return True
+    parts = 2 * n_faces + 2
+    return (k + 1) * frames // parts <= i < (k + n_faces + 2) * frames // parts
+
+
+def make_stream(path: Path, source: FaceSource, n_faces: int, frames: int, seed: int, kind: str = "moving") -> dict:
+    if kind not in KINDS:
+        raise ValueError(f"stream kind {kind!r} is not one of {KINDS}")
     rng = np.random.default_rng([seed, n_faces])
     bg = background(rng)
     faces = choose_faces(source, n_faces, bg, rng)
+    if kind == "still":
+        for face in faces:
+            face.vx = face.vy = 0.0
     tmp = path.with_suffix(".part")
     total = 0
     with open(tmp, "wb") as f:
-        for _ in range(frames):
+        for i in range(frames):
             img = bg + rng.normal(0, 2.0, size=bg.shape).astype(np.float32)
-            for face in faces:
-                face.paste(img)
+            for k, face in enumerate(faces):
+                if in_view(kind, k, n_faces, i, frames):
+                    face.paste(img)
                 face.step()
             rgb = np.clip(img + 0.5, 0, 255).astype(np.uint8)
             ok, jpg = cv2.imencode(
@@ -307,6 +328,12 @@ def make_stream(path: Path, source: FaceSource, n_faces: int, frames: int, seed:
         "path": str(path),
         "frames": frames,
         "faces": n_faces,
+        "kind": kind,
+        # per face: the first frame it is in view and one past the last
+        "in_view": [
+            [min(v), max(v) + 1]
+            for v in ([i for i in range(frames) if in_view(kind, k, n_faces, i, frames)] for k in range(n_faces))
+        ],
         "width": WIDTH,
         "height": HEIGHT,
         "quality": JPEG_QUALITY,
@@ -319,14 +346,15 @@ def make_stream(path: Path, source: FaceSource, n_faces: int, frames: int, seed:
     return meta
 
 
-def stream(cache: Path, source: FaceSource, n_faces: int, frames: int, seed: int) -> dict:
+def stream(cache: Path, source: FaceSource, n_faces: int, frames: int, seed: int, kind: str = "moving") -> dict:
     """The cached stream for these parameters, made if missing; its metadata (with `path`)."""
     cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"stream_{n_faces}face_{frames}f_seed{seed}_{source.key}_v{GEN_VERSION}.mjpeg"
+    suffix = "" if kind == "moving" else f"_{kind}"
+    path = cache / f"stream_{n_faces}face{suffix}_{frames}f_seed{seed}_{source.key}_v{GEN_VERSION}.mjpeg"
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
         if meta.get("frames") == frames and count_frames(path.read_bytes()) == frames:
             return meta
     log(f"making {path.relative_to(REPO) if path.is_relative_to(REPO) else path} ({n_faces} face(s), {frames} frames)")
-    return make_stream(path, source, n_faces, frames, seed)
+    return make_stream(path, source, n_faces, frames, seed, kind)

@@ -48,7 +48,8 @@ def scaled(src: Path, width: int, height: int) -> Path:
 
 def bench(binary: str, source: Path, frames: int, every: int, threads: int) -> dict:
     cmd = [binary, "bench", "--json", "--source", str(source), "--frames", str(frames)]
-    cmd += ["--detect-every", str(every), "--threads", str(threads)]
+    # the schedule alone: motion gating off (scripts/bench/motion.py measures the gate)
+    cmd += ["--detect-every", str(every), "--threads", str(threads), "--motion-threshold", "0"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
