@@ -110,7 +110,11 @@ fn still_scene_skips_the_detector_but_reports_every_frame() {
     for v in &visits {
         assert_eq!(v["first_frame"], 0, "{v}");
         assert_eq!(v["last_frame"], n - 1, "{v}");
-        assert_eq!(v["views"], 3, "{v}");
+        // `views` counts classified views: a still face whose labels are answered is classified
+        // on first sight and again only after classify_refresh_s (3 s; this stream lasts 2.5 s);
+        // one still abstaining (`?`, `U`) is classified at each of the three detections
+        let unsure = v["age_bucket"] == "?" || v["gender"] == "U";
+        assert_eq!(v["views"], if unsure { 3 } else { 1 }, "{v}");
         let dwell = (n - 1) as f64 / FPS as f64;
         assert!(
             (v["dwell_s"].as_f64().unwrap() - dwell).abs() < 0.01,
