@@ -28,6 +28,7 @@ every check passed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
@@ -252,6 +253,8 @@ class Broker:
 
     def stop(self) -> None:
         for p in (self.sub, self.broker):
+            if p.poll() is not None:
+                continue
             p.terminate()
             try:
                 p.wait(5)
@@ -328,6 +331,7 @@ def run(a: argparse.Namespace) -> int:
     # agegender.toml sets `mqtt`: the image's /init loads the Ethernet driver, DHCP gives the board
     # an address (QEMU's user network), and the kiosk publishes to the broker on the host.
     broker = Broker(out)
+    atexit.register(broker.stop)  # also when a step below raises
     edit_config(a.disk, a.part_offset, f'$a mqtt = "mqtt://10.0.2.2:{broker.port}"', out / "work")
     g = Guest(a, a.disk, "main")
     n = a.min_faces
