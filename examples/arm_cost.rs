@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context};
 
 use agegender::align::{align_into, INPUT_SIZE};
-use agegender::capture::{CaptureError, FrameSource};
+use agegender::capture::files::MjpegFileSource;
 use agegender::capture::{Frame, PixelFormat};
 use agegender::classify::Attributes;
 use agegender::config::Config;
@@ -196,38 +196,7 @@ fn mjpeg(jpeg: &[u8]) -> Frame<'_> {
 const DRIFT_STEP: u32 = 2;
 const DRIFT_SPAN: u32 = 64;
 const DRIFT_FRAMES: u64 = (2 * DRIFT_SPAN / DRIFT_STEP) as u64;
-const DRIFT_FPS: f64 = 30.0;
-
-/// The `drift` frames, JPEG-encoded, looping: the source of the `loop` stage's [`Pipeline`].
-/// Its clock is the stream's (frame n at n / [`DRIFT_FPS`] s), so whatever the loop times by
-/// the frame clock (visits, per-track refreshes) does not depend on how fast qemu runs.
-struct DriftSource {
-    jpegs: Vec<Vec<u8>>,
-    sequence: u64,
-}
-
-impl FrameSource for DriftSource {
-    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        let s = self.sequence;
-        self.sequence += 1;
-        let data = &self.jpegs[(s % self.jpegs.len() as u64) as usize];
-        Ok(Some(Frame {
-            sequence: s,
-            ..mjpeg(data)
-        }))
-    }
-    fn frame_size(&self) -> (u32, u32) {
-        (W, H)
-    }
-    fn describe(&self) -> String {
-        "drift".into()
-    }
-    fn stream_time(&self, sequence: u64) -> Option<std::time::Duration> {
-        Some(std::time::Duration::from_secs_f64(
-            sequence as f64 / DRIFT_FPS,
-        ))
-    }
-}
+const DRIFT_FPS: f32 = 30.0;
 
 /// The framebuffer display's work without a framebuffer: the overlay composed into a canvas.
 struct CanvasDisplay(RgbImage);
@@ -500,10 +469,12 @@ fn main() -> anyhow::Result<()> {
         opts.status_interval = std::time::Duration::ZERO;
         opts.status_every_frames = 0;
         let build = |perception: Perception| -> anyhow::Result<Pipeline> {
-            let source = DriftSource {
-                jpegs: frames.clone(),
-                sequence: 0,
-            };
+            // looping, as fast as it goes, timed by its own clock (frame n at n / DRIFT_FPS), so
+            // whatever the loop times (motion gate, per-track refreshes, visits) does not
+            // depend on how fast qemu runs
+            let source =
+                MjpegFileSource::from_bytes(Path::new("drift"), frames.concat(), DRIFT_FPS, true)?
+                    .unpaced();
             // No warm-up here: the K child's cycles are the 2K child's first ones, so the
             // difference counts the 2K child's later, steady cycles.
             Ok(Pipeline::new(

@@ -15,13 +15,12 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 
 use crate::bench::DiscardSink;
-use crate::capture::{CaptureError, Frame, FrameSource, PixelFormat};
+use crate::capture::files::MjpegFileSource;
 use crate::classify::Gender;
 use crate::config::Config;
 use crate::display::png::NullDisplay;
@@ -103,40 +102,6 @@ pub struct SeqReport {
     pub detect_every: u32,
     pub seed: u64,
     pub runs: Vec<SeqRun>,
-}
-
-/// A finished sequence of JPEG frames, replayed once without pacing; its clock is
-/// `sequence / fps`.
-struct SeqSource {
-    frames: Vec<Vec<u8>>,
-    next: usize,
-    fps: f32,
-}
-
-impl FrameSource for SeqSource {
-    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        let Some(data) = self.frames.get(self.next) else {
-            return Ok(None);
-        };
-        let sequence = self.next as u64;
-        self.next += 1;
-        Ok(Some(Frame {
-            data,
-            format: PixelFormat::Mjpeg,
-            width: SEQ_WIDTH,
-            height: SEQ_HEIGHT,
-            sequence,
-        }))
-    }
-    fn frame_size(&self) -> (u32, u32) {
-        (SEQ_WIDTH, SEQ_HEIGHT)
-    }
-    fn describe(&self) -> String {
-        format!("{} rendered frames", self.frames.len())
-    }
-    fn stream_time(&self, sequence: u64) -> Option<Duration> {
-        Some(Duration::from_secs_f64(sequence as f64 / self.fps as f64))
-    }
 }
 
 fn splitmix64(state: &mut u64) -> u64 {
@@ -331,7 +296,8 @@ pub fn eval_sequences(
         let face = image::open(path)
             .with_context(|| format!("{}: cannot read it", path.display()))?
             .to_rgb8();
-        let frames = render_sequence(&face, opts.frames, &opts.jitter, opts.seed ^ (k as u64 + 1))?;
+        let frames =
+            render_sequence(&face, opts.frames, &opts.jitter, opts.seed ^ (k as u64 + 1))?.concat();
         for (s, t) in settings.iter().zip(tallies.iter_mut()) {
             let mut c = cfg.clone();
             if let Some(b) = s.budget {
@@ -341,11 +307,9 @@ pub fn eval_sequences(
             lo.tracker.uniform_weights = s.uniform;
             lo.max_frames = 0;
             let calls_before = perception.classifier_calls;
-            let source = SeqSource {
-                frames: frames.clone(),
-                next: 0,
-                fps: opts.fps,
-            };
+            // replayed once, as fast as it goes, timed by its own clock (frame n at n / fps)
+            let source =
+                MjpegFileSource::from_bytes(path, frames.clone(), opts.fps, false)?.unpaced();
             let mut p = Pipeline::new(
                 Box::new(source),
                 perception,

@@ -18,13 +18,19 @@ use super::{CaptureError, Frame, FrameSource, PixelFormat};
 struct Pacer {
     period: Option<Duration>,
     next: Option<Instant>,
+    /// Sleep to keep the rate (false: frames keep their stream times but come at once).
+    sleeps: bool,
 }
 
 impl Pacer {
     fn new(fps: f32) -> Self {
         let period =
             (fps > 0.0 && fps.is_finite()).then(|| Duration::from_secs_f64(1.0 / fps as f64));
-        Pacer { period, next: None }
+        Pacer {
+            period,
+            next: None,
+            sleeps: true,
+        }
     }
 
     /// Time of frame `sequence` from the first at this rate (`None` when not paced).
@@ -34,7 +40,9 @@ impl Pacer {
 
     /// Sleep until the next frame is due.
     fn wait(&mut self) {
-        let Some(period) = self.period else { return };
+        let Some(period) = self.period.filter(|_| self.sleeps) else {
+            return;
+        };
         let now = Instant::now();
         match self.next {
             None => self.next = Some(now + period),
@@ -211,6 +219,14 @@ impl MjpegFileSource {
             pacer: Pacer::new(fps),
             fps,
         })
+    }
+
+    /// Deliver frames as fast as they are asked for, each still timed by the stream's clock
+    /// (frame n at n / fps, [`FrameSource::stream_time`]): a replay whose timing must not
+    /// depend on the machine, without waiting for it (evaluations, instruction counts).
+    pub fn unpaced(mut self) -> Self {
+        self.pacer.sleeps = false;
+        self
     }
 
     /// Number of frames found in the file.
