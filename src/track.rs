@@ -474,9 +474,7 @@ impl Tracker {
                     t.summary.add(&v.attributes, frame, now_ms);
                 }
                 None => {
-                    t.face.detection = *d;
-                    t.face.hits = t.face.hits.saturating_add(1);
-                    t.missed = 0;
+                    moved(t, d);
                     t.summary.seen(frame, now_ms);
                 }
             }
@@ -673,10 +671,15 @@ fn observe(t: &mut Track, d: &Detection, v: &View, now_ms: u64, cfg: &TrackerCon
     t.best_side = t.best_side.max(crate::quality::face_side(d));
     t.best_quality = t.best_quality.max(v.quality);
     t.last_view_ms = now_ms;
+    moved(t, d);
+    publish(t, cfg);
+}
+
+/// The track was seen again at `d` (classified or not): its box follows, it is not missed.
+fn moved(t: &mut Track, d: &Detection) {
     t.face.detection = *d;
     t.face.hits = t.face.hits.saturating_add(1);
     t.missed = 0;
-    publish(t, cfg);
 }
 
 /// Write the smoothed state into the face's public attributes, deciding abstention on the
