@@ -118,7 +118,7 @@ pub const CLOSEUP_EDGE_SIDE: f32 = 0.2;
 /// surroundings, places such faces' boxes and landmarks badly, or misses them.
 pub fn is_closeup(d: &Detection, w: u32, h: u32) -> bool {
     let (w, h) = (w as f32, h as f32);
-    let side = (d.bbox[2] - d.bbox[0]).max(d.bbox[3] - d.bbox[1]);
+    let side = crate::quality::face_side(d);
     let short = w.min(h);
     let edge = d.bbox[0] <= 1.0 || d.bbox[1] <= 1.0 || d.bbox[2] >= w - 1.0 || d.bbox[3] >= h - 1.0;
     side >= CLOSEUP_SIDE * short || (edge && side >= CLOSEUP_EDGE_SIDE * short)
