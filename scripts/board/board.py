@@ -286,6 +286,15 @@ def faces_in(lines, start: int, end: int | None = None) -> list[dict]:
     return [o for o in json_lines(lines, start, end) if o.get("type") == "face"]
 
 
+def longest_track_ms(faces: list[dict]) -> int:
+    """The longest time one track_id was reported over, in the kiosk's milliseconds."""
+    span: dict[int, tuple[int, int]] = {}
+    for f in faces:
+        a, b = span.get(f["track_id"], (f["ts"], f["ts"]))
+        span[f["track_id"]] = (min(a, f["ts"]), max(b, f["ts"]))
+    return max((b - a for a, b in span.values()), default=0)
+
+
 def most_per_frame(faces: list[dict]) -> int:
     per: dict[int, int] = {}
     for f in faces:
@@ -344,6 +353,14 @@ def run(a: argparse.Namespace) -> int:
         ls = g.snapshot()
         marks["booted"] = ls[boots(ls)[0]][0]
         marks["first_face"] = next(t for t, x in ls if x.startswith('{"schema":"agegender/face'))
+        # The unplug ends the tracks in view, and each becomes a visit (checked over MQTT below) only
+        # if it lasted min_dwell_s (1 s): wait until one track's face lines span 3 s of the kiosk's
+        # clock. (A slow CI machine once unplugged 0.1 s after the first face: no visit.)
+        ok = check(
+            g.wait("a track lasting 3 s", lambda ls: longest_track_ms(faces_in(ls, boots(ls)[0])) >= 3000, 120),
+            "no face tracked for 3 s after the first boot",
+        )
+    if ok:
         g.send("unplug")
         ok = check(
             g.wait("vivid reloaded", lambda ls: index_of(ls, "BOARD: vivid reloaded") is not None, 90), "no reload"
