@@ -22,7 +22,8 @@
 //! the parent prints the measurements in order, one JSON line on stdout.
 //!
 //! Stages (one rep each): `decode` (the MJPEG frame into RGB), `detect` (letterbox, network,
-//! decoding, NMS), `align` (every face of the input), `classify` (every face), `track` (one
+//! decoding, NMS), `window` (track-guided detection's window search around every face of the
+//! input: the window detector on a crop), `align` (every face of the input), `classify` (every face), `track` (one
 //! tracker update), `draw` (the overlay composed into a canvas, as the framebuffer display does),
 //! `report` (every face's JSON line into a discarding sink) and `frame` (one frame of the
 //! shipped loop: decode, every `detect_every`-th frame detect + align + classify + track, draw,
@@ -55,7 +56,8 @@ use agegender::capture::{Frame, PixelFormat};
 use agegender::classify::Attributes;
 use agegender::config::Config;
 use agegender::decode::Decoder;
-use agegender::detect::Detection;
+use agegender::detect::blazeface::BlazeFace;
+use agegender::detect::{Detection, Window};
 use agegender::display::png::annotate_into;
 use agegender::display::Display;
 use agegender::pipeline::{self, FaceClassifier, LoopOptions, Perception, Pipeline};
@@ -243,11 +245,14 @@ struct Stages {
     /// The shipped loop itself on the `drift` input (`loop`), and with `--alt-model` (`loop-alt`).
     drift: Option<Pipeline>,
     drift_alt: Option<Pipeline>,
+    /// Track-guided detection's window detector (`window`), when the measurements name it.
+    window: Option<BlazeFace>,
 }
 
-const STAGES: [&str; 12] = [
+const STAGES: [&str; 13] = [
     "decode",
     "detect",
+    "window",
     "align",
     "classify",
     "track",
@@ -275,6 +280,14 @@ impl Stages {
                 .perception
                 .detector
                 .detect(&input.rgb, &mut self.dets)?,
+            "window" => {
+                let w = self.window.as_mut().context("no window detector")?;
+                for d in &input.dets {
+                    let window =
+                        Window::around(&d.bbox, pipeline::WINDOW_SCALE, pipeline::WINDOW_MIN_SIDE);
+                    w.detect_window(&input.rgb, window, &mut self.dets)?;
+                }
+            }
             "align" => {
                 for d in &input.dets {
                     align_into(&input.rgb, &d.landmarks, INPUT_SIZE, &mut self.tensor)?;
@@ -415,6 +428,18 @@ fn main() -> anyhow::Result<()> {
         })
     };
     let alt = load_alt()?;
+    // Track-guided detection's window detector, as `agegender run` loads it.
+    let load_window = || {
+        let path = cfg
+            .window_detector
+            .clone()
+            .unwrap_or_else(|| agegender::config::DEFAULT_WINDOW_DETECTOR.into());
+        pipeline::load_window_detector(&path, &cfg)
+    };
+    let window = match measures.iter().any(|m| m.1 == "window") {
+        true => Some(load_window()?),
+        false => None,
+    };
     // The `loop` stages' own detector and classifier (their Pipeline owns its Perception).
     let drift_perception = |alt: bool| -> anyhow::Result<Option<Perception>> {
         let stage = if alt { "loop-alt" } else { "loop" };
@@ -428,6 +453,9 @@ fn main() -> anyhow::Result<()> {
         let det = pipeline::load_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
         let mut p = Perception::new(det, cls, cfg.max_faces);
         p.set_closeup_margin(cfg.closeup_margin);
+        if cfg.full_detect_interval_s > 0.0 {
+            p.set_window_detector(load_window()?);
+        }
         Ok(Some(p))
     };
     let drift_main = drift_perception(false)?;
@@ -447,6 +475,7 @@ fn main() -> anyhow::Result<()> {
         alt,
         drift: None,
         drift_alt: None,
+        window,
     };
 
     let crew_path = Path::new("tests/fixtures/demo/crew.jpg");

@@ -20,6 +20,12 @@ pub const DEFAULT_MOTION_THRESHOLD: f32 = 0.005;
 pub const DEFAULT_DETECT_MAX_INTERVAL_S: f32 = 1.0;
 /// The face detector used when neither `--detector` nor `detector = ...` is given.
 pub const DEFAULT_DETECTOR: &str = "models/detector/blazeface_back_256.onnx";
+/// The window detector of track-guided detection (`window_detector`), beside the default one.
+pub const DEFAULT_WINDOW_DETECTOR: &str = "models/detector/blazeface_front_128.onnx";
+/// Track-guided detection (`full_detect_interval_s`): chosen by measurement on the replay
+/// streams (`scripts/bench/motion.py`) and the board's instruction counts (README "Detect only
+/// where it is needed").
+pub const DEFAULT_FULL_DETECT_INTERVAL_S: f32 = 1.0;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -145,6 +151,14 @@ pub struct Config {
     pub motion_threshold: f32,
     /// With motion gating on, detect at least this often (seconds) even in a still scene.
     pub detect_max_interval_s: f32,
+    /// Track-guided detection: a frame due for detection while faces are tracked searches only
+    /// a window around each of them with `window_detector`, as long as the last whole-frame
+    /// detection is younger than this (seconds) and nothing moved outside the windows; a face
+    /// a window lost, a close-up or more than three faces bring the whole frame back. 0: every
+    /// detection is of the whole frame.
+    pub full_detect_interval_s: f32,
+    /// The window search's detector: a BlazeFace ONNX (the 128×128 front model by default).
+    pub window_detector: Option<PathBuf>,
     /// Threads tract's matrix products may use (1: all inference on the frame-loop thread).
     pub threads: usize,
     /// A hardware watchdog device (`/dev/watchdog`) fed while the frame loop runs, so a hung
@@ -212,6 +226,8 @@ impl Default for Config {
             detect_every: 1,
             motion_threshold: DEFAULT_MOTION_THRESHOLD,
             detect_max_interval_s: DEFAULT_DETECT_MAX_INTERVAL_S,
+            full_detect_interval_s: DEFAULT_FULL_DETECT_INTERVAL_S,
+            window_detector: None,
             threads: 1,
             watchdog_device: None,
             watchdog_timeout_s: 15,
@@ -393,6 +409,17 @@ impl Config {
                 ),
             ));
         }
+        if !(self.full_detect_interval_s.is_finite()
+            && (0.0..=3600.0).contains(&self.full_detect_interval_s))
+        {
+            return Err((
+                "full_detect_interval_s",
+                format!(
+                    "{} is not a number of seconds in [0, 3600] (0: off)",
+                    self.full_detect_interval_s
+                ),
+            ));
+        }
         if !(1..=3600).contains(&self.watchdog_timeout_s) {
             return Err((
                 "watchdog_timeout_s",
@@ -494,6 +521,7 @@ impl Config {
 pub enum ModelKind {
     Classifier,
     Detector,
+    WindowDetector,
 }
 
 impl ModelKind {
@@ -501,12 +529,14 @@ impl ModelKind {
         match self {
             ModelKind::Classifier => "--model",
             ModelKind::Detector => "--detector",
+            ModelKind::WindowDetector => "--window-detector",
         }
     }
     fn default_path(self) -> &'static str {
         match self {
             ModelKind::Classifier => DEFAULT_MODEL,
             ModelKind::Detector => DEFAULT_DETECTOR,
+            ModelKind::WindowDetector => DEFAULT_WINDOW_DETECTOR,
         }
     }
 }
@@ -568,6 +598,7 @@ fn kind_name(kind: ModelKind) -> &'static str {
     match kind {
         ModelKind::Classifier => "model",
         ModelKind::Detector => "detector",
+        ModelKind::WindowDetector => "window detector",
     }
 }
 

@@ -62,6 +62,10 @@ struct CommonArgs {
     /// Face detector ONNX [default: models/detector/blazeface_back_256.onnx].
     #[arg(long, value_name = "PATH")]
     detector: Option<PathBuf>,
+    /// The window search's detector of track-guided detection, a BlazeFace ONNX [default:
+    /// models/detector/blazeface_front_128.onnx].
+    #[arg(long, value_name = "PATH")]
+    window_detector: Option<PathBuf>,
     /// Minimum detector score for a face (0..1).
     #[arg(long, value_name = "P")]
     score_threshold: Option<f32>,
@@ -151,6 +155,10 @@ struct RunArgs {
     /// With motion gating on, detect at least this often even in a still scene [default: 1].
     #[arg(long, value_name = "SECONDS")]
     detect_max_interval: Option<f32>,
+    /// Track-guided detection: between whole-frame detections at most this far apart, search
+    /// only windows around the tracked faces (0: always the whole frame) [default: 1].
+    #[arg(long, value_name = "SECONDS")]
+    full_detect_interval: Option<f32>,
     /// Feed this hardware watchdog (/dev/watchdog) while the frame loop runs: a hung loop
     /// resets the board.
     #[arg(long, value_name = "PATH")]
@@ -362,6 +370,9 @@ struct BenchArgs {
     /// Longest time without a detection with motion gating on (as `run`).
     #[arg(long, value_name = "SECONDS")]
     detect_max_interval: Option<f32>,
+    /// Whole-frame detections at most this far apart with track-guided detection (as `run`).
+    #[arg(long, value_name = "SECONDS")]
+    full_detect_interval: Option<f32>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -494,6 +505,9 @@ fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
     if c.detector.is_some() {
         cfg.detector = c.detector.clone();
     }
+    if c.window_detector.is_some() {
+        cfg.window_detector = c.window_detector.clone();
+    }
     set(&mut cfg.score_threshold, c.score_threshold);
     set(&mut cfg.nms_iou, c.nms_iou);
     set(&mut cfg.max_faces, c.max_faces);
@@ -550,8 +564,9 @@ fn load_classifier(cfg: &Config) -> Result<(Classifier, FormChoice), Fail> {
     Ok((classifier, choice))
 }
 
-/// Load the detector and classifier the config names; errors are model errors (exit 3).
-fn load_perception(cfg: &Config) -> Result<(Perception, FormChoice), Fail> {
+/// Load the detector and classifier the config names, and for the frame loop (`live`) the
+/// window detector of track-guided detection when it is on; errors are model errors (exit 3).
+fn load_perception(cfg: &Config, live: bool) -> Result<(Perception, FormChoice), Fail> {
     let det_path =
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
     agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
@@ -559,6 +574,12 @@ fn load_perception(cfg: &Config) -> Result<(Perception, FormChoice), Fail> {
     let (classifier, choice) = load_classifier(cfg)?;
     let mut perception = Perception::new(detector, Box::new(classifier), cfg.max_faces);
     perception.set_closeup_margin(cfg.closeup_margin);
+    if live && cfg.full_detect_interval_s > 0.0 {
+        let path = resolve_model_path(cfg.window_detector.as_deref(), ModelKind::WindowDetector)
+            .map_err(Fail::Model)?;
+        let window = pipeline::load_window_detector(&path, cfg).map_err(Fail::Model)?;
+        perception.set_window_detector(window);
+    }
     Ok((perception, choice))
 }
 
@@ -579,6 +600,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.detect_every, a.detect_every);
     set(&mut cfg.motion_threshold, a.motion_threshold);
     set(&mut cfg.detect_max_interval_s, a.detect_max_interval);
+    set(&mut cfg.full_detect_interval_s, a.full_detect_interval);
     if a.watchdog_device.is_some() {
         cfg.watchdog_device = a.watchdog_device;
     }
@@ -594,7 +616,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     a.mqtt.apply(&mut cfg);
     check(&cfg)?;
 
-    let (perception, form) = load_perception(&cfg)?;
+    let (perception, form) = load_perception(&cfg, true)?;
     // From here on the frame loop asks for the same blocks every frame: keep them. (Not for
     // `image` and `eval`, whose pictures may all differ in size.)
     agegender::heap::start_pooling();
@@ -684,7 +706,7 @@ fn png_name(input: &Path, used: &mut HashSet<String>) -> String {
 fn cmd_image(a: ImageArgs) -> Result<ExitCode, Fail> {
     let cfg = base_config(&a.common)?;
     check(&cfg)?;
-    let (mut perception, _) = load_perception(&cfg)?;
+    let (mut perception, _) = load_perception(&cfg, false)?;
     std::fs::create_dir_all(&a.out).map_err(|e| {
         Fail::Runtime(anyhow::anyhow!(
             "cannot create output directory {}: {e}",
@@ -757,7 +779,7 @@ fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
                 a.fps
             )));
         }
-        let (perception, _) = load_perception(&cfg)?;
+        let (perception, _) = load_perception(&cfg, true)?;
         let opts = agegender::eval_seq::SeqOptions {
             only: only.as_ref(),
             limit: a.limit.unwrap_or(300),
@@ -826,6 +848,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.detect_every, a.detect_every);
     set(&mut cfg.motion_threshold, a.motion_threshold);
     set(&mut cfg.detect_max_interval_s, a.detect_max_interval);
+    set(&mut cfg.full_detect_interval_s, a.full_detect_interval);
     a.mqtt.apply(&mut cfg);
     check(&cfg)?;
     if cfg.source.starts_with("/dev/") || cfg.source.starts_with("v4l2:") {
@@ -834,7 +857,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
             cfg.source
         )));
     }
-    let (perception, form) = load_perception(&cfg)?;
+    let (perception, form) = load_perception(&cfg, true)?;
     agegender::heap::start_pooling(); // as `run` does
     let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
     let (w, h) = source.frame_size();

@@ -118,6 +118,36 @@ impl LumaGrid {
         }
     }
 
+    /// [`LumaGrid::changed_fraction`] counting only the cells whose centre lies outside every
+    /// box of `boxes` (`[x0, y0, x1, y1]`, frame pixels), still as a fraction of all cells:
+    /// whether anything moved away from the faces already tracked (someone coming in).
+    pub fn changed_fraction_outside(&self, other: &LumaGrid, boxes: &[[f32; 4]]) -> f32 {
+        if self.cells.len() != other.cells.len()
+            || self.width != other.width
+            || self.height != other.height
+            || self.cells.is_empty()
+        {
+            return 1.0;
+        }
+        let cw = (self.width / GRID_W).max(1) as f32;
+        let ch = (self.height / GRID_H).max(1) as f32;
+        let mut changed = 0usize;
+        for (i, (a, b)) in self.cells.iter().zip(&other.cells).enumerate() {
+            if a.abs_diff(*b) <= CELL_NOISE {
+                continue;
+            }
+            let x = ((i % self.cols) as f32 + 0.5) * cw;
+            let y = ((i / self.cols) as f32 + 0.5) * ch;
+            if !boxes
+                .iter()
+                .any(|b| x >= b[0] && x < b[2] && y >= b[1] && y < b[3])
+            {
+                changed += 1;
+            }
+        }
+        changed as f32 / self.cells.len() as f32
+    }
+
     /// Fraction of cells whose mean differs from `other`'s by more than [`CELL_NOISE`]; 1 when
     /// the two grids are of different frame sizes.
     pub fn changed_fraction(&self, other: &LumaGrid) -> f32 {
@@ -186,6 +216,18 @@ impl MotionGate {
         // millisecond short of the interval counts as the interval.
         self.last_change > self.cfg.threshold
             || now_ms.saturating_sub(last) + 1 >= self.cfg.max_interval_ms
+    }
+
+    /// Whether the frame last given to [`MotionGate::should_detect`] changed, outside `boxes`,
+    /// by more than the threshold since the last detection (always false with the gate off:
+    /// it measures nothing then).
+    pub fn changed_outside(&self, boxes: &[[f32; 4]]) -> bool {
+        self.cfg.enabled()
+            && self.last_detect_ms.is_some()
+            && self
+                .current
+                .changed_fraction_outside(&self.reference, boxes)
+                > self.cfg.threshold
     }
 
     /// Forget the reference: the next frame due for detection is detected (the camera came

@@ -24,7 +24,8 @@ use crate::capture::{CaptureError, FrameSource};
 use crate::classify::Attributes;
 use crate::config::Config;
 use crate::decode::Decoder;
-use crate::detect::{Detection, FaceDetector};
+use crate::detect::blazeface::BlazeFace;
+use crate::detect::{Detection, FaceDetector, Window};
 use crate::display::png::{NullDisplay, PngDisplay};
 use crate::display::Display;
 use crate::motion::{MotionConfig, MotionGate};
@@ -107,7 +108,25 @@ pub struct Perception {
     views: Vec<Option<View>>,
     /// Classifier runs so far.
     pub classifier_calls: u64,
+    /// Track-guided detection's window detector and its output (preallocated); `None`: off.
+    window_detector: Option<(BlazeFace, Vec<Detection>)>,
+    /// Whether a window of the latest [`Perception::run_tracked`] lost its face.
+    pub window_lost: bool,
 }
+
+/// A window search looks at a square this many times the tracked face's side, centred on it:
+/// the face fills 40% of the window, as in the front camera's pictures the 128×128 model was
+/// made for, and may move 0.75 of its side between two detections and stay inside.
+pub const WINDOW_SCALE: f32 = 2.5;
+/// The smallest window (frame pixels): a small face is searched at no more than 2× enlarged.
+pub const WINDOW_MIN_SIDE: f32 = 64.0;
+/// Window searches per frame at most: each costs about a fifth of a whole-frame detection on
+/// the Cortex-A72 (scripts/bench/arm-cost: 47 M against 220 M instructions), so with more
+/// tracked faces the whole frame is cheaper.
+pub const MAX_WINDOWS: usize = 3;
+
+/// Two boxes of two detector passes overlapping more than this are the same face.
+const SAME_FACE_IOU: f32 = 0.3;
 
 /// A face this large (box side ≥ this fraction of the frame's shorter side) is a close-up.
 pub const CLOSEUP_SIDE: f32 = 0.5;
@@ -146,7 +165,51 @@ impl Perception {
             closeups: Vec::with_capacity(256),
             views: Vec::with_capacity(max_faces),
             classifier_calls: 0,
+            window_detector: None,
+            window_lost: false,
         }
+    }
+
+    /// Track-guided detection's window detector (a BlazeFace model; the 128×128 front one is
+    /// the cheap one): [`Perception::run_tracked`] with `windows` searches around the tracked
+    /// faces with it.
+    pub fn set_window_detector(&mut self, detector: BlazeFace) {
+        self.window_detector = Some((detector, Vec::with_capacity(crate::detect::MAX_CANDIDATES)));
+    }
+
+    pub fn has_window_detector(&self) -> bool {
+        self.window_detector.is_some()
+    }
+
+    /// Detect into `self.detections` only in a window around each of `faces`
+    /// ([`Window::around`]): per window the found face that overlaps the tracked box most, and
+    /// none if none overlaps it (then [`Perception::window_lost`] is set). No allocation.
+    fn detect_windows(&mut self, image: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()> {
+        self.detections.clear();
+        self.window_lost = false;
+        let Some((detector, found)) = self.window_detector.as_mut() else {
+            anyhow::bail!("window search without a window detector");
+        };
+        for f in faces {
+            let tracked = f.detection.bbox;
+            detector.detect_window(
+                image,
+                Window::around(&tracked, WINDOW_SCALE, WINDOW_MIN_SIDE),
+                found,
+            )?;
+            let best = found
+                .iter()
+                .map(|d| (crate::detect::iou(&d.bbox, &tracked), d))
+                .filter(|(o, _)| *o > 0.0)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match best {
+                Some((_, d)) => self.detections.push(*d),
+                None => self.window_lost = true,
+            }
+        }
+        // two windows that found the same face give it once
+        crate::detect::nms(&mut self.detections, SAME_FACE_IOU);
+        Ok(())
     }
 
     /// The context band for close-ups (`closeup_margin`; 0 turns the second pass off).
@@ -170,7 +233,6 @@ impl Perception {
         }
         self.detector
             .detect_with_margin(image, self.closeup_margin, &mut self.closeups)?;
-        const SAME_FACE_IOU: f32 = 0.3;
         let closeups = &mut self.closeups;
         self.detections.retain(|d| {
             let twin = closeups
@@ -190,21 +252,29 @@ impl Perception {
         Ok(())
     }
 
-    /// The frame loop's perception: detect (best `max_faces` by score), match the faces to
-    /// `tracker`'s tracks, align each, and classify only those the tracker wants a view of
-    /// ([`Tracker::wants_view`], given the view's [`crate::quality::view_quality`]); then
-    /// update the tracker (frame `frame` at `now_ms`) and return its faces. No allocation in
-    /// our code. A face whose landmarks cannot be aligned gets no view.
+    /// The frame loop's perception: detect (best `max_faces` by score) in the whole frame, or
+    /// with `windows` only around the faces `tracker` saw last ([`Perception::detect_windows`]),
+    /// match the faces to `tracker`'s tracks, align each, and classify only those the tracker
+    /// wants a view of ([`Tracker::wants_view`], given the view's
+    /// [`crate::quality::view_quality`]); then update the tracker (frame `frame` at `now_ms`)
+    /// and return its faces. No allocation in our code. A face whose landmarks cannot be
+    /// aligned gets no view.
     pub fn run_tracked<'t>(
         &mut self,
         image: &RgbImage,
         tracker: &'t mut Tracker,
         frame: u64,
         now_ms: u64,
+        windows: bool,
         probe: &mut dyn FnMut(Stage),
     ) -> anyhow::Result<&'t [TrackedFace]> {
         probe(Stage::Detect);
-        self.detect(image, false)?;
+        if windows {
+            self.detect_windows(image, tracker.faces())?;
+        } else {
+            self.window_lost = false;
+            self.detect(image, false)?;
+        }
         self.detections
             .sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
         self.kept.clear();
@@ -348,6 +418,9 @@ pub struct LoopOptions {
     pub tracker: TrackerConfig,
     pub visits: VisitConfig,
     pub motion: MotionConfig,
+    /// Track-guided detection: whole-frame detections at most this far apart (ms) while the
+    /// tracked faces are searched in windows between them; 0: off.
+    pub full_detect_interval_ms: u64,
 }
 
 impl LoopOptions {
@@ -361,6 +434,7 @@ impl LoopOptions {
             tracker: TrackerConfig::from_config(c),
             visits: VisitConfig::from_config(c),
             motion: MotionConfig::from_config(c),
+            full_detect_interval_ms: (c.full_detect_interval_s as f64 * 1000.0).round() as u64,
         }
     }
 }
@@ -416,6 +490,11 @@ pub struct Pipeline {
     clock_origin_ms: u64,
     /// Time of the latest frame (ms): the source's clock where it has one, else arrival.
     now_ms: u64,
+    /// Time of the latest whole-frame detection (track-guided detection); `None`: none yet,
+    /// or one is due (a window lost its face, the camera came back).
+    last_full_ms: Option<u64>,
+    /// The windows a window search would look at this frame (preallocated).
+    window_boxes: Vec<[f32; 4]>,
 }
 
 impl Pipeline {
@@ -452,6 +531,8 @@ impl Pipeline {
             motion: MotionGate::new(opts.motion, w, h),
             clock_origin_ms: unix_ms(),
             now_ms: 0,
+            last_full_ms: None,
+            window_boxes: Vec::with_capacity(MAX_WINDOWS),
             opts,
         }
     }
@@ -625,16 +706,27 @@ impl Pipeline {
         }
         if detect_now {
             self.status.detections += 1;
+            let windows = self.window_search_fits();
+            if windows {
+                self.status.window_detections += 1;
+            }
             let run = self.perception.run_tracked(
                 &self.frame,
                 &mut self.tracker,
                 frame_no,
                 self.now_ms,
+                windows,
                 probe,
             );
             self.status.classifier_calls = self.perception.classifier_calls;
             match run {
                 Ok(faces) => {
+                    if !windows {
+                        self.last_full_ms = Some(self.now_ms);
+                    } else if self.perception.window_lost {
+                        // a face left its window: the next detection looks at everything
+                        self.last_full_ms = None;
+                    }
                     self.motion.detected(self.now_ms);
                     self.faces.clear();
                     self.faces.extend_from_slice(faces);
@@ -694,6 +786,37 @@ impl Pipeline {
         })
     }
 
+    /// Whether this frame's detection may search only windows around the tracked faces
+    /// (track-guided detection): a window detector is loaded, a whole-frame detection happened
+    /// less than `full_detect_interval_ms` ago and no window lost its face since, one to
+    /// [`MAX_WINDOWS`] faces are tracked, none is a close-up (the whole frame's second pass
+    /// with context serves those), and the motion gate saw nothing change outside the windows
+    /// (someone coming in). Allocates nothing.
+    fn window_search_fits(&mut self) -> bool {
+        let interval = self.opts.full_detect_interval_ms;
+        let faces = self.tracker.faces();
+        let fresh =
+            matches!(self.last_full_ms, Some(t) if self.now_ms.saturating_sub(t) < interval);
+        if interval == 0
+            || !self.perception.has_window_detector()
+            || !fresh
+            || faces.is_empty()
+            || faces.len() > MAX_WINDOWS
+        {
+            return false;
+        }
+        let (w, h) = (self.frame.width, self.frame.height);
+        self.window_boxes.clear();
+        for f in faces {
+            if is_closeup(&f.detection, w, h) {
+                return false;
+            }
+            let window = Window::around(&f.detection.bbox, WINDOW_SCALE, WINDOW_MIN_SIDE);
+            self.window_boxes.push(window.bbox());
+        }
+        !self.motion.changed_outside(&self.window_boxes)
+    }
+
     /// Emit a status line now (fps since the previous one).
     pub fn write_status(&mut self) -> anyhow::Result<()> {
         let now = Instant::now();
@@ -727,6 +850,7 @@ impl Pipeline {
         self.faces.clear();
         // no faces now: the first frame after the camera returns is detected, changed or not
         self.motion.reset();
+        self.last_full_ms = None;
         self.write_status()?;
         self.reporter.flush()?;
         let mut wait = Duration::from_millis(500);
@@ -865,6 +989,18 @@ pub fn load_detector(path: &Path, cfg: &Config) -> anyhow::Result<Box<dyn FaceDe
         max_faces: cfg.max_faces,
     };
     crate::detect::load_detector(path, dc)
+}
+
+/// Load the window detector of track-guided detection at `path`: a BlazeFace model (the
+/// 128×128 front one is the cheap one), with the config's score threshold.
+pub fn load_window_detector(path: &Path, cfg: &Config) -> anyhow::Result<BlazeFace> {
+    let dc = crate::detect::DetectorConfig {
+        score_threshold: cfg.score_threshold,
+        nms_iou: cfg.nms_iou,
+        max_faces: 4,
+    };
+    BlazeFace::load(path, dc)
+        .map_err(|e| anyhow::anyhow!("window_detector / --window-detector: {e:#}"))
 }
 
 /// Load the age/gender classifier at `path`.

@@ -158,6 +158,9 @@ pub struct Status {
     pub inference_errors: u64,
     /// Frames the detector ran on.
     pub detections: u64,
+    /// Of those, the ones searched only in windows around the tracked faces (track-guided
+    /// detection, `full_detect_interval_s`).
+    pub window_detections: u64,
     /// Frames due for detection (`detect_every`) on which motion gating skipped the detector
     /// (the scene had not changed; the last faces were reported again).
     pub detect_skipped: u64,

@@ -17,17 +17,6 @@ use agegender::rgb::RgbImage;
 
 const FPS: f32 = 30.0;
 
-/// `frame` with ±`amp` levels of noise that differs per `seed`, as a JPEG.
-fn noisy_jpeg(frame: &RgbImage, amp: u64, seed: u64) -> Vec<u8> {
-    let mut f = frame.clone();
-    let mut s = seed;
-    for p in f.data.iter_mut() {
-        let r = (common::splitmix64(&mut s) % (2 * amp + 1)) as i32 - amp as i32;
-        *p = (*p as i32 + r).clamp(0, 255) as u8;
-    }
-    common::encode_jpeg(&f, 90)
-}
-
 fn pipeline(stream: Vec<u8>, cfg: &Config, log: &Path) -> Pipeline {
     let source =
         MjpegFileSource::from_bytes(Path::new("motion.mjpeg"), stream, FPS, false).unwrap();
@@ -74,7 +63,7 @@ fn still_scene_skips_the_detector_but_reports_every_frame() {
     let n = 75u64; // 2.5 s at 30 fps
     let mut stream = Vec::new();
     for i in 0..n {
-        stream.extend_from_slice(&noisy_jpeg(&still, 3, i + 1));
+        stream.extend_from_slice(&common::noisy_jpeg(&still, 3, i + 1));
     }
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("still.jsonl");
@@ -126,7 +115,7 @@ fn still_scene_skips_the_detector_but_reports_every_frame() {
     let log = tmp.path().join("every.jsonl");
     let mut stream = Vec::new();
     for i in 0..n {
-        stream.extend_from_slice(&noisy_jpeg(&still, 3, i + 1));
+        stream.extend_from_slice(&common::noisy_jpeg(&still, 3, i + 1));
     }
     let cfg = Config {
         motion_threshold: 0.0,
@@ -156,7 +145,7 @@ fn a_face_entering_is_found_at_once_and_gone_when_it_leaves() {
             boxes.push(None);
             empty.clone()
         };
-        stream.extend_from_slice(&noisy_jpeg(&frame, 3, i + 1));
+        stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i + 1));
     }
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("enter.jsonl");

@@ -25,7 +25,8 @@ the same numbers. The guest sees the board's /proc/cpuinfo (Pi 4 for cortex-a72,
 cortex-a76; tract reads its CPU part and its fp16 flag there), through a sysroot per CPU model under
 target/arm-cost/; the binary runs as ./arm_cost in target/arm-cost/run (links to it and to board/,
 models/, tests/), so neither the checkout's path nor the build's changes a count.
-Per frame unless said: `align` and `classify` are divided by the faces of the input; `frame` is one
+Per frame unless said: `window` (track-guided detection's search of a window around a face with the
+128x128 front model), `align` and `classify` are divided by the faces of the input; `frame` is one
 frame of the shipped loop configured by board/config.toml (detect_every, max_faces, thresholds),
 averaged over N = detect_every frames (decode; detection every detect_every-th frame with align,
 classify and track; draw; report), with the int8 classifier or (rows "f32", "f16") the f32 file as
@@ -53,8 +54,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = "aarch64-unknown-linux-gnu"
-STAGES = ["decode", "detect", "align", "classify", "track", "draw", "report", "frame"]
-PER_FACE = {"align", "classify"}
+STAGES = ["decode", "detect", "window", "align", "classify", "track", "draw", "report", "frame"]
+PER_FACE = {"window", "align", "classify"}
 FACES = {"one": 1, "four": 4, "none": 0, "drift": 1}
 # `loop` on `drift`: whole cycles of the example's swaying face (DRIFT_FRAMES in examples/arm_cost.rs)
 DRIFT_CYCLE = 64
@@ -308,6 +309,7 @@ def table(m, cpus):
     rows = [
         ("decode (640x480 MJPEG)", "int8", "decode", "frame"),
         ("detect (BlazeFace back 256)", "int8", "detect", "frame"),
+        ("window search (front 128), per face", "int8", "window", "face"),
         ("align, per face", "int8", "align", "face"),
         ("classify int8, per face", "int8", "classify", "face"),
         ("classify f32, per face", "f32", "classify", "face"),

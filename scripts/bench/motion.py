@@ -1,15 +1,19 @@
-"""Motion gating (issue 16): recall and false boxes against every-frame detection.
+"""Motion gating and track-guided detection (issue 16): recall and false boxes against
+every-frame detection.
 
 For each replay stream (streams.py: 1 and 4 moving faces, 2 still faces, 2 faces that enter and
 leave one at a time; 640x480, cached) `agegender run` replays the stream at --fps (its clock is
 the stream's, so the forced refresh `detect_max_interval_s` is deterministic) once with the gate
 off and detection on every frame (the reference), then once per (motion_threshold,
-detect_max_interval_s) pair. For every frame, the boxes a gated run reports (its face lines) are
-matched to the reference run's boxes of that frame, greedily by IoU >= 0.5:
+detect_max_interval_s, full_detect_interval_s) triple (the last: track-guided detection, windows
+around the tracked faces through the 128x128 front model between whole-frame detections; 0: off).
+For every frame, the boxes a gated run reports (its face lines) are matched to the reference
+run's boxes of that frame, greedily by IoU >= 0.5:
 
   recall       matched reference boxes / reference boxes (percent)
   false boxes  reported boxes that match no reference box of their frame
-  det/frame    detector runs per frame (the status line's `detections` / `frames`)
+  det/frame    detector runs per frame (the status line's `detections` / `frames`), and in
+               brackets those that searched only windows (`window_detections` / `frames`)
 
 Run from the repository root after `cargo build --release --locked`:
 
@@ -38,6 +42,7 @@ sys.path.insert(0, str(HERE))
 import streams  # noqa: E402
 
 DETECTOR = REPO / "models/detector/blazeface_back_256.onnx"
+WINDOW_DETECTOR = REPO / "models/detector/blazeface_front_128.onnx"
 CLASSIFIER = REPO / "models/agegender_int8.onnx"
 # (label, faces, kind)
 STREAMS = (
@@ -57,7 +62,9 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def run(binary: Path, stream: Path, frames: int, fps: float, threshold: float, interval: float, every: int) -> dict:
+def run(
+    binary: Path, stream: Path, frames: int, fps: float, threshold: float, interval: float, every: int, full: float
+) -> dict:
     """One `agegender run`: per frame the reported boxes, and the last status line."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.jsonl"
@@ -82,6 +89,10 @@ def run(binary: Path, stream: Path, frames: int, fps: float, threshold: float, i
             str(threshold),
             "--detect-max-interval",
             str(interval),
+            "--full-detect-interval",
+            str(full),
+            "--window-detector",
+            str(WINDOW_DETECTOR),
             "--model",
             str(CLASSIFIER),
             "--detector",
@@ -128,6 +139,7 @@ def compare(ref: dict, got: dict, frames: int) -> dict:
         "recall": round(100.0 * matched / n_ref, 2) if n_ref else 100.0,
         "false_boxes": false,
         "det_per_frame": round(st["detections"] / st["frames"], 3),
+        "window_per_frame": round(st.get("window_detections", 0) / st["frames"], 3),
         "detect_skipped": st.get("detect_skipped", 0),
     }
 
@@ -139,6 +151,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="chooses the faces and their motion")
     p.add_argument("--thresholds", default="0.001,0.002,0.005,0.01,0.02", help="motion_threshold values")
     p.add_argument("--intervals", default="1,2", help="detect_max_interval_s values")
+    p.add_argument(
+        "--full-intervals", default="0,1", help="full_detect_interval_s values (track-guided detection; 0: off)"
+    )
     p.add_argument("--detect-every", type=int, default=1, help="the gated runs' schedule (the reference: every frame)")
     p.add_argument("--jobs", type=int, default=3, help="runs at once (gated runs mostly wait for the replay clock)")
     p.add_argument("--bin", default=os.environ.get("AGEGENDER_BIN", str(REPO / "target/release/agegender")))
@@ -147,7 +162,7 @@ def main() -> None:
     binary = Path(args.bin)
     if not binary.is_file():
         raise SystemExit(f"motion: {binary} does not exist: build it with `cargo build --release --locked`")
-    for m in (DETECTOR, CLASSIFIER):
+    for m in (DETECTOR, WINDOW_DETECTOR, CLASSIFIER):
         if not m.is_file():
             raise SystemExit(f"motion: {m} is missing")
 
@@ -161,17 +176,23 @@ def main() -> None:
     cache = Path(args.cache)
     metas = {label: streams.stream(cache, source, n, args.frames, args.seed, kind) for label, n, kind in STREAMS}
 
-    # (motion_threshold, detect_max_interval_s, detect_every); the reference is always the
-    # detector on every frame, and with --detect-every N > 1 the schedule alone is a row too
+    # (motion_threshold, detect_max_interval_s, detect_every, full_detect_interval_s); the
+    # reference is always the whole frame through the detector on every frame, and with
+    # --detect-every N > 1 the schedule alone is a row too
     every = args.detect_every
-    reference = (0.0, 1.0, 1)
-    configs = [reference] if every == 1 else [reference, (0.0, 1.0, every)]
-    configs += [(float(t), float(i), every) for t in args.thresholds.split(",") for i in args.intervals.split(",")]
+    reference = (0.0, 1.0, 1, 0.0)
+    configs = [reference] if every == 1 else [reference, (0.0, 1.0, every, 0.0)]
+    configs += [
+        (float(t), float(i), every, float(f))
+        for f in args.full_intervals.split(",")
+        for t in args.thresholds.split(",")
+        for i in args.intervals.split(",")
+    ]
     jobs = [(label, cfg) for label in metas for cfg in configs]
     with ThreadPoolExecutor(args.jobs) as ex:
         outs = list(
             ex.map(
-                lambda j: run(binary, Path(metas[j[0]]["path"]), args.frames, args.fps, j[1][0], j[1][1], j[1][2]),
+                lambda j: run(binary, Path(metas[j[0]]["path"]), args.frames, args.fps, *j[1]),
                 jobs,
             )
         )
@@ -179,32 +200,42 @@ def main() -> None:
     res: dict = {"frames": args.frames, "fps": args.fps, "seed": args.seed, "detect_every": args.detect_every}
     res["streams"] = {label: {"path": Path(m["path"]).name, "in_view": m.get("in_view")} for label, m in metas.items()}
     rows = []
-    for t, i, e in configs:
-        row = {"motion_threshold": t, "detect_max_interval_s": i, "detect_every": e, "streams": {}}
+    for t, i, e, f in configs:
+        row = {
+            "motion_threshold": t,
+            "detect_max_interval_s": i,
+            "detect_every": e,
+            "full_detect_interval_s": f,
+            "streams": {},
+        }
         for label in metas:
-            row["streams"][label] = compare(runs[(label, reference)], runs[(label, (t, i, e))], args.frames)
+            row["streams"][label] = compare(runs[(label, reference)], runs[(label, (t, i, e, f))], args.frames)
         rows.append(row)
     res["rows"] = rows
 
     labels = list(metas)
     print(f"{args.frames} frames per stream at {args.fps:g} fps, detect_every {args.detect_every}, seed {args.seed}")
-    print("recall % / false boxes / detections per frame, against every-frame detection (IoU >= 0.5)\n")
     print(
-        "| detect_every | motion_threshold | detect_max_interval_s | "
+        "recall % / false boxes / detections per frame (of which window searches), against whole-frame "
+        "detection on every frame (IoU >= 0.5)\n"
+    )
+    print(
+        "| detect_every | motion_threshold | detect_max_interval_s | full_detect_interval_s | "
         + " | ".join(labels)
         + " | worst recall | all false |"
     )
-    print("|---|---|---|" + "---|" * len(labels) + "---|---|")
+    print("|---|---|---|---|" + "---|" * len(labels) + "---|---|")
     for row in rows:
         cells = [
-            f"{s['recall']:.1f} / {s['false_boxes']} / {s['det_per_frame']:.2f}"
+            f"{s['recall']:.1f} / {s['false_boxes']} / {s['det_per_frame']:.2f} ({s['window_per_frame']:.2f})"
             for s in (row["streams"][lb] for lb in labels)
         ]
         worst = min(row["streams"][lb]["recall"] for lb in labels)
         false = sum(row["streams"][lb]["false_boxes"] for lb in labels)
         off = "0 (off)" if row["motion_threshold"] == 0 else f"{row['motion_threshold']:g}"
+        full = "0 (off)" if row["full_detect_interval_s"] == 0 else f"{row['full_detect_interval_s']:g}"
         print(
-            f"| {row['detect_every']} | {off} | {row['detect_max_interval_s']:g} | "
+            f"| {row['detect_every']} | {off} | {row['detect_max_interval_s']:g} | {full} | "
             + " | ".join(cells)
             + f" | {worst:.1f} | {false} |"
         )

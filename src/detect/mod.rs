@@ -88,6 +88,36 @@ pub trait FaceDetector {
     ) -> anyhow::Result<()>;
 }
 
+/// A square of the frame that a window search ([`blazeface::BlazeFace::detect_window`]) looks
+/// at, in frame pixels; it may run past the frame's edges (that part is black, as letterbox
+/// padding is).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    pub x0: f32,
+    pub y0: f32,
+    pub side: f32,
+}
+
+impl Window {
+    /// The square of side `scale` × the face's side (the longer edge of `bbox`), at least
+    /// `min_side`, centred on the face.
+    pub fn around(bbox: &[f32; 4], scale: f32, min_side: f32) -> Window {
+        let face = (bbox[2] - bbox[0]).max(bbox[3] - bbox[1]);
+        let side = (scale * face).max(min_side);
+        let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
+        Window {
+            x0: cx - side / 2.0,
+            y0: cy - side / 2.0,
+            side,
+        }
+    }
+
+    /// As `[x0, y0, x1, y1]`.
+    pub fn bbox(&self) -> [f32; 4] {
+        [self.x0, self.y0, self.x0 + self.side, self.y0 + self.side]
+    }
+}
+
 /// Thresholds shared by both detectors.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DetectorConfig {
@@ -587,6 +617,17 @@ impl Letterbox {
             scale,
             off_x: (iw as f32 - w as f32 * scale) / 2.0,
             off_y: (ih as f32 - h as f32 * scale) / 2.0,
+        }
+    }
+
+    /// The square `w` of the frame scaled onto an `iw`×`iw` input (what lies outside the
+    /// frame is padding).
+    pub(crate) fn window(w: Window, iw: usize) -> Letterbox {
+        let scale = iw as f32 / w.side;
+        Letterbox {
+            scale,
+            off_x: -w.x0 * scale,
+            off_y: -w.y0 * scale,
         }
     }
 

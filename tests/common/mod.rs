@@ -210,6 +210,17 @@ pub fn face_frame(faces: &[(PathBuf, [u32; 4])], w: u32, h: u32) -> (Vec<u8>, Rg
     (encode_jpeg(&frame, 90), frame)
 }
 
+/// `frame` with ±`amp` levels of sensor-like noise that differs per `seed`, as a JPEG.
+pub fn noisy_jpeg(frame: &RgbImage, amp: u64, seed: u64) -> Vec<u8> {
+    let mut f = frame.clone();
+    let mut s = seed;
+    for p in f.data.iter_mut() {
+        let r = (splitmix64(&mut s) % (2 * amp + 1)) as i32 - amp as i32;
+        *p = (*p as i32 + r).clamp(0, 255) as u8;
+    }
+    encode_jpeg(&f, 90)
+}
+
 /// JPEG-encode an RGB image with the image crate.
 pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::new();
