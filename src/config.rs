@@ -154,8 +154,9 @@ pub struct Config {
     /// Track-guided detection: a frame due for detection while faces are tracked searches only
     /// a window around each of them with `window_detector`, as long as the last whole-frame
     /// detection is younger than this (seconds) and nothing moved outside the windows; a face
-    /// a window lost, a close-up or more than three faces bring the whole frame back. 0: every
-    /// detection is of the whole frame.
+    /// a window lost, a close-up or more than three faces bring the whole frame back. 0, or
+    /// motion gating off (`motion_threshold = 0`: nothing would notice a newcomer outside the
+    /// windows): every detection is of the whole frame.
     pub full_detect_interval_s: f32,
     /// The window search's detector: a BlazeFace ONNX (the 128×128 front model by default).
     pub window_detector: Option<PathBuf>,

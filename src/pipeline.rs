@@ -125,6 +125,9 @@ pub const WINDOW_MIN_SIDE: f32 = 64.0;
 /// tracked faces the whole frame is cheaper.
 pub const MAX_WINDOWS: usize = 3;
 
+/// Frames the status line's latency percentiles are taken over (the latest ones).
+pub const LATENCY_WINDOW: usize = 256;
+
 /// Two boxes of two detector passes overlapping more than this are the same face.
 const SAME_FACE_IOU: f32 = 0.3;
 
@@ -495,6 +498,11 @@ pub struct Pipeline {
     last_full_ms: Option<u64>,
     /// The windows a window search would look at this frame (preallocated).
     window_boxes: Vec<[f32; 4]>,
+    /// The latest frames' latencies (ms, a ring of [`LATENCY_WINDOW`]), how many were
+    /// recorded, and room to sort them for the status line's percentiles.
+    latencies: Box<[f32; LATENCY_WINDOW]>,
+    latencies_recorded: u64,
+    latencies_sorted: Box<[f32; LATENCY_WINDOW]>,
 }
 
 impl Pipeline {
@@ -533,6 +541,9 @@ impl Pipeline {
             now_ms: 0,
             last_full_ms: None,
             window_boxes: Vec::with_capacity(MAX_WINDOWS),
+            latencies: Box::new([0.0; LATENCY_WINDOW]),
+            latencies_recorded: 0,
+            latencies_sorted: Box::new([0.0; LATENCY_WINDOW]),
             opts,
         }
     }
@@ -779,6 +790,9 @@ impl Pipeline {
             self.write_status()?;
         }
         self.reporter.flush()?;
+        let latency_ms = arrived.elapsed().as_secs_f32() * 1000.0;
+        self.latencies[(self.latencies_recorded % LATENCY_WINDOW as u64) as usize] = latency_ms;
+        self.latencies_recorded += 1;
         probe(Stage::Done);
         Ok(StepOutcome::Frame {
             faces: self.faces.len(),
@@ -787,7 +801,8 @@ impl Pipeline {
     }
 
     /// Whether this frame's detection may search only windows around the tracked faces
-    /// (track-guided detection): a window detector is loaded, a whole-frame detection happened
+    /// (track-guided detection): the motion gate is on (it is what notices someone new
+    /// outside the windows), a window detector is loaded, a whole-frame detection happened
     /// less than `full_detect_interval_ms` ago and no window lost its face since, one to
     /// [`MAX_WINDOWS`] faces are tracked, none is a close-up (the whole frame's second pass
     /// with context serves those), and the motion gate saw nothing change outside the windows
@@ -798,6 +813,7 @@ impl Pipeline {
         let fresh =
             matches!(self.last_full_ms, Some(t) if self.now_ms.saturating_sub(t) < interval);
         if interval == 0
+            || !self.motion.config().enabled()
             || !self.perception.has_window_detector()
             || !fresh
             || faces.is_empty()
@@ -830,6 +846,16 @@ impl Pipeline {
         } else {
             0.0
         };
+        let n = self.latencies_recorded.min(LATENCY_WINDOW as u64) as usize;
+        if n > 0 {
+            let sorted = &mut self.latencies_sorted[..n];
+            sorted.copy_from_slice(&self.latencies[..n]);
+            sorted.sort_unstable_by(f32::total_cmp);
+            let q =
+                |p: f32| (sorted[((n - 1) as f32 * p).round() as usize] * 100.0).round() / 100.0;
+            self.status.latency_p50_ms = q(0.5);
+            self.status.latency_p95_ms = q(0.95);
+        }
         self.reporter.status(unix_ms(), &self.status)?;
         self.last_status_at = now;
         self.frames_at_last_status = self.status.frames;

@@ -146,6 +146,11 @@ pub struct Status {
     pub classifier_calls: u64,
     /// `classifier_calls` per frame taken, over the run.
     pub classifier_calls_per_frame: f32,
+    /// Time from a frame's arrival to its report lines flushed, over the last
+    /// [`crate::pipeline::LATENCY_WINDOW`] frames: median and 95th percentile (ms; 0 before
+    /// the first frame).
+    pub latency_p50_ms: f32,
+    pub latency_p95_ms: f32,
     /// Frames the source skipped (gaps in its sequence numbers).
     pub dropped_frames: u64,
     /// Frames that could not be decoded (skipped).

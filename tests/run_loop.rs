@@ -273,4 +273,19 @@ fn a_tracked_face_is_classified_far_less_than_once_per_detection() {
     assert!((1..=5).contains(&calls), "{calls} classifier calls: {last}");
     assert!((per_frame - calls as f64 / n as f64).abs() < 1e-4, "{last}");
     assert!(per_frame <= 0.25, "{last}");
+    // the latency percentiles of the frames: positive, ordered, and the p95 no more than the
+    // run's wall time per frame allows (30 fps replay: a frame is never later than its budget
+    // by seconds)
+    let (p50, p95) = (
+        last["latency_p50_ms"].as_f64().unwrap(),
+        last["latency_p95_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p95 && p95 < 2000.0, "{last}");
+    // the default track-guided detection: the face drifting half a pixel a frame is searched in
+    // its window between whole-frame detections (once a second, and when it moved elsewhere)
+    let (dets, windows) = (
+        last["detections"].as_u64().unwrap(),
+        last["window_detections"].as_u64().unwrap(),
+    );
+    assert!(windows > 0 && windows < dets, "{last}");
 }
