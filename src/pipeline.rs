@@ -125,6 +125,25 @@ pub const WINDOW_MIN_SIDE: f32 = 64.0;
 /// tracked faces the whole frame is cheaper.
 pub const MAX_WINDOWS: usize = 3;
 
+/// The part of a `frame_h`-tall frame a tracked face's person moves in: the face's search
+/// window widened to [`PERSON_WIDTH`] face sides, down to the frame's bottom (the body below
+/// the head). Motion there is the tracked person's own; motion elsewhere may be a newcomer.
+pub fn person_box(face: &Detection, frame_h: u32) -> [f32; 4] {
+    let w = Window::around(&face.bbox, WINDOW_SCALE, WINDOW_MIN_SIDE).bbox();
+    let side = crate::quality::face_side(face);
+    let cx = (face.bbox[0] + face.bbox[2]) / 2.0;
+    let half = PERSON_WIDTH * side / 2.0;
+    [
+        w[0].min(cx - half),
+        w[1],
+        w[2].max(cx + half),
+        w[3].max(frame_h as f32),
+    ]
+}
+
+/// A person's width in face sides (shoulders), for [`person_box`].
+pub const PERSON_WIDTH: f32 = 3.0;
+
 /// Frames the status line's latency percentiles are taken over (the latest ones).
 pub const LATENCY_WINDOW: usize = 256;
 
@@ -496,8 +515,8 @@ pub struct Pipeline {
     /// Time of the latest whole-frame detection (track-guided detection); `None`: none yet,
     /// or one is due (a window lost its face, the camera came back).
     last_full_ms: Option<u64>,
-    /// The windows a window search would look at this frame (preallocated).
-    window_boxes: Vec<[f32; 4]>,
+    /// Where the tracked people are this frame ([`person_box`]; preallocated).
+    person_boxes: Vec<[f32; 4]>,
     /// The latest frames' latencies (ms, a ring of [`LATENCY_WINDOW`]), how many were
     /// recorded, and room to sort them for the status line's percentiles.
     latencies: Box<[f32; LATENCY_WINDOW]>,
@@ -540,7 +559,7 @@ impl Pipeline {
             clock_origin_ms: unix_ms(),
             now_ms: 0,
             last_full_ms: None,
-            window_boxes: Vec::with_capacity(MAX_WINDOWS),
+            person_boxes: Vec::with_capacity(MAX_WINDOWS),
             latencies: Box::new([0.0; LATENCY_WINDOW]),
             latencies_recorded: 0,
             latencies_sorted: Box::new([0.0; LATENCY_WINDOW]),
@@ -802,11 +821,11 @@ impl Pipeline {
 
     /// Whether this frame's detection may search only windows around the tracked faces
     /// (track-guided detection): the motion gate is on (it is what notices someone new
-    /// outside the windows), a window detector is loaded, a whole-frame detection happened
+    /// away from the tracked people), a window detector is loaded, a whole-frame detection happened
     /// less than `full_detect_interval_ms` ago and no window lost its face since, one to
     /// [`MAX_WINDOWS`] faces are tracked, none is a close-up (the whole frame's second pass
-    /// with context serves those), and the motion gate saw nothing change outside the windows
-    /// (someone coming in). Allocates nothing.
+    /// with context serves those), and the motion gate saw nothing change away from the tracked
+    /// people ([`person_box`]: someone coming in). Allocates nothing.
     fn window_search_fits(&mut self) -> bool {
         let interval = self.opts.full_detect_interval_ms;
         let faces = self.tracker.faces();
@@ -822,15 +841,14 @@ impl Pipeline {
             return false;
         }
         let (w, h) = (self.frame.width, self.frame.height);
-        self.window_boxes.clear();
+        self.person_boxes.clear();
         for f in faces {
             if is_closeup(&f.detection, w, h) {
                 return false;
             }
-            let window = Window::around(&f.detection.bbox, WINDOW_SCALE, WINDOW_MIN_SIDE);
-            self.window_boxes.push(window.bbox());
+            self.person_boxes.push(person_box(&f.detection, h));
         }
-        !self.motion.changed_outside(&self.window_boxes)
+        !self.motion.changed_outside(&self.person_boxes)
     }
 
     /// Emit a status line now (fps since the previous one).

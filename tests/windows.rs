@@ -181,3 +181,46 @@ fn a_moving_face_is_followed_in_windows_and_a_newcomer_brings_the_whole_frame_ba
     assert!(per_frame_off[..arrives as usize].iter().all(|&f| f == 1));
     assert!(per_frame_off[arrives as usize..].iter().all(|&f| f == 2));
 }
+
+#[test]
+fn a_swaying_person_is_followed_in_windows_though_the_body_moves_too() {
+    // a face on a striped body 2.6 faces wide down to the frame's bottom, swaying 2 px a frame
+    // (the body moves outside the face's window: it is the person's own motion, not a newcomer)
+    let faces = common::utk_faces(1, 9);
+    let n = 64u32;
+    let mut stream = Vec::new();
+    for i in 0..n {
+        let x = 200 + if i < 32 { 2 * i } else { 2 * (64 - i) };
+        let (_, mut frame) =
+            common::face_frame(&[(faces[0].clone(), [x, 100, x + 110, 210])], 640, 480);
+        for y in 210..480u32 {
+            for bx in x.saturating_sub(88)..(x + 198).min(640) {
+                let stripe = if ((bx - x + 88) / 12 + y / 20) % 2 == 0 {
+                    40
+                } else {
+                    200
+                };
+                let i = ((y * 640 + bx) * 3) as usize;
+                frame.data[i..i + 3].copy_from_slice(&[stripe, stripe / 2, 90]);
+            }
+        }
+        stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
+    }
+    let cfg = Config {
+        detect_every: 1,
+        status_interval_s: 0.0,
+        ..Config::default()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = pipeline(stream, &cfg, &tmp.path().join("s.jsonl"), true);
+    let per_frame = run_all(&mut p);
+    assert!(per_frame.iter().all(|&f| f == 1), "{per_frame:?}");
+    let st = *p.status();
+    // whole frames: the first, and the refresh once a second (frames 0 and 30, maybe a third)
+    assert!(
+        st.detections - st.window_detections <= 3,
+        "{} whole-frame detections of {}",
+        st.detections - st.window_detections,
+        st.detections
+    );
+}

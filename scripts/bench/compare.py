@@ -11,7 +11,12 @@ Steps:
   4. `agegender bench --json` over each stream: the default configuration (what a board runs:
      the shipped board/config.toml, detection every 2nd frame), `--detect-every 1` (the Python
      pipeline's work) when the default differs, and the f32 classifier;
-  5. a table, then one JSON object as the last line of stdout.
+  5. real time: each pipeline replays each stream at the camera's rate (--realtime-fps, 30) for N
+     and 2N frames in child processes; the difference of the children's CPU time (user + system,
+     getrusage) over N / fps seconds of video is CPU seconds per second of video, start-up
+     (interpreter, model loading) cancelled out. Ours runs `agegender run` with the shipped
+     board/config.toml; the Python pipeline detects and classifies every frame, as before;
+  6. a table, then one JSON object as the last line of stdout.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -121,6 +127,27 @@ def run_python(stream: Path, frames: int, warmup: int, cfg: dict, what: str) -> 
     cmd += ["--score-threshold", str(cfg["score_threshold"]), "--nms-iou", str(cfg["nms_iou"])]
     cmd += ["--track-iou", str(cfg["track_iou"]), "--max-faces", str(cfg["max_faces"])]
     return run_child(cmd, what)
+
+
+def child_cpu_s(cmd: list[str], what: str) -> float:
+    """CPU seconds (user + system) a child process used; it must exit 0."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if r.returncode != 0:
+        raise SystemExit(f"compare: {what} failed (exit {r.returncode}): {' '.join(cmd)}\n{r.stderr.strip()[-2000:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def realtime(cmd_for, frames: int, fps: float, what: str) -> dict:
+    """CPU seconds per second of video at the camera's rate: `cmd_for(n)` replays n frames
+    paced at `fps`; runs of N and 2N frames, so start-up cancels out."""
+    t0 = time.perf_counter()
+    one, two = child_cpu_s(cmd_for(frames), what), child_cpu_s(cmd_for(2 * frames), what)
+    video_s = frames / fps
+    out = {"cpu_s_n": one, "cpu_s_2n": two, "video_s": video_s, "cpu_s_per_video_s": (two - one) / video_s}
+    log(f"{what}: {out['cpu_s_per_video_s']:.3f} CPU-s per video-s ({time.perf_counter() - t0:.0f} s)")
+    return out
 
 
 def first_frame_inputs(stream: Path, det) -> tuple[np.ndarray, np.ndarray]:
@@ -230,6 +257,10 @@ def table(res: dict) -> str:
         [(s and s.get("faces_per_frame"), p["faces_per_frame"], None) for s, _d, p in fps.values()],
         nd=2,
     )
+    rt = res.get("realtime", {})
+    cpu = [(rt.get(f"ours_{nf}"), rt.get(f"python_{nf}")) for nf in "14"]
+    cpu = [(o and o["cpu_s_per_video_s"], p and p["cpu_s_per_video_s"]) for o, p in cpu]
+    line(f"CPU-s per video-s, {rt.get('fps', 30):g} fps", [(o, p, ratio(o, p)) for o, p in cpu], nd=3)
     line(
         "peak RSS, MiB",
         [
@@ -309,9 +340,21 @@ def summary(res: dict) -> dict:
         "classifier_tract_over_ort_best": ratio(tract, best),
         "classifier_tract_over_ort_int8_committed": ratio(tract, cl.get("int8_committed", {}).get("median_ms")),
     }
+    rt = res.get("realtime", {})
     for nf, sfx in (("1", ""), ("4", "_4faces")):
         same, default, p = ours.get(f"{nf}_same"), ours.get(f"{nf}_default"), py[nf]
+        rt_ours, rt_py = rt.get(f"ours_{nf}"), rt.get(f"python_{nf}")
+        cpu_ours = rt_ours and rt_ours["cpu_s_per_video_s"]
+        cpu_py = rt_py and rt_py["cpu_s_per_video_s"]
         out |= {
+            f"cpu_s_per_video_s_ours{sfx}": cpu_ours,
+            f"cpu_s_per_video_s_python{sfx}": cpu_py,
+            f"cpu_s_per_video_s_ratio_vs_python{sfx}": ratio(cpu_ours, cpu_py),
+            f"classifier_calls_per_frame{sfx}": default and default.get("classifier_calls_per_frame"),
+            f"detections_per_frame{sfx}": default and default.get("detections_per_frame"),
+            f"window_detections_per_frame{sfx}": default and default.get("window_detections_per_frame"),
+            f"latency_p50_ms{sfx}": default and default.get("latency_p50_ms"),
+            f"latency_p95_ms{sfx}": default and default.get("latency_p95_ms"),
             f"pipeline_same_work_ratio_vs_python{sfx}": ratio(same and same["fps"], p["fps"]),
             f"pipeline_fps_ratio_vs_python{sfx}": ratio(default and default["fps"], p["fps"]),
             f"fps_ours_detect_every_1{sfx}": same and same["fps"],
@@ -341,6 +384,10 @@ def main(argv=None):
     p.add_argument("--bin", default=os.environ.get("AGEGENDER_BIN", str(REPO / "target/release/agegender")))
     p.add_argument("--no-ours", action="store_true", help="skip the agegender binary (Python side only)")
     p.add_argument("--cache", default=os.environ.get("BENCH_CACHE", str(HERE / ".cache")))
+    p.add_argument("--realtime-fps", type=float, default=30.0, help="the camera's rate for the real-time runs")
+    p.add_argument(
+        "--realtime-frames", type=int, help="N of the real-time runs (N and 2N frames; default 150, 30 with --quick)"
+    )
     args = p.parse_args(argv)
     frames = args.frames or (60 if args.quick else 300)
     runs = args.runs or (50 if args.quick else 300)
@@ -416,6 +463,70 @@ def main(argv=None):
                 ["--model", str(F32), "--detect-every", "1", "--motion-threshold", "0"],
                 "agegender bench, 1 face, f32 classifier",
             )
+    # real time: CPU seconds per second of video at the camera's rate
+    rt_n = args.realtime_frames or (30 if args.quick else 150)
+    fps = args.realtime_fps
+    res["realtime"] = {"fps": fps, "frames": rt_n}
+    for nf in ("1", "4"):
+        res["realtime"][f"python_{nf}"] = realtime(
+            lambda n, nf=nf: [
+                sys.executable,
+                str(HERE / "pypipeline.py"),
+                "--source",
+                str(paths[nf]),
+                "--frames",
+                str(n),
+                "--warmup",
+                "0",
+                "--pace",
+                str(fps),
+                "--detector",
+                str(DETECTOR),
+                "--model",
+                str(F32),
+                "--score-threshold",
+                str(cfg["score_threshold"]),
+                "--nms-iou",
+                str(cfg["nms_iou"]),
+                "--track-iou",
+                str(cfg["track_iou"]),
+                "--max-faces",
+                str(cfg["max_faces"]),
+            ],
+            rt_n,
+            fps,
+            f"Python pipeline, {nf} face(s), {fps:g} fps real time",
+        )
+        if args.no_ours:
+            continue
+        res["realtime"][f"ours_{nf}"] = realtime(
+            lambda n, nf=nf: [
+                str(binary),
+                "run",
+                "--config",
+                str(BOARD_CONFIG),
+                "--source",
+                str(paths[nf]),
+                "--loop-source",
+                "--fps",
+                str(fps),
+                "--max-frames",
+                str(n),
+                "--display",
+                "none",
+                "--serial",
+                "-",
+                "--status-interval",
+                "0",
+                "--model",
+                str(INT8),
+                "--detector",
+                str(DETECTOR),
+            ],
+            rt_n,
+            fps,
+            f"agegender run, {nf} face(s), default, {fps:g} fps real time",
+        )
     res["wall_s"] = time.perf_counter() - t_start
     res["machine"]["load_avg_1m_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if not args.json_only:

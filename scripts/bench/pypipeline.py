@@ -8,6 +8,8 @@ OpenCV (cv2.imdecode, then BGR to RGB), detects with BlazeFace through onnxrunti
 template as src/align.rs), classifies every face with the f32 classifier through onnxruntime
 (1 thread), keeps greedy IoU tracks with a smoothed age, draws boxes and labels on a copy of the
 frame with OpenCV, and serialises one JSON line per face. The detector runs on every frame.
+With --pace FPS each frame waits for its time, as from a camera (scripts/bench/compare's
+real-time runs, which read the CPU time the process used).
 OpenCV is held to one thread, as the Rust frame loop is single-threaded.
 
 Prints one JSON object shaped like `agegender bench --json` (frames, faces, fps, stages, ...).
@@ -143,7 +145,13 @@ def run(args) -> dict:
     faces_total = 0
     faces_shown = 0
     wall_start = None
+    loop_start = time.perf_counter()
     for k in range(args.warmup + args.frames):
+        if args.pace > 0:
+            # a camera's rate: frame k is there at loop start + k / pace, not before
+            due = loop_start + k / args.pace
+            while (now := time.perf_counter()) < due:
+                time.sleep(due - now)
         if k == args.warmup:
             t = {s: [] for s in STAGES}
             faces_total = faces_shown = 0
@@ -230,6 +238,7 @@ def main(argv=None):
     p.add_argument("--nms-iou", type=float, default=0.3)
     p.add_argument("--track-iou", type=float, default=0.3)
     p.add_argument("--max-faces", type=int, default=8)
+    p.add_argument("--pace", type=float, default=0.0, help="frames per second as a camera gives them (0: no wait)")
     args = p.parse_args(argv)
     if args.frames < 1:
         p.error("--frames must be at least 1")
