@@ -32,7 +32,8 @@
 //! `model_form = "f16"` runs it). `loop` is one `Pipeline::step` of the shipped loop itself
 //! (`agegender run`'s `Pipeline`, built from the configuration, with a display that composes the
 //! overlay into a canvas and a discarding sink, no status lines) on the `drift` input: the
-//! `one` portrait swaying 64 px left and right, 2 px a frame, a 64-frame cycle at 30 fps by the
+//! `one` portrait's person (its middle strip, head and shoulders) swaying 64 px left and right
+//! over the still rest of the picture, 2 px a frame, a 64-frame cycle at 30 fps by the
 //! stream's own clock; K should be a multiple of 64 (whole cycles: the 2K child's cycles after
 //! the K child's are what is counted, the tracks then long established).
 //! So `loop` counts whatever the loop decides per frame (when to detect, which faces to
@@ -158,19 +159,30 @@ fn compose(crew: &RgbImage) -> Vec<(&'static str, RgbImage)> {
     vec![("one", one), ("four", four), ("none", none)]
 }
 
-/// The `drift` frames: the `one` frame's portrait at x = 80 − 32 … 80 + 32 and back, 2 px a frame.
+/// The `drift` frames: the `one` frame's portrait, its middle strip [`PERSON`] (the astronaut:
+/// head and shoulders, 2.6 faces wide, to the bottom) swaying left and right over the rest of
+/// the picture, which stays still (a person moving in front of a still scene, as a kiosk's fixed
+/// camera sees it; the wall they uncover is the frames' plain background), 2 px a frame, ±32 px
+/// around where `one` has it.
 fn drift_frames(crew: &RgbImage) -> anyhow::Result<Vec<Vec<u8>>> {
-    let x0 = (W - 480) / 2 - DRIFT_SPAN / 2;
+    let base = (W - 480) / 2;
+    let (a, b) = PERSON;
     (0..DRIFT_FRAMES as u32)
         .map(|n| {
             let half = DRIFT_SPAN / DRIFT_STEP;
             let dx = DRIFT_STEP * if n <= half { n } else { 2 * half - n };
             let mut img = blank();
-            paste(&mut img, crew, ASTRONAUT, x0 + dx, 0, false);
+            paste(&mut img, crew, (0, 0, a, 480), base, 0, false);
+            paste(&mut img, crew, (b, 0, 480 - b, 480), base + b, 0, false);
+            let x = base + a + dx - DRIFT_SPAN / 2;
+            paste(&mut img, crew, (a, 0, b - a, 480), x, 0, false);
             encode_jpeg(&img)
         })
         .collect()
 }
+
+/// The columns of the NASA portrait (480 px wide) that move in `drift`: its face is at 166..258.
+const PERSON: (u32, u32) = (92, 332);
 
 fn encode_jpeg(img: &RgbImage) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();

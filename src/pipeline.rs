@@ -120,9 +120,10 @@ pub struct Perception {
 pub const WINDOW_SCALE: f32 = 2.5;
 /// The smallest window (frame pixels): a small face is searched at no more than 2× enlarged.
 pub const WINDOW_MIN_SIDE: f32 = 64.0;
-/// Window searches per frame at most: each costs about a fifth of a whole-frame detection on
-/// the Cortex-A72 (scripts/bench/arm-cost: 47 M against 220 M instructions), so with more
-/// tracked faces the whole frame is cheaper.
+/// Window searches per frame at most. Each costs a sixth of a whole-frame detection on the
+/// Cortex-A72 (scripts/bench/arm-cost: 37.9 M against 220.4 M instructions), but on the 4-face
+/// replay stream four windows left 6 false boxes where whole frames leave 2 (small faces close
+/// together: scripts/bench/motion.py, README "Track-guided detection"); up to three, none.
 pub const MAX_WINDOWS: usize = 3;
 
 /// The part of a `frame_h`-tall frame a tracked face's person moves in: the face's search

@@ -6,7 +6,8 @@
     scripts/bench/arm-cost --determinism      # only: one stage on one CPU counted twice, must match
     options: --jobs N (parallel qemu runs, default 1), --no-build, --cpus cortex-a72,cortex-a76,
              --baseline FILE, --tolerance 0.05, --min-delta 10000 (instructions: smaller changes
-             never fail the check), --int8 ONNX, --f32 ONNX
+             never fail the check), --int8 ONNX, --f32 ONNX; ARM_COST_CONFIG=FILE counts another
+             configuration than board/config.toml (a comparison, never the baseline)
 
 Environment: QEMU_INSN_COUNT the counter (default ../shared/tools/qemu-insn/count, see its README);
 ARM_COST_BIN the aarch64 examples/arm_cost binary (default: built here with cargo, into
@@ -212,6 +213,10 @@ def count(cnt, run, cpu, models, measures):
     unset = [x for k in env for x in ("-U", k)]
     paths = list(models.values())
     args = ["--model", paths[0], *(["--alt-model", paths[1]] if len(paths) > 1 else [])]
+    if os.environ.get("ARM_COST_CONFIG"):
+        # another configuration than board/config.toml (an absolute path: the guest sees it), for
+        # a one-off comparison; the baseline is board/config.toml's
+        args += ["--config", str(Path(os.environ["ARM_COST_CONFIG"]).resolve())]
     if list(models)[1:] == ["f16"]:
         args.append("--alt-f16")  # the f32 file, run in f16 as model_form = "f16" runs it
     args += [f"{i}:{s}:{k}" for i, s, k in measures]

@@ -507,7 +507,7 @@ def main(argv=None):
                 str(BOARD_CONFIG),
                 "--source",
                 str(paths[nf]),
-                "--loop-source",
+                "--loop",
                 "--fps",
                 str(fps),
                 "--max-frames",
