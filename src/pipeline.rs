@@ -824,7 +824,9 @@ impl Pipeline {
     /// (track-guided detection): the motion gate is on (it is what notices someone new
     /// away from the tracked people), a window detector is loaded, a whole-frame detection happened
     /// less than `full_detect_interval_ms` ago and no window lost its face since, one to
-    /// [`MAX_WINDOWS`] faces are tracked, none is a close-up (the whole frame's second pass
+    /// [`MAX_WINDOWS`] faces are tracked and every live track was seen by the last detection
+    /// (a face the whole frame missed once is looked for in the whole frame again, not left
+    /// for the next refresh), none is a close-up (the whole frame's second pass
     /// with context serves those), and the motion gate saw nothing change away from the tracked
     /// people ([`person_box`]: someone coming in). Allocates nothing.
     fn window_search_fits(&mut self) -> bool {
@@ -838,6 +840,7 @@ impl Pipeline {
             || !fresh
             || faces.is_empty()
             || faces.len() > MAX_WINDOWS
+            || self.tracker.live_tracks() > faces.len()
         {
             return false;
         }

@@ -13,7 +13,6 @@ use agegender::config::Config;
 use agegender::display::png::NullDisplay;
 use agegender::pipeline::{self, LoopOptions, Perception, Pipeline, StepOutcome};
 use agegender::report::{FileSink, Reporter};
-use agegender::rgb::RgbImage;
 
 const FPS: f32 = 30.0;
 

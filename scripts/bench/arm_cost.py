@@ -314,7 +314,7 @@ def table(m, cpus):
     rows = [
         ("decode (640x480 MJPEG)", "int8", "decode", "frame"),
         ("detect (BlazeFace back 256)", "int8", "detect", "frame"),
-        ("window search (front 128), per face", "int8", "window", "face"),
+        ("window (front 128), per face", "int8", "window", "face"),
         ("align, per face", "int8", "align", "face"),
         ("classify int8, per face", "int8", "classify", "face"),
         ("classify f32, per face", "f32", "classify", "face"),
