@@ -296,7 +296,7 @@ impl Stages {
                 let w = self.window.as_mut().context("no window detector")?;
                 for d in &input.dets {
                     let window =
-                        Window::around(&d.bbox, pipeline::WINDOW_SCALE, pipeline::WINDOW_MIN_SIDE);
+                        Window::around(d, pipeline::WINDOW_SCALE, pipeline::WINDOW_MIN_SIDE);
                     w.detect_window(&input.rgb, window, &mut self.dets)?;
                 }
             }

@@ -151,20 +151,7 @@ impl LumaGrid {
     /// Fraction of cells whose mean differs from `other`'s by more than [`CELL_NOISE`]; 1 when
     /// the two grids are of different frame sizes.
     pub fn changed_fraction(&self, other: &LumaGrid) -> f32 {
-        if self.cells.len() != other.cells.len()
-            || self.width != other.width
-            || self.height != other.height
-            || self.cells.is_empty()
-        {
-            return 1.0;
-        }
-        let changed = self
-            .cells
-            .iter()
-            .zip(&other.cells)
-            .filter(|(a, b)| a.abs_diff(**b) > CELL_NOISE)
-            .count();
-        changed as f32 / self.cells.len() as f32
+        self.changed_fraction_outside(other, &[])
     }
 }
 

@@ -130,7 +130,7 @@ pub const MAX_WINDOWS: usize = 3;
 /// window widened to [`PERSON_WIDTH`] face sides, down to the frame's bottom (the body below
 /// the head). Motion there is the tracked person's own; motion elsewhere may be a newcomer.
 pub fn person_box(face: &Detection, frame_h: u32) -> [f32; 4] {
-    let w = Window::around(&face.bbox, WINDOW_SCALE, WINDOW_MIN_SIDE).bbox();
+    let w = Window::around(face, WINDOW_SCALE, WINDOW_MIN_SIDE).bbox();
     let side = crate::quality::face_side(face);
     let cx = (face.bbox[0] + face.bbox[2]) / 2.0;
     let half = PERSON_WIDTH * side / 2.0;
@@ -217,7 +217,7 @@ impl Perception {
             let tracked = f.detection.bbox;
             detector.detect_window(
                 image,
-                Window::around(&tracked, WINDOW_SCALE, WINDOW_MIN_SIDE),
+                Window::around(&f.detection, WINDOW_SCALE, WINDOW_MIN_SIDE),
                 found,
             )?;
             let best = found

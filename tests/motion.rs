@@ -8,26 +8,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use agegender::capture::files::MjpegFileSource;
 use agegender::config::Config;
-use agegender::display::png::NullDisplay;
-use agegender::pipeline::{self, LoopOptions, Perception, Pipeline, StepOutcome};
-use agegender::report::{FileSink, Reporter};
+use agegender::pipeline::Pipeline;
 
 const FPS: f32 = 30.0;
 
 fn pipeline(stream: Vec<u8>, cfg: &Config, log: &Path) -> Pipeline {
-    let source =
-        MjpegFileSource::from_bytes(Path::new("motion.mjpeg"), stream, FPS, false).unwrap();
-    let detector = pipeline::load_detector(&common::blazeface_model(false), cfg).unwrap();
-    let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
-    Pipeline::new(
-        Box::new(source),
-        Perception::new(detector, classifier, cfg.max_faces),
-        Box::new(NullDisplay),
-        Reporter::new(Box::new(FileSink::open(log).unwrap())),
-        LoopOptions::from_config(cfg),
-    )
+    common::replay_loop(stream, FPS, cfg, log, false)
 }
 
 fn gated() -> Config {
@@ -36,18 +23,6 @@ fn gated() -> Config {
         detect_max_interval_s: 1.0,
         status_interval_s: 0.0,
         ..Config::default()
-    }
-}
-
-/// Per frame: (faces reported, whether the detector ran).
-fn run_all(p: &mut Pipeline) -> Vec<(usize, bool)> {
-    let mut out = Vec::new();
-    loop {
-        match p.step().unwrap() {
-            StepOutcome::Frame { faces, detected } => out.push((faces, detected)),
-            StepOutcome::Skipped => panic!("a frame was skipped"),
-            StepOutcome::End => return out,
-        }
     }
 }
 
@@ -71,7 +46,7 @@ fn still_scene_skips_the_detector_but_reports_every_frame() {
         ..gated()
     };
     let mut p = pipeline(stream, &cfg, &log);
-    let frames = run_all(&mut p);
+    let frames = common::run_to_end(&mut p);
     assert_eq!(frames.len() as u64, n);
     // the end of the run: the two visitors' visits
     p.run().unwrap();
@@ -121,7 +96,7 @@ fn still_scene_skips_the_detector_but_reports_every_frame() {
         ..gated()
     };
     let mut p = pipeline(stream, &cfg, &log);
-    let frames = run_all(&mut p);
+    let frames = common::run_to_end(&mut p);
     assert!(frames.iter().all(|&(f, d)| f == 2 && d));
     assert_eq!(p.status().detect_skipped, 0);
 }
@@ -149,7 +124,7 @@ fn a_face_entering_is_found_at_once_and_gone_when_it_leaves() {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("enter.jsonl");
     let mut p = pipeline(stream, &gated(), &log);
-    let frames = run_all(&mut p);
+    let frames = common::run_to_end(&mut p);
     assert_eq!(frames.len() as u64, n);
     for (i, &(f, _)) in frames.iter().enumerate() {
         let want = usize::from(boxes[i].is_some());

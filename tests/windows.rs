@@ -9,15 +9,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use agegender::capture::files::MjpegFileSource;
 use agegender::config::Config;
 use agegender::detect::blazeface::BlazeFace;
 use agegender::detect::{Detection, DetectorConfig, FaceDetector, Window};
-use agegender::display::png::NullDisplay;
-use agegender::pipeline::{
-    self, LoopOptions, Perception, Pipeline, StepOutcome, WINDOW_MIN_SIDE, WINDOW_SCALE,
-};
-use agegender::report::{FileSink, Reporter};
+use agegender::pipeline::{Pipeline, WINDOW_MIN_SIDE, WINDOW_SCALE};
 
 const FPS: f32 = 30.0;
 
@@ -47,7 +42,7 @@ fn a_window_finds_the_face_where_the_whole_frame_does() {
     let mut front = front();
     let mut found = Vec::new();
     for d in &full {
-        let w = Window::around(&d.bbox, WINDOW_SCALE, WINDOW_MIN_SIDE);
+        let w = Window::around(d, WINDOW_SCALE, WINDOW_MIN_SIDE);
         front.detect_window(&frame, w, &mut found).unwrap();
         let best = found
             .iter()
@@ -91,35 +86,15 @@ fn a_window_finds_the_face_where_the_whole_frame_does() {
 
 /// A loop over `stream` with the window detector when `windows`.
 fn pipeline(stream: Vec<u8>, cfg: &Config, log: &Path, windows: bool) -> Pipeline {
-    let source =
-        MjpegFileSource::from_bytes(Path::new("windows.mjpeg"), stream, FPS, false).unwrap();
-    let detector = pipeline::load_detector(&common::blazeface_model(false), cfg).unwrap();
-    let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
-    let mut perception = Perception::new(detector, classifier, cfg.max_faces);
-    if windows {
-        perception.set_window_detector(
-            pipeline::load_window_detector(&common::blazeface_model(true), cfg).unwrap(),
-        );
-    }
-    Pipeline::new(
-        Box::new(source),
-        perception,
-        Box::new(NullDisplay),
-        Reporter::new(Box::new(FileSink::open(log).unwrap())),
-        LoopOptions::from_config(cfg),
-    )
+    common::replay_loop(stream, FPS, cfg, log, windows)
 }
 
 /// Per frame: the faces reported.
 fn run_all(p: &mut Pipeline) -> Vec<usize> {
-    let mut out = Vec::new();
-    loop {
-        match p.step().unwrap() {
-            StepOutcome::Frame { faces, .. } => out.push(faces),
-            StepOutcome::Skipped => panic!("a frame was skipped"),
-            StepOutcome::End => return out,
-        }
-    }
+    common::run_to_end(p)
+        .into_iter()
+        .map(|(faces, _)| faces)
+        .collect()
 }
 
 #[test]

@@ -206,13 +206,6 @@ impl FaceDetector for BlazeFace {
         margin: f32,
         out: &mut Vec<Detection>,
     ) -> anyhow::Result<()> {
-        out.clear();
-        anyhow::ensure!(
-            image.width > 0 && image.height > 0,
-            "empty image {}x{}",
-            image.width,
-            image.height
-        );
         self.decoder.margin = margin;
         self.decoder.window = None;
         self.run_on(image, out)
@@ -231,18 +224,23 @@ impl BlazeFace {
     ) -> anyhow::Result<()> {
         out.clear();
         anyhow::ensure!(
-            image.width > 0 && image.height > 0 && window.side.is_finite() && window.side >= 1.0,
-            "empty image {}x{} or window {window:?}",
-            image.width,
-            image.height
+            window.side.is_finite() && window.side >= 1.0,
+            "empty window {window:?}"
         );
         self.decoder.margin = 0.0;
         self.decoder.window = Some(window);
         self.run_on(image, out)
     }
 
-    /// Sample `image` as the decoder's placement says, run, decode.
+    /// Sample `image` as the decoder's placement says, run, decode (`out` cleared first).
     fn run_on(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
+        out.clear();
+        anyhow::ensure!(
+            image.width > 0 && image.height > 0,
+            "empty image {}x{}",
+            image.width,
+            image.height
+        );
         let s = self.decoder.size;
         let lb = self.decoder.letterbox(image.width, image.height);
         {

@@ -99,12 +99,12 @@ pub struct Window {
 }
 
 impl Window {
-    /// The square of side `scale` × the face's side (the longer edge of `bbox`), at least
+    /// The square of side `scale` × the face's side ([`crate::quality::face_side`]), at least
     /// `min_side`, centred on the face.
-    pub fn around(bbox: &[f32; 4], scale: f32, min_side: f32) -> Window {
-        let face = (bbox[2] - bbox[0]).max(bbox[3] - bbox[1]);
-        let side = (scale * face).max(min_side);
-        let (cx, cy) = ((bbox[0] + bbox[2]) / 2.0, (bbox[1] + bbox[3]) / 2.0);
+    pub fn around(face: &Detection, scale: f32, min_side: f32) -> Window {
+        let side = (scale * crate::quality::face_side(face)).max(min_side);
+        let b = face.bbox;
+        let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
         Window {
             x0: cx - side / 2.0,
             y0: cy - side / 2.0,

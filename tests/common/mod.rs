@@ -263,3 +263,52 @@ pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
         .sum();
     sum as f64 / a.data.len() as f64
 }
+
+/// The live loop over a replayed MJPEG `stream` at `fps` (timed by the stream's clock), with
+/// the repository's BlazeFace back 256 and int8 classifier, no display, its report lines in
+/// `log`; with `windows`, track-guided detection's window detector (the front 128 model) too.
+pub fn replay_loop(
+    stream: Vec<u8>,
+    fps: f32,
+    cfg: &agegender::config::Config,
+    log: &Path,
+    windows: bool,
+) -> agegender::pipeline::Pipeline {
+    use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
+    let source = agegender::capture::files::MjpegFileSource::from_bytes(
+        Path::new("replay.mjpeg"),
+        stream,
+        fps,
+        false,
+    )
+    .unwrap();
+    let detector = pipeline::load_detector(&blazeface_model(false), cfg).unwrap();
+    let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
+    let mut perception = Perception::new(detector, classifier, cfg.max_faces);
+    if windows {
+        perception.set_window_detector(
+            pipeline::load_window_detector(&blazeface_model(true), cfg).unwrap(),
+        );
+    }
+    Pipeline::new(
+        Box::new(source),
+        perception,
+        Box::new(agegender::display::png::NullDisplay),
+        agegender::report::Reporter::new(Box::new(agegender::report::FileSink::open(log).unwrap())),
+        LoopOptions::from_config(cfg),
+    )
+}
+
+/// Step `p` until its source ends; per frame: (faces reported, whether the detector ran).
+/// A skipped frame is a failure.
+pub fn run_to_end(p: &mut agegender::pipeline::Pipeline) -> Vec<(usize, bool)> {
+    use agegender::pipeline::StepOutcome;
+    let mut out = Vec::new();
+    loop {
+        match p.step().unwrap() {
+            StepOutcome::Frame { faces, detected } => out.push((faces, detected)),
+            StepOutcome::Skipped => panic!("a frame was skipped"),
+            StepOutcome::End => return out,
+        }
+    }
+}
