@@ -290,6 +290,7 @@ impl Stages {
             "decode" => self.decoder.decode(&mjpeg(&input.jpeg), &mut self.frame)?,
             "detect" => self
                 .perception
+                .detect
                 .detector
                 .detect(&input.rgb, &mut self.dets)?,
             "window" => {

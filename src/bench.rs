@@ -135,6 +135,11 @@ pub struct BenchReport {
     pub peak_rss_mb: f64,
     /// The classifier's form (as in the status line; empty if the caller did not set it).
     pub model_form: String,
+    /// Detector workers (1: the one-thread loop, stage by stage; more: the stage-parallel
+    /// loop, measured as a whole: no per-stage figures, allocations counted on every thread).
+    pub workers: u32,
+    /// Frames dropped at capture for want of a free frame slot (a replay waits instead: 0).
+    pub busy_dropped: u64,
 }
 
 /// Stages are indexed by their discriminant, in [`Stage::ALL`] order (`Done` is past the end).
@@ -272,6 +277,62 @@ pub fn run(
             .collect(),
         peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
         model_form: pipeline.status().model_form.to_string(),
+        workers: 1,
+        busy_dropped: 0,
+    })
+}
+
+/// [`run`] for the stage-parallel loop ([`Pipeline::set_detect_workers`]): `warmup` frames,
+/// then `frames` measured as a whole ([`Pipeline::run`] to that many frames; its threads
+/// start anew, the models stay warm). No per-stage figures; allocations are counted on every
+/// thread (`count_allocs`: `PoolAlloc::process_counts`); latency is from the status line's
+/// window (the last [`crate::pipeline::LATENCY_WINDOW`] frames).
+pub fn run_parallel(
+    pipeline: &mut Pipeline,
+    frames: u64,
+    warmup: u64,
+    detect_every: u32,
+    motion_threshold: f32,
+    count_allocs: fn() -> AllocCounts,
+) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(frames > 0, "bench: --frames must be at least 1");
+    pipeline.set_max_frames(warmup);
+    pipeline.run()?;
+    let before = *pipeline.status();
+    let allocs_before = count_allocs();
+    pipeline.set_max_frames(warmup + frames);
+    let start = Instant::now();
+    let after = pipeline.run()?;
+    let wall = start.elapsed().as_secs_f64();
+    let allocs = count_allocs();
+    let f = (after.frames - before.frames) as f64;
+    anyhow::ensure!(
+        f >= frames as f64,
+        "bench: the source ended after {f} measured frames (use a looping source)"
+    );
+    let per_frame = |a: u64, b: u64| (a - b) as f64 / f;
+    Ok(BenchReport {
+        frames: f as u64,
+        faces: after.faces_total - before.faces_total,
+        faces_per_frame: per_frame(after.faces_total, before.faces_total),
+        classifier_calls_per_frame: per_frame(after.classifier_calls, before.classifier_calls),
+        fps: f / wall,
+        wall_s: wall,
+        detect_every,
+        detections_per_frame: per_frame(after.detections, before.detections),
+        motion_threshold,
+        window_detections_per_frame: per_frame(after.window_detections, before.window_detections),
+        latency_p50_ms: after.latency_p50_ms as f64,
+        latency_p95_ms: after.latency_p95_ms as f64,
+        stages: BTreeMap::new(),
+        allocations_per_frame: per_frame(allocs.requests, allocs_before.requests),
+        system_allocations_per_frame: per_frame(allocs.fresh, allocs_before.fresh),
+        allocations_per_frame_ours: 0.0,
+        allocations_by_stage: BTreeMap::new(),
+        peak_rss_mb: peak_rss_mb().unwrap_or(0.0),
+        model_form: after.model_form.to_string(),
+        workers: after.workers,
+        busy_dropped: after.busy_dropped - before.busy_dropped,
     })
 }
 

@@ -162,6 +162,10 @@ pub struct Config {
     pub window_detector: Option<PathBuf>,
     /// Threads tract's matrix products may use (1: all inference on the frame-loop thread).
     pub threads: usize,
+    /// Detector workers of the stage-parallel frame loop (`src/pipeline/parallel.rs`):
+    /// `"auto"` (the default) is one per core; 1 is the one-thread loop, every stage on one
+    /// thread (tiny boards, and the comparison).
+    pub workers: Workers,
     /// A hardware watchdog device (`/dev/watchdog`) fed while the frame loop runs, so a hung
     /// loop resets the board (the SD-card image's `/init` passes it; under systemd, the unit's
     /// `WatchdogSec=` does this job instead).
@@ -230,9 +234,69 @@ impl Default for Config {
             full_detect_interval_s: DEFAULT_FULL_DETECT_INTERVAL_S,
             window_detector: None,
             threads: 1,
+            workers: Workers::Auto,
             watchdog_device: None,
             watchdog_timeout_s: 15,
             spi: None,
+        }
+    }
+}
+
+/// The `workers` setting: `"auto"` (one per core) or a count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "WorkersToml", into = "WorkersToml")]
+pub enum Workers {
+    #[default]
+    Auto,
+    Count(usize),
+}
+
+impl Workers {
+    /// How many: `auto` is the cores this process may run on (1 if that cannot be known).
+    pub fn count(self) -> usize {
+        match self {
+            Workers::Count(n) => n,
+            Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+impl std::str::FromStr for Workers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Workers::Auto),
+            _ => s
+                .parse()
+                .map(Workers::Count)
+                .map_err(|_| format!("`{s}` is not \"auto\" or a number")),
+        }
+    }
+}
+
+/// How `workers` is written in TOML: `"auto"` or a number.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum WorkersToml {
+    Count(usize),
+    Name(String),
+}
+
+impl TryFrom<WorkersToml> for Workers {
+    type Error = String;
+    fn try_from(w: WorkersToml) -> Result<Self, String> {
+        match w {
+            WorkersToml::Count(n) => Ok(Workers::Count(n)),
+            WorkersToml::Name(s) => s.parse(),
+        }
+    }
+}
+
+impl From<Workers> for WorkersToml {
+    fn from(w: Workers) -> Self {
+        match w {
+            Workers::Auto => WorkersToml::Name("auto".into()),
+            Workers::Count(n) => WorkersToml::Count(n),
         }
     }
 }
@@ -429,6 +493,11 @@ impl Config {
         }
         if !(1..=64).contains(&self.threads) {
             return Err(("threads", format!("{} is not in 1..=64", self.threads)));
+        }
+        if let Workers::Count(n) = self.workers {
+            if !(1..=64).contains(&n) {
+                return Err(("workers", format!("{n} is not \"auto\" or in 1..=64")));
+            }
         }
         if !(self.display == "none"
             || self.display.starts_with("png:")

@@ -28,7 +28,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Blocks of at least this size that do reach the system allocator (pool misses, blocks too
 /// large to pool) get their own mapping, so they never fragment the main heap.
@@ -150,6 +150,10 @@ static POOLING: AtomicBool = AtomicBool::new(false);
 static POOL: [[FreeList; N_CLASSES]; ALIGNS.len()] =
     [const { [const { FreeList::new() }; N_CLASSES] }; ALIGNS.len()];
 
+/// The counters of every thread together (the stage-parallel loop's threads).
+static REQUESTS_ALL: AtomicU64 = AtomicU64::new(0);
+static FRESH_ALL: AtomicU64 = AtomicU64::new(0);
+
 thread_local! {
     static REQUESTS: Cell<u64> = const { Cell::new(0) };
     static FRESH: Cell<u64> = const { Cell::new(0) };
@@ -181,6 +185,13 @@ impl PoolAlloc {
             fresh: FRESH.try_with(Cell::get).unwrap_or(0),
         }
     }
+    /// The counters of all threads together.
+    pub fn process_counts() -> AllocCounts {
+        AllocCounts {
+            requests: REQUESTS_ALL.load(Ordering::Relaxed),
+            fresh: FRESH_ALL.load(Ordering::Relaxed),
+        }
+    }
     /// Bytes requested minus bytes freed by the calling thread (the heap in use as the program
     /// sees it: unlike the resident set, pooled and cached blocks do not show).
     pub fn live_bytes() -> i64 {
@@ -189,11 +200,13 @@ impl PoolAlloc {
 
     #[inline]
     fn request(delta: i64) {
+        REQUESTS_ALL.fetch_add(1, Ordering::Relaxed);
         let _ = REQUESTS.try_with(|c| c.set(c.get() + 1));
         let _ = LIVE_BYTES.try_with(|c| c.set(c.get() + delta));
     }
     #[inline]
     fn fresh() {
+        FRESH_ALL.fetch_add(1, Ordering::Relaxed);
         let _ = FRESH.try_with(|c| c.set(c.get() + 1));
     }
 

@@ -16,7 +16,7 @@ use agegender::classify::{
 use agegender::config::{resolve_model_path, Config, ModelKind};
 use agegender::display::png::{annotate_into, save_png, SaveFrames};
 use agegender::heap::PoolAlloc;
-use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
+use agegender::pipeline::{self, FrameDetector, LoopOptions, Perception, Pipeline};
 use agegender::report::{unix_ms, Reporter, StdoutSink};
 use agegender::rgb::RgbImage;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -82,6 +82,10 @@ struct CommonArgs {
     /// Threads for tract's matrix products (1: everything on the frame-loop thread).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Detector workers of the frame loop: auto (one per core) or N; 1 runs every stage on
+    /// one thread.
+    #[arg(long, value_name = "N|auto")]
+    workers: Option<agegender::config::Workers>,
     /// Classifier form: auto (from this CPU's features), f32, f16 or int8. `--model` names
     /// a file instead (a quantized file runs as int8; a float file in f16 if the form is f16).
     #[arg(long, value_name = "FORM")]
@@ -513,6 +517,7 @@ fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
     set(&mut cfg.max_faces, c.max_faces);
     set(&mut cfg.closeup_margin, c.closeup_margin);
     set(&mut cfg.threads, c.threads);
+    set(&mut cfg.workers, c.workers);
     set(&mut cfg.model_form, c.model_form);
     set(&mut cfg.gender_min_p, c.gender_min_p);
     set(&mut cfg.bucket_min_p, c.bucket_min_p);
@@ -567,20 +572,37 @@ fn load_classifier(cfg: &Config) -> Result<(Classifier, FormChoice), Fail> {
 /// Load the detector and classifier the config names, and for the frame loop (`live`) the
 /// window detector of track-guided detection when it is on; errors are model errors (exit 3).
 fn load_perception(cfg: &Config, live: bool) -> Result<(Perception, FormChoice), Fail> {
+    agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
+    let detect = load_frame_detector(cfg, live)?;
+    let (classifier, choice) = load_classifier(cfg)?;
+    Ok((
+        Perception::with_detect(detect, Box::new(classifier), cfg.max_faces),
+        choice,
+    ))
+}
+
+/// The detect stage the config names (see [`load_perception`]).
+fn load_frame_detector(cfg: &Config, live: bool) -> Result<FrameDetector, Fail> {
     let det_path =
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
-    agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
     let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
-    let (classifier, choice) = load_classifier(cfg)?;
-    let mut perception = Perception::new(detector, Box::new(classifier), cfg.max_faces);
-    perception.set_closeup_margin(cfg.closeup_margin);
+    let mut detect = FrameDetector::new(detector);
+    detect.set_closeup_margin(cfg.closeup_margin);
     if live && cfg.full_detect_interval_s > 0.0 {
         let path = resolve_model_path(cfg.window_detector.as_deref(), ModelKind::WindowDetector)
             .map_err(Fail::Model)?;
         let window = pipeline::load_window_detector(&path, cfg).map_err(Fail::Model)?;
-        perception.set_window_detector(window);
+        detect.set_window_detector(window);
     }
-    Ok((perception, choice))
+    Ok(detect)
+}
+
+/// The detectors of the frame loop's detector workers beyond the perception's own
+/// (`workers` - 1; none for 1: the one-thread loop): forks of `own`, sharing its models.
+fn load_workers(cfg: &Config, own: &FrameDetector) -> Result<Vec<FrameDetector>, Fail> {
+    (1..cfg.workers.count())
+        .map(|_| own.fork().map_err(Fail::Model))
+        .collect()
 }
 
 fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
@@ -617,6 +639,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     check(&cfg)?;
 
     let (perception, form) = load_perception(&cfg, true)?;
+    let workers = load_workers(&cfg, &perception.detect)?;
     // From here on the frame loop asks for the same blocks every frame: keep them. (Not for
     // `image` and `eval`, whose pictures may all differ in size.)
     agegender::heap::start_pooling();
@@ -648,6 +671,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
         LoopOptions::from_config(&cfg),
     );
     p.set_model_form(form.form.name(), form.why);
+    p.set_detect_workers(workers);
     eprintln!("agegender: source: {}", p.describe_source());
     eprintln!("agegender: display: {}", p.describe_display());
     // Under systemd: READY=1 now that models, camera and display are open; WATCHDOG=1 from a
@@ -858,6 +882,7 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
         )));
     }
     let (perception, form) = load_perception(&cfg, true)?;
+    let workers = load_workers(&cfg, &perception.detect)?;
     agegender::heap::start_pooling(); // as `run` does
     let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
     let (w, h) = source.frame_size();
@@ -869,15 +894,27 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
         LoopOptions::from_config(&cfg),
     );
     p.set_model_form(form.form.name(), form.why);
-    let report = agegender::bench::run(
-        &mut p,
-        a.frames,
-        a.warmup,
-        cfg.max_faces,
-        cfg.detect_every,
-        cfg.motion_threshold,
-        PoolAlloc::counts,
-    )
+    let report = if workers.is_empty() {
+        agegender::bench::run(
+            &mut p,
+            a.frames,
+            a.warmup,
+            cfg.max_faces,
+            cfg.detect_every,
+            cfg.motion_threshold,
+            PoolAlloc::counts,
+        )
+    } else {
+        p.set_detect_workers(workers);
+        agegender::bench::run_parallel(
+            &mut p,
+            a.frames,
+            a.warmup,
+            cfg.detect_every,
+            cfg.motion_threshold,
+            PoolAlloc::process_counts,
+        )
+    }
     .map_err(Fail::Runtime)?;
     if a.json {
         let json = serde_json::to_string(&report).map_err(|e| Fail::Runtime(e.into()))?;

@@ -35,6 +35,9 @@ use crate::service::Heartbeat;
 use crate::track::{TrackedFace, Tracker, TrackerConfig, View};
 use crate::visits::{VisitConfig, Visits};
 
+mod parallel;
+pub use parallel::LAG_SCALE;
+
 /// The classifier seam: one aligned face (planar CHW f32, `3 × INPUT_SIZE²`) in, labels out.
 pub trait FaceClassifier {
     fn classify(&mut self, chw_input: &[f32]) -> anyhow::Result<Attributes>;
@@ -85,10 +88,24 @@ impl Stage {
     }
 }
 
+/// The detect stage: the whole-frame detector with its close-up pass, and track-guided
+/// detection's window detector, with their output buffers. One per thread that detects: the
+/// one-thread loop's [`Perception`] holds one, each detector worker of the stage-parallel loop
+/// (`src/pipeline/parallel.rs`) its own.
+pub struct FrameDetector {
+    pub detector: Box<dyn FaceDetector>,
+    /// Context band for close-ups ([`FaceDetector::detect_with_margin`]); 0: off.
+    closeup_margin: f32,
+    /// The detections of the pass with context (preallocated).
+    closeups: Vec<Detection>,
+    /// Track-guided detection's window detector and its output (preallocated); `None`: off.
+    window_detector: Option<(BlazeFace, Vec<Detection>)>,
+}
+
 /// Detection + alignment + classification of one image, over buffers sized for `max_faces`.
 /// Shared by the live loop and `agegender image`.
 pub struct Perception {
-    pub detector: Box<dyn FaceDetector>,
+    pub detect: FrameDetector,
     pub classifier: Box<dyn FaceClassifier>,
     max_faces: usize,
     /// Raw detector output (the detector may return more than `max_faces`).
@@ -100,17 +117,11 @@ pub struct Perception {
     tensor: Vec<f32>,
     /// Faces whose landmarks could not be aligned (degenerate), skipped.
     pub align_failures: u64,
-    /// Context band for close-ups ([`FaceDetector::detect_with_margin`]); 0: off.
-    closeup_margin: f32,
-    /// The detections of the pass with context (preallocated).
-    closeups: Vec<Detection>,
     /// Per kept detection of [`Perception::run_tracked`]: its classified view, if it got one.
     views: Vec<Option<View>>,
     /// Classifier runs so far.
     pub classifier_calls: u64,
-    /// Track-guided detection's window detector and its output (preallocated); `None`: off.
-    window_detector: Option<(BlazeFace, Vec<Detection>)>,
-    /// Whether a window of the latest [`Perception::run_tracked`] lost its face.
+    /// Whether a window of the latest detection lost its face.
     pub window_lost: bool,
 }
 
@@ -166,36 +177,33 @@ pub fn is_closeup(d: &Detection, w: u32, h: u32) -> bool {
     side >= CLOSEUP_SIDE * short || (edge && side >= CLOSEUP_EDGE_SIDE * short)
 }
 
-impl Perception {
-    pub fn new(
-        detector: Box<dyn FaceDetector>,
-        classifier: Box<dyn FaceClassifier>,
-        max_faces: usize,
-    ) -> Self {
-        let max_faces = max_faces.max(1);
-        Perception {
+impl FrameDetector {
+    pub fn new(detector: Box<dyn FaceDetector>) -> Self {
+        FrameDetector {
             detector,
-            classifier,
-            max_faces,
-            // Detectors emit at most a few hundred candidates before NMS; after NMS this
-            // is generous. It only grows if a detector returns more.
-            detections: Vec::with_capacity(256),
-            kept: Vec::with_capacity(max_faces),
-            attrs: Vec::with_capacity(max_faces),
-            tensor: vec![0.0; 3 * INPUT_SIZE * INPUT_SIZE],
-            align_failures: 0,
             closeup_margin: crate::config::DEFAULT_CLOSEUP_MARGIN,
+            // Detectors emit at most a few hundred candidates before NMS.
             closeups: Vec::with_capacity(256),
-            views: Vec::with_capacity(max_faces),
-            classifier_calls: 0,
             window_detector: None,
-            window_lost: false,
         }
     }
 
+    /// The same detect stage for another thread (a detector worker): the models' plans
+    /// shared, its own states and buffers.
+    pub fn fork(&self) -> anyhow::Result<FrameDetector> {
+        Ok(FrameDetector {
+            detector: self.detector.fork()?,
+            closeup_margin: self.closeup_margin,
+            closeups: Vec::with_capacity(self.closeups.capacity()),
+            window_detector: match &self.window_detector {
+                Some((w, found)) => Some((w.fork_window()?, Vec::with_capacity(found.capacity()))),
+                None => None,
+            },
+        })
+    }
+
     /// Track-guided detection's window detector (a BlazeFace model; the 128×128 front one is
-    /// the cheap one): [`Perception::run_tracked`] with `windows` searches around the tracked
-    /// faces with it.
+    /// the cheap one): [`FrameDetector::detect_windows`] searches around tracked faces with it.
     pub fn set_window_detector(&mut self, detector: BlazeFace) {
         self.window_detector = Some((detector, Vec::with_capacity(crate::detect::MAX_CANDIDATES)));
     }
@@ -204,12 +212,23 @@ impl Perception {
         self.window_detector.is_some()
     }
 
-    /// Detect into `self.detections` only in a window around each of `faces`
-    /// ([`Window::around`]): per window the found face that overlaps the tracked box most, and
-    /// none if none overlaps it (then [`Perception::window_lost`] is set). No allocation.
-    fn detect_windows(&mut self, image: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()> {
-        self.detections.clear();
-        self.window_lost = false;
+    /// The context band for close-ups (`closeup_margin`; 0 turns the second pass off).
+    pub fn set_closeup_margin(&mut self, margin: f32) {
+        self.closeup_margin = margin;
+    }
+
+    /// Detect into `out` only in a window around each of `faces` ([`Window::around`], `scale`
+    /// times the face): per window the found face that overlaps the tracked box most, and none
+    /// if none overlaps it. Returns whether a window lost its face. No allocation.
+    pub fn detect_windows(
+        &mut self,
+        image: &RgbImage,
+        faces: &[TrackedFace],
+        scale: f32,
+        out: &mut Vec<Detection>,
+    ) -> anyhow::Result<bool> {
+        out.clear();
+        let mut lost = false;
         let Some((detector, found)) = self.window_detector.as_mut() else {
             anyhow::bail!("window search without a window detector");
         };
@@ -217,7 +236,7 @@ impl Perception {
             let tracked = f.detection.bbox;
             detector.detect_window(
                 image,
-                Window::around(&f.detection, WINDOW_SCALE, WINDOW_MIN_SIDE),
+                Window::around(&f.detection, scale, WINDOW_MIN_SIDE),
                 found,
             )?;
             let best = found
@@ -226,38 +245,37 @@ impl Perception {
                 .filter(|(o, _)| *o > 0.0)
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             match best {
-                Some((_, d)) => self.detections.push(*d),
-                None => self.window_lost = true,
+                Some((_, d)) => out.push(*d),
+                None => lost = true,
             }
         }
         // two windows that found the same face give it once
-        crate::detect::nms(&mut self.detections, SAME_FACE_IOU);
-        Ok(())
+        crate::detect::nms(out, SAME_FACE_IOU);
+        Ok(lost)
     }
 
-    /// The context band for close-ups (`closeup_margin`; 0 turns the second pass off).
-    pub fn set_closeup_margin(&mut self, margin: f32) {
-        self.closeup_margin = margin;
-    }
-
-    /// Detect into `self.detections`; when a face found is a close-up ([`is_closeup`]), or
-    /// nothing was found in a still picture (`still`), detect again with a band of context
-    /// around the frame. A close-up found by both passes is taken from the pass with context
-    /// (better placed box and landmarks), any other face from the plain pass (it sees small
-    /// faces at full resolution); faces only one pass found are kept. No allocation.
-    fn detect(&mut self, image: &RgbImage, still: bool) -> anyhow::Result<()> {
-        self.detector.detect(image, &mut self.detections)?;
+    /// Detect into `out`; when a face found is a close-up ([`is_closeup`]), or nothing was
+    /// found in a still picture (`still`), detect again with a band of context around the
+    /// frame. A close-up found by both passes is taken from the pass with context (better
+    /// placed box and landmarks), any other face from the plain pass (it sees small faces at
+    /// full resolution); faces only one pass found are kept. No allocation.
+    pub fn detect(
+        &mut self,
+        image: &RgbImage,
+        still: bool,
+        out: &mut Vec<Detection>,
+    ) -> anyhow::Result<()> {
+        self.detector.detect(image, out)?;
         let (w, h) = (image.width, image.height);
         let wanted = self.closeup_margin > 0.0
-            && ((still && self.detections.is_empty())
-                || self.detections.iter().any(|d| is_closeup(d, w, h)));
+            && ((still && out.is_empty()) || out.iter().any(|d| is_closeup(d, w, h)));
         if !wanted {
             return Ok(());
         }
         self.detector
             .detect_with_margin(image, self.closeup_margin, &mut self.closeups)?;
         let closeups = &mut self.closeups;
-        self.detections.retain(|d| {
+        out.retain(|d| {
             let twin = closeups
                 .iter()
                 .position(|c| crate::detect::iou(&d.bbox, &c.bbox) > SAME_FACE_IOU);
@@ -271,17 +289,92 @@ impl Perception {
                 None => true,
             }
         });
-        self.detections.extend_from_slice(&self.closeups);
+        out.extend_from_slice(&self.closeups);
         Ok(())
+    }
+}
+
+impl Perception {
+    pub fn new(
+        detector: Box<dyn FaceDetector>,
+        classifier: Box<dyn FaceClassifier>,
+        max_faces: usize,
+    ) -> Self {
+        Perception::with_detect(FrameDetector::new(detector), classifier, max_faces)
+    }
+
+    /// [`Perception::new`] with a detect stage already set up (window detector, close-ups).
+    pub fn with_detect(
+        detect: FrameDetector,
+        classifier: Box<dyn FaceClassifier>,
+        max_faces: usize,
+    ) -> Self {
+        let max_faces = max_faces.max(1);
+        Perception {
+            detect,
+            classifier,
+            max_faces,
+            // Detectors emit at most a few hundred candidates before NMS; after NMS this
+            // is generous. It only grows if a detector returns more.
+            detections: Vec::with_capacity(256),
+            kept: Vec::with_capacity(max_faces),
+            attrs: Vec::with_capacity(max_faces),
+            tensor: vec![0.0; 3 * INPUT_SIZE * INPUT_SIZE],
+            align_failures: 0,
+            views: Vec::with_capacity(max_faces),
+            classifier_calls: 0,
+            window_lost: false,
+        }
+    }
+
+    /// See [`FrameDetector::set_window_detector`].
+    pub fn set_window_detector(&mut self, detector: BlazeFace) {
+        self.detect.set_window_detector(detector);
+    }
+
+    pub fn has_window_detector(&self) -> bool {
+        self.detect.has_window_detector()
+    }
+
+    /// See [`FrameDetector::set_closeup_margin`].
+    pub fn set_closeup_margin(&mut self, margin: f32) {
+        self.detect.set_closeup_margin(margin);
+    }
+
+    fn detect(&mut self, image: &RgbImage, still: bool) -> anyhow::Result<()> {
+        self.detect.detect(image, still, &mut self.detections)
+    }
+
+    /// The frame loop's detection into `self.detections`: the whole frame, or with `windows`
+    /// only around `faces` (the tracker's, [`WINDOW_SCALE`]); sets [`Perception::window_lost`].
+    pub fn detect_frame(
+        &mut self,
+        image: &RgbImage,
+        windows: bool,
+        faces: &[TrackedFace],
+    ) -> anyhow::Result<()> {
+        self.window_lost = false;
+        if windows {
+            self.window_lost =
+                self.detect
+                    .detect_windows(image, faces, WINDOW_SCALE, &mut self.detections)?;
+            Ok(())
+        } else {
+            self.detect(image, false)
+        }
+    }
+
+    /// Take a frame's detections made elsewhere (a detector worker of the stage-parallel
+    /// loop) as [`Perception::detect_frame`]'s. No allocation (up to the capacity).
+    pub fn set_detections(&mut self, found: &[Detection], window_lost: bool) {
+        self.detections.clear();
+        self.detections.extend_from_slice(found);
+        self.window_lost = window_lost;
     }
 
     /// The frame loop's perception: detect (best `max_faces` by score) in the whole frame, or
-    /// with `windows` only around the faces `tracker` saw last ([`Perception::detect_windows`]),
-    /// match the faces to `tracker`'s tracks, align each, and classify only those the tracker
-    /// wants a view of ([`Tracker::wants_view`], given the view's
-    /// [`crate::quality::view_quality`]); then update the tracker (frame `frame` at `now_ms`)
-    /// and return its faces. No allocation in our code. A face whose landmarks cannot be
-    /// aligned gets no view.
+    /// with `windows` only around the faces `tracker` saw last, then
+    /// [`Perception::track`]. No allocation in our code.
     pub fn run_tracked<'t>(
         &mut self,
         image: &RgbImage,
@@ -292,12 +385,24 @@ impl Perception {
         probe: &mut dyn FnMut(Stage),
     ) -> anyhow::Result<&'t [TrackedFace]> {
         probe(Stage::Detect);
-        if windows {
-            self.detect_windows(image, tracker.faces())?;
-        } else {
-            self.window_lost = false;
-            self.detect(image, false)?;
-        }
+        self.detect_frame(image, windows, tracker.faces())?;
+        self.track(image, tracker, frame, now_ms, probe)
+    }
+
+    /// After a detection ([`Perception::detect_frame`] or [`Perception::set_detections`]):
+    /// keep the best `max_faces` by score, match them to `tracker`'s tracks, align each, and
+    /// classify only those the tracker wants a view of ([`Tracker::wants_view`], given the
+    /// view's [`crate::quality::view_quality`]); then update the tracker (frame `frame` at
+    /// `now_ms`) and return its faces. No allocation in our code. A face whose landmarks
+    /// cannot be aligned gets no view.
+    pub fn track<'t>(
+        &mut self,
+        image: &RgbImage,
+        tracker: &'t mut Tracker,
+        frame: u64,
+        now_ms: u64,
+        probe: &mut dyn FnMut(Stage),
+    ) -> anyhow::Result<&'t [TrackedFace]> {
         self.detections
             .sort_unstable_by(|a, b| b.score.total_cmp(&a.score));
         self.kept.clear();
@@ -359,7 +464,7 @@ impl Perception {
                     let src = ((oy as usize + y) * w as usize + ox as usize) * 3;
                     tile.data[y * row..(y + 1) * row].copy_from_slice(&image.data[src..src + row]);
                 }
-                self.detector.detect(&tile, &mut self.detections)?;
+                self.detect.detector.detect(&tile, &mut self.detections)?;
                 for d in &self.detections {
                     let mut d = *d;
                     let (dx, dy) = (ox as f32, oy as f32);
@@ -523,6 +628,10 @@ pub struct Pipeline {
     latencies: Box<[f32; LATENCY_WINDOW]>,
     latencies_recorded: u64,
     latencies_sorted: Box<[f32; LATENCY_WINDOW]>,
+    /// The stage-parallel loop's detector workers' detectors; empty: the one-thread loop.
+    workers: Vec<FrameDetector>,
+    /// Whether the detectors can search windows (a window detector is loaded).
+    window_search: bool,
 }
 
 impl Pipeline {
@@ -535,6 +644,7 @@ impl Pipeline {
     ) -> Self {
         let (w, h) = source.frame_size();
         let now = Instant::now();
+        let window_search = perception.has_window_detector();
         Pipeline {
             decoder: Decoder::with_capacity(w as usize * h as usize * 3),
             frame: RgbImage::new(w, h),
@@ -564,6 +674,8 @@ impl Pipeline {
             latencies: Box::new([0.0; LATENCY_WINDOW]),
             latencies_recorded: 0,
             latencies_sorted: Box::new([0.0; LATENCY_WINDOW]),
+            workers: Vec::new(),
+            window_search,
             opts,
         }
     }
@@ -572,6 +684,11 @@ impl Pipeline {
     pub fn set_model_form(&mut self, form: &'static str, why: &'static str) {
         self.status.model_form = form;
         self.status.model_form_why = why;
+    }
+
+    /// End [`Pipeline::run`] once `n` frames were taken in all (0: never).
+    pub fn set_max_frames(&mut self, n: u64) {
+        self.opts.max_frames = n;
     }
 
     /// Set this flag (from another thread) to end [`Pipeline::run`] after the current frame.
@@ -611,6 +728,10 @@ impl Pipeline {
     /// Run until the source ends, `max_frames` frames were taken, or the stop flag is set;
     /// writes a last status line and flushes. Returns the final counters.
     pub fn run(&mut self) -> anyhow::Result<Status> {
+        if !self.workers.is_empty() {
+            self.run_parallel()?;
+            return self.end_run();
+        }
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 break;
@@ -622,6 +743,12 @@ impl Pipeline {
                 break;
             }
         }
+        self.end_run()
+    }
+
+    /// The end of a run: the people still in view leave with it (visits, the last counts),
+    /// a last status line, everything flushed.
+    fn end_run(&mut self) -> anyhow::Result<Status> {
         // The people still in view leave with the run: their visits, then the last window.
         self.tracker.end_all();
         self.write_visits()?;
@@ -680,7 +807,6 @@ impl Pipeline {
                     return Ok(StepOutcome::Skipped);
                 }
                 Err(CaptureError::Disconnected(why)) => {
-                    self.status.capture_errors += 1;
                     self.reconnect(&why)?;
                     probe(Stage::Done);
                     return Ok(StepOutcome::Skipped);
@@ -695,87 +821,138 @@ impl Pipeline {
             arrived = Instant::now();
             sequence = frame.sequence;
             self.status.frames += 1;
-            if let Some(prev) = self.last_sequence {
-                if frame.sequence > prev.saturating_add(1) {
-                    self.status.dropped_frames += frame.sequence - prev - 1;
-                }
-            }
-            self.last_sequence = Some(frame.sequence);
+            self.status.dropped_frames += sequence_gap(&mut self.last_sequence, sequence);
 
             probe(Stage::Decode);
             if let Err(e) = self.decoder.decode(&frame, &mut self.frame) {
-                self.status.decode_errors += 1;
-                if !self.decode_failed {
-                    self.decode_failed = true;
-                    eprintln!("agegender: warning: skipping a frame that cannot be decoded (further ones are only counted): {e}");
-                }
+                self.decode_failed(&e.to_string());
                 probe(Stage::Done);
                 return Ok(StepOutcome::Skipped);
             }
         }
         let frame_no = self.processed;
         self.processed += 1;
-        self.now_ms = match self.source.stream_time(sequence) {
+        let now_ms = self.frame_time(self.source.stream_time(sequence));
+        // the frame is lent out of `self` for the stages that read it
+        let image = std::mem::take(&mut self.frame);
+        let plan = self.plan(&image, frame_no, now_ms, probe);
+        let found = match plan {
+            Plan::Whole | Plan::Windows => {
+                probe(Stage::Detect);
+                self.perception
+                    .detect_frame(&image, plan == Plan::Windows, self.tracker.faces())
+            }
+            Plan::Show | Plan::Hold => Ok(()),
+        };
+        let out = self.complete(&image, frame_no, now_ms, arrived, plan, found, probe);
+        self.frame = image;
+        out
+    }
+
+    /// Frame time (ms): the source's clock where it has one (`stream_time`), else now.
+    fn frame_time(&self, stream_time: Option<Duration>) -> u64 {
+        match stream_time {
             Some(t) => self.clock_origin_ms + t.as_millis() as u64,
             None => unix_ms(),
-        };
-        self.visits.start(self.now_ms);
+        }
+    }
 
-        // Due by the schedule; then, with motion gating on, only if the scene changed since
-        // the last detection (or that was too long ago). A skipped detection is no tracker
-        // update: tracks keep their boxes and labels and are not counted as missed.
-        let due = frame_no % self.opts.detect_every as u64 == 0;
-        let detect_now = due && {
-            probe(Stage::Motion);
-            self.motion.should_detect(&self.frame, self.now_ms)
-        };
-        if due && !detect_now {
+    /// A frame that could not be decoded: counted, and the first one logged.
+    fn decode_failed(&mut self, why: &str) {
+        self.status.decode_errors += 1;
+        if !self.decode_failed {
+            self.decode_failed = true;
+            eprintln!("agegender: warning: skipping a frame that cannot be decoded (further ones are only counted): {why}");
+        }
+    }
+
+    /// What frame `frame_no` (at `now_ms`) gets, decided in frame order before its detection
+    /// runs: due by the schedule; then, with motion gating on, detected only if the scene
+    /// changed since the last detection (or that was too long ago); then the whole frame or
+    /// windows ([`Pipeline::window_search_fits`]). Counts the decision.
+    fn plan(
+        &mut self,
+        image: &RgbImage,
+        frame_no: u64,
+        now_ms: u64,
+        probe: &mut dyn FnMut(Stage),
+    ) -> Plan {
+        if frame_no % self.opts.detect_every as u64 != 0 {
+            return Plan::Show;
+        }
+        probe(Stage::Motion);
+        if !self.motion.should_detect(image, now_ms) {
             self.status.detect_skipped += 1;
-            // the faces shown again are still in view: their visits go on
-            probe(Stage::Track);
-            self.tracker.hold_at(frame_no, self.now_ms);
+            return Plan::Hold;
         }
-        if detect_now {
-            self.status.detections += 1;
-            let windows = self.window_search_fits();
-            if windows {
-                self.status.window_detections += 1;
+        self.status.detections += 1;
+        let windows = self.window_search_fits(image.width, image.height, now_ms);
+        self.motion.detected(now_ms);
+        if windows {
+            self.status.window_detections += 1;
+            Plan::Windows
+        } else {
+            Plan::Whole
+        }
+    }
+
+    /// The rest of frame `frame_no`'s way, in frame order, once its detection (if it has one)
+    /// is in the perception (`found`: whether it succeeded): track, display, report.
+    #[allow(clippy::too_many_arguments)]
+    fn complete(
+        &mut self,
+        image: &RgbImage,
+        frame_no: u64,
+        now_ms: u64,
+        arrived: Instant,
+        plan: Plan,
+        found: anyhow::Result<()>,
+        probe: &mut dyn FnMut(Stage),
+    ) -> anyhow::Result<StepOutcome> {
+        self.now_ms = now_ms;
+        self.visits.start(now_ms);
+        match plan {
+            Plan::Show => {}
+            Plan::Hold => {
+                // A skipped detection is no tracker update: tracks keep their boxes and
+                // labels and are not counted as missed; the faces shown again are still in
+                // view, so their visits go on.
+                probe(Stage::Track);
+                self.tracker.hold_at(frame_no, now_ms);
             }
-            let run = self.perception.run_tracked(
-                &self.frame,
-                &mut self.tracker,
-                frame_no,
-                self.now_ms,
-                windows,
-                probe,
-            );
-            self.status.classifier_calls = self.perception.classifier_calls;
-            match run {
-                Ok(faces) => {
-                    if !windows {
-                        self.last_full_ms = Some(self.now_ms);
-                    } else if self.perception.window_lost {
-                        // a face left its window: the next detection looks at everything
-                        self.last_full_ms = None;
+            Plan::Whole | Plan::Windows => {
+                let run = found.and_then(|()| {
+                    self.perception
+                        .track(image, &mut self.tracker, frame_no, now_ms, probe)
+                });
+                self.status.classifier_calls = self.perception.classifier_calls;
+                match run {
+                    Ok(faces) => {
+                        self.faces.clear();
+                        self.faces.extend_from_slice(faces);
+                        if plan == Plan::Whole {
+                            self.last_full_ms = Some(now_ms);
+                        } else if self.perception.window_lost {
+                            // a face left its window: the next detection looks at everything
+                            self.last_full_ms = None;
+                        }
                     }
-                    self.motion.detected(self.now_ms);
-                    self.faces.clear();
-                    self.faces.extend_from_slice(faces);
-                }
-                Err(e) => {
-                    self.status.inference_errors += 1;
-                    if !self.inference_failed {
-                        self.inference_failed = true;
-                        eprintln!("agegender: warning: inference failed, frame skipped (further ones are only counted): {e:#}");
+                    Err(e) => {
+                        self.status.inference_errors += 1;
+                        if !self.inference_failed {
+                            self.inference_failed = true;
+                            eprintln!("agegender: warning: inference failed, frame skipped (further ones are only counted): {e:#}");
+                        }
+                        probe(Stage::Done);
+                        return Ok(StepOutcome::Skipped);
                     }
-                    probe(Stage::Done);
-                    return Ok(StepOutcome::Skipped);
                 }
             }
         }
+        let detected = matches!(plan, Plan::Whole | Plan::Windows);
 
         probe(Stage::Display);
-        if let Err(e) = self.display.show(&self.frame, &self.faces) {
+        if let Err(e) = self.display.show(image, &self.faces) {
             if !self.display_failed {
                 self.display_failed = true;
                 eprintln!(
@@ -791,7 +968,7 @@ impl Pipeline {
         for f in &self.faces {
             self.reporter.face(ts, frame_no, f, latency_ms, None)?;
         }
-        if detect_now {
+        if detected {
             self.write_visits()?;
         }
         if self.visits.counts_due(self.now_ms) {
@@ -816,7 +993,7 @@ impl Pipeline {
         probe(Stage::Done);
         Ok(StepOutcome::Frame {
             faces: self.faces.len(),
-            detected: detect_now,
+            detected,
         })
     }
 
@@ -829,14 +1006,13 @@ impl Pipeline {
     /// for the next refresh), none is a close-up (the whole frame's second pass
     /// with context serves those), and the motion gate saw nothing change away from the tracked
     /// people ([`person_box`]: someone coming in). Allocates nothing.
-    fn window_search_fits(&mut self) -> bool {
+    fn window_search_fits(&mut self, w: u32, h: u32, now_ms: u64) -> bool {
         let interval = self.opts.full_detect_interval_ms;
         let faces = self.tracker.faces();
-        let fresh =
-            matches!(self.last_full_ms, Some(t) if self.now_ms.saturating_sub(t) < interval);
+        let fresh = matches!(self.last_full_ms, Some(t) if now_ms.saturating_sub(t) < interval);
         if interval == 0
             || !self.motion.config().enabled()
-            || !self.perception.has_window_detector()
+            || !self.window_search
             || !fresh
             || faces.is_empty()
             || faces.len() > MAX_WINDOWS
@@ -844,7 +1020,6 @@ impl Pipeline {
         {
             return false;
         }
-        let (w, h) = (self.frame.width, self.frame.height);
         self.person_boxes.clear();
         for f in faces {
             if is_closeup(&f.detection, w, h) {
@@ -887,12 +1062,31 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The camera went away: say so, then reopen with backoff (0.5 s doubling to 8 s) until
-    /// it returns or the stop flag is set.
+    /// The camera went away: say so, then reopen with backoff ([`reopen`]) until it returns
+    /// or the stop flag is set.
     fn reconnect(&mut self, why: &str) -> anyhow::Result<()> {
+        self.camera_lost(why)?;
+        let hb = &self.heartbeat;
+        let mut failures = 0;
+        let back = reopen(
+            self.source.as_mut(),
+            &self.stop,
+            &mut || hb.beat(),
+            &mut || failures += 1,
+        );
+        self.status.capture_errors += failures;
+        if back {
+            self.last_sequence = None;
+            self.camera_resumed(&self.source.describe())?;
+        }
+        Ok(())
+    }
+
+    /// The camera is lost: whoever was in view leaves with it (visits), and a status line says so.
+    fn camera_lost(&mut self, why: &str) -> anyhow::Result<()> {
         eprintln!("agegender: warning: camera lost ({why}); reconnecting");
+        self.status.capture_errors += 1;
         self.status.camera = CameraState::Lost;
-        // Whoever was in view is gone with the camera: their visits end here.
         self.tracker.end_all();
         self.write_visits()?;
         self.faces.clear();
@@ -900,33 +1094,68 @@ impl Pipeline {
         self.motion.reset();
         self.last_full_ms = None;
         self.write_status()?;
-        self.reporter.flush()?;
-        let mut wait = Duration::from_millis(500);
-        loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            // still alive while the camera is away: keep the watchdog fed
-            self.heartbeat.beat();
-            std::thread::sleep(wait);
-            self.heartbeat.beat();
-            match self.source.reconnect() {
-                Ok(()) => {
-                    eprintln!("agegender: camera resumed: {}", self.source.describe());
-                    self.status.camera = CameraState::Resumed;
-                    self.last_sequence = None;
-                    self.write_status()?;
-                    self.reporter.flush()?;
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.status.capture_errors += 1;
-                    eprintln!(
-                        "agegender: warning: reconnect failed: {e:#}; next try in {:.1} s",
-                        (wait * 2).min(Duration::from_secs(8)).as_secs_f32()
-                    );
-                    wait = (wait * 2).min(Duration::from_secs(8));
-                }
+        self.reporter.flush()
+    }
+
+    /// The camera is back (`what`: its description): a status line says so.
+    fn camera_resumed(&mut self, what: &str) -> anyhow::Result<()> {
+        eprintln!("agegender: camera resumed: {what}");
+        self.status.camera = CameraState::Resumed;
+        self.write_status()?;
+        self.reporter.flush()
+    }
+}
+
+/// What a frame gets, decided in frame order before its detection runs ([`Pipeline::plan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plan {
+    /// Not due for detection: the tracked faces are shown again.
+    Show,
+    /// Due, but the motion gate saw no change: the tracks are held.
+    Hold,
+    /// The whole frame is detected.
+    Whole,
+    /// Only windows around the tracked faces are (track-guided detection).
+    Windows,
+}
+
+/// Frames a source skipped before `sequence` (a gap in its numbers), given the last one seen.
+fn sequence_gap(last: &mut Option<u64>, sequence: u64) -> u64 {
+    let gap = match *last {
+        Some(prev) if sequence > prev.saturating_add(1) => sequence - prev - 1,
+        _ => 0,
+    };
+    *last = Some(sequence);
+    gap
+}
+
+/// Reopen a lost `source`: a try after 0.5 s, the wait doubling to 8 s, until it is back
+/// (`true`) or `stop` is set (`false`). `tick` runs around each wait (the watchdog's heartbeat),
+/// `failed` after each failed try (counted).
+fn reopen(
+    source: &mut dyn FrameSource,
+    stop: &AtomicBool,
+    tick: &mut dyn FnMut(),
+    failed: &mut dyn FnMut(),
+) -> bool {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        // still alive while the camera is away: keep the watchdog fed
+        tick();
+        std::thread::sleep(wait);
+        tick();
+        match source.reconnect() {
+            Ok(()) => return true,
+            Err(e) => {
+                failed();
+                wait = (wait * 2).min(Duration::from_secs(8));
+                eprintln!(
+                    "agegender: warning: reconnect failed: {e:#}; next try in {:.1} s",
+                    wait.as_secs_f32()
+                );
             }
         }
     }

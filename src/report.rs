@@ -131,7 +131,7 @@ pub enum CameraState {
 }
 
 /// Counters for a status line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Status {
     /// Frames taken from the source so far.
     pub frames: u64,
@@ -153,6 +153,11 @@ pub struct Status {
     pub latency_p95_ms: f32,
     /// Frames the source skipped (gaps in its sequence numbers).
     pub dropped_frames: u64,
+    /// Frames taken from the source and dropped at capture because every frame slot of the
+    /// stage-parallel loop was in use (back-pressure instead of growing latency).
+    pub busy_dropped: u64,
+    /// Detector workers of the frame loop (1: the one-thread loop).
+    pub workers: u32,
     /// Frames that could not be decoded (skipped).
     pub decode_errors: u64,
     /// Errors from the source other than timeouts (and lost-camera events).
@@ -186,6 +191,39 @@ pub struct Status {
     pub mqtt: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt_dropped: Option<u64>,
+}
+
+impl Default for Status {
+    /// Nothing counted yet, in the one-thread loop.
+    fn default() -> Self {
+        Status {
+            frames: 0,
+            fps: 0.0,
+            faces: 0,
+            faces_total: 0,
+            classifier_calls: 0,
+            classifier_calls_per_frame: 0.0,
+            latency_p50_ms: 0.0,
+            latency_p95_ms: 0.0,
+            dropped_frames: 0,
+            busy_dropped: 0,
+            workers: 1,
+            decode_errors: 0,
+            capture_errors: 0,
+            capture_timeouts: 0,
+            inference_errors: 0,
+            detections: 0,
+            window_detections: 0,
+            detect_skipped: 0,
+            serial_dropped: 0,
+            camera: CameraState::default(),
+            uptime_s: 0.0,
+            model_form: "",
+            model_form_why: "",
+            mqtt: "",
+            mqtt_dropped: None,
+        }
+    }
 }
 
 #[derive(Serialize)]

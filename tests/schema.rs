@@ -76,6 +76,17 @@ impl FrameSource for FaultySource {
 
 #[test]
 fn run_lines_with_faults_match_the_schema() {
+    run_with_faults(1);
+}
+
+/// The same faults through the stage-parallel loop (two detector workers): the capture
+/// thread meets them, the ordering thread reports them in the same order.
+#[test]
+fn parallel_run_lines_with_faults_match_the_schema() {
+    run_with_faults(2);
+}
+
+fn run_with_faults(workers: usize) {
     let faces = common::utk_faces(2, 5);
     let mut stream = Vec::new();
     for i in 0..12u32 {
@@ -111,15 +122,21 @@ fn run_lines_with_faults_match_the_schema() {
     let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("run.jsonl");
+    let perception = Perception::new(detector, classifier, cfg.max_faces);
+    let more: Vec<_> = (1..workers)
+        .map(|_| perception.detect.fork().unwrap())
+        .collect();
     let mut p = Pipeline::new(
         Box::new(source),
-        Perception::new(detector, classifier, cfg.max_faces),
+        perception,
         Box::new(NullDisplay),
         Reporter::new(Box::new(FileSink::open(&log).unwrap())),
         LoopOptions::from_config(&cfg),
     );
+    p.set_detect_workers(more);
     let last = p.run().unwrap();
     drop(p);
+    assert_eq!(last.workers as usize, workers);
     // 12 good frames + the corrupt one; one timeout; one loss.
     assert_eq!(last.frames, 13);
     assert_eq!(last.decode_errors, 1);
@@ -151,6 +168,17 @@ fn run_lines_with_faults_match_the_schema() {
     let final_status = lines.iter().rev().find(|l| l["type"] == "status").unwrap();
     assert_eq!(final_status["decode_errors"], 1);
     assert_eq!(final_status["frames"], 13);
+    assert_eq!(final_status["workers"], workers);
+    // serial lines leave in frame order, each frame's faces once
+    let frames: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["type"] == "face")
+        .map(|l| l["frame"].as_u64().unwrap())
+        .collect();
+    assert!(
+        frames.windows(2).all(|w| w[0] <= w[1]),
+        "face lines out of frame order: {frames:?}"
+    );
 }
 
 /// `agegender image` on a picture with `n` (2 or 3) test faces pasted at fixed boxes, with the

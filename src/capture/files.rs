@@ -38,6 +38,12 @@ impl Pacer {
         self.period.map(|p| p.mul_f64(sequence as f64))
     }
 
+    /// Whether frames come at the camera's rate (they are then dropped, not waited for, by a
+    /// loop that has no room for them).
+    fn live(&self) -> bool {
+        self.period.is_some() && self.sleeps
+    }
+
     /// Sleep until the next frame is due.
     fn wait(&mut self) {
         let Some(period) = self.period.filter(|_| self.sleeps) else {
@@ -261,6 +267,10 @@ impl FrameSource for MjpegFileSource {
         self.pacer.stream_time(sequence)
     }
 
+    fn is_live(&self) -> bool {
+        self.pacer.live()
+    }
+
     fn frame_size(&self) -> (u32, u32) {
         let w = self.spans.iter().map(|s| s.width).max().unwrap_or(0);
         let h = self.spans.iter().map(|s| s.height).max().unwrap_or(0);
@@ -406,6 +416,10 @@ impl FrameSource for DirSource {
 
     fn stream_time(&self, sequence: u64) -> Option<Duration> {
         self.pacer.stream_time(sequence)
+    }
+
+    fn is_live(&self) -> bool {
+        self.pacer.live()
     }
 
     fn describe(&self) -> String {

@@ -40,7 +40,7 @@ pub enum CaptureError {
 }
 
 /// A source of frames: a camera, a directory of images, a replayed MJPEG stream.
-pub trait FrameSource {
+pub trait FrameSource: Send {
     /// The next frame, or `Ok(None)` at the end of a finite stream.
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
     /// Frame size the source delivers (used to size every buffer at start-up).
@@ -53,6 +53,11 @@ pub trait FrameSource {
     /// not depend on how fast the machine runs the models.
     fn stream_time(&self, _sequence: u64) -> Option<Duration> {
         None
+    }
+    /// Whether frames come in real time and are lost if not taken (a camera, a paced replay):
+    /// the stage-parallel loop then drops a frame it has no room for instead of waiting.
+    fn is_live(&self) -> bool {
+        true
     }
     /// Try to reopen after [`CaptureError::Disconnected`]; sources that cannot reconnect return an error.
     fn reconnect(&mut self) -> anyhow::Result<()> {

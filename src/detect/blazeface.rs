@@ -39,6 +39,7 @@ pub struct BlazeFace {
 /// BlazeFace's output decoding (scores and regressors to face boxes in frame pixels, then
 /// NMS), apart from inference so that it can be tested and fuzzed on arbitrary tensors.
 /// Output lengths are checked; candidates with non-finite or empty boxes are dropped.
+#[derive(Clone)]
 pub struct BlazeFaceDecoder {
     size: usize,
     /// Anchor centres in units of the input side.
@@ -154,6 +155,15 @@ impl BlazeFace {
         }
     }
 
+    /// This detector for another thread (see [`FaceDetector::fork`]), as a `BlazeFace` (a
+    /// window detector).
+    pub fn fork_window(&self) -> anyhow::Result<BlazeFace> {
+        Ok(BlazeFace {
+            runner: self.runner.fork()?,
+            decoder: self.decoder.clone(),
+        })
+    }
+
     pub(crate) fn from_proto(
         path: &Path,
         mut proto: pb::ModelProto,
@@ -209,6 +219,10 @@ impl FaceDetector for BlazeFace {
         self.decoder.margin = margin;
         self.decoder.window = None;
         self.run_on(image, out)
+    }
+
+    fn fork(&self) -> anyhow::Result<Box<dyn FaceDetector>> {
+        Ok(Box::new(self.fork_window()?))
     }
 }
 

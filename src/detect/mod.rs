@@ -69,7 +69,7 @@ pub struct Detection {
 }
 
 /// A face detector. `detect` clears `out` and fills it; it must not allocate once warm.
-pub trait FaceDetector {
+pub trait FaceDetector: Send {
     /// The faces of `image`, in its pixels.
     fn detect(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
         self.detect_with_margin(image, 0.0, out)
@@ -86,6 +86,10 @@ pub trait FaceDetector {
         margin: f32,
         out: &mut Vec<Detection>,
     ) -> anyhow::Result<()>;
+
+    /// The same detector for another thread: the model's plan (its weights) shared, its own
+    /// state and buffers.
+    fn fork(&self) -> anyhow::Result<Box<dyn FaceDetector>>;
 }
 
 /// A square of the frame that a window search ([`blazeface::BlazeFace::detect_window`]) looks
@@ -488,6 +492,25 @@ impl TractRunner {
             outputs_f32: vec![Vec::new(); n_outputs],
             n_outputs,
             what,
+        })
+    }
+
+    /// A runner of the same plan (shared: the weights are not copied) with its own state
+    /// and buffers, for another thread.
+    pub(crate) fn fork(&self) -> anyhow::Result<Self> {
+        let state = TypedSimpleState::new(self.state.plan())
+            .map_err(|e| anyhow::anyhow!("{}: tract cannot create a state: {e:?}", self.what))?;
+        let shape = self.input.shape();
+        Ok(TractRunner {
+            state,
+            input: Arc::new(Tensor::zero::<f32>(shape)?),
+            input_f16: match &self.input_f16 {
+                Some(_) => Some(Arc::new(Tensor::zero::<f16>(shape)?)),
+                None => None,
+            },
+            outputs_f32: vec![Vec::new(); self.n_outputs],
+            n_outputs: self.n_outputs,
+            what: self.what,
         })
     }
 

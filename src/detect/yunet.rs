@@ -34,6 +34,7 @@ pub struct YuNet {
 /// YuNet's output decoding (per-stride scores, boxes and landmarks to face boxes in frame
 /// pixels, then NMS), apart from inference so that it can be tested and fuzzed on arbitrary
 /// tensors. Output lengths are checked; candidates with non-finite or empty boxes are dropped.
+#[derive(Clone)]
 pub struct YuNetDecoder {
     width: usize,
     height: usize,
@@ -227,6 +228,13 @@ impl YuNet {
 }
 
 impl FaceDetector for YuNet {
+    fn fork(&self) -> anyhow::Result<Box<dyn FaceDetector>> {
+        Ok(Box::new(YuNet {
+            runner: self.runner.fork()?,
+            decoder: self.decoder.clone(),
+        }))
+    }
+
     fn detect_with_margin(
         &mut self,
         image: &RgbImage,

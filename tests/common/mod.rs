@@ -274,6 +274,21 @@ pub fn replay_loop(
     log: &Path,
     windows: bool,
 ) -> agegender::pipeline::Pipeline {
+    replay_loop_with(stream, fps, true, cfg, log, windows, 1)
+}
+
+/// [`replay_loop`] with `workers` detector workers (1: the one-thread loop; more: the
+/// stage-parallel loop, for [`agegender::pipeline::Pipeline::run`]); `paced`: frames come at
+/// `fps` as from a camera, else as fast as they are taken, timed by the stream's clock.
+pub fn replay_loop_with(
+    stream: Vec<u8>,
+    fps: f32,
+    paced: bool,
+    cfg: &agegender::config::Config,
+    log: &Path,
+    windows: bool,
+    workers: usize,
+) -> agegender::pipeline::Pipeline {
     use agegender::pipeline::{self, LoopOptions, Perception, Pipeline};
     let source = agegender::capture::files::MjpegFileSource::from_bytes(
         Path::new("replay.mjpeg"),
@@ -282,6 +297,7 @@ pub fn replay_loop(
         false,
     )
     .unwrap();
+    let source = if paced { source } else { source.unpaced() };
     let detector = pipeline::load_detector(&blazeface_model(false), cfg).unwrap();
     let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
     let mut perception = Perception::new(detector, classifier, cfg.max_faces);
@@ -290,13 +306,18 @@ pub fn replay_loop(
             pipeline::load_window_detector(&blazeface_model(true), cfg).unwrap(),
         );
     }
-    Pipeline::new(
+    let more: Vec<_> = (1..workers)
+        .map(|_| perception.detect.fork().unwrap())
+        .collect();
+    let mut p = Pipeline::new(
         Box::new(source),
         perception,
         Box::new(agegender::display::png::NullDisplay),
         agegender::report::Reporter::new(Box::new(agegender::report::FileSink::open(log).unwrap())),
         LoopOptions::from_config(cfg),
-    )
+    );
+    p.set_detect_workers(more);
+    p
 }
 
 /// Step `p` until its source ends; per frame: (faces reported, whether the detector ran).
