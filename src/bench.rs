@@ -283,8 +283,8 @@ pub fn run(
 }
 
 /// [`run`] for the stage-parallel loop ([`Pipeline::set_detect_workers`]): `warmup` frames,
-/// then `frames` measured as a whole ([`Pipeline::run`] to that many frames; its threads
-/// start anew, the models stay warm). No per-stage figures; allocations are counted on every
+/// then `frames` measured as a whole ([`Pipeline::run_frames`] to that many frames; its
+/// threads start anew, the models and the tracks stay warm). No per-stage figures; allocations are counted on every
 /// thread (`count_allocs`: `PoolAlloc::process_counts`); latency is from the status line's
 /// window (the last [`crate::pipeline::LATENCY_WINDOW`] frames).
 pub fn run_parallel(
@@ -297,14 +297,15 @@ pub fn run_parallel(
 ) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(frames > 0, "bench: --frames must be at least 1");
     pipeline.set_max_frames(warmup);
-    pipeline.run()?;
+    pipeline.run_frames()?;
     let before = *pipeline.status();
     let allocs_before = count_allocs();
     pipeline.set_max_frames(warmup + frames);
     let start = Instant::now();
-    let after = pipeline.run()?;
+    pipeline.run_frames()?;
     let wall = start.elapsed().as_secs_f64();
     let allocs = count_allocs();
+    let after = pipeline.end_run()?;
     let f = (after.frames - before.frames) as f64;
     anyhow::ensure!(
         f >= frames as f64,

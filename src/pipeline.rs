@@ -728,9 +728,16 @@ impl Pipeline {
     /// Run until the source ends, `max_frames` frames were taken, or the stop flag is set;
     /// writes a last status line and flushes. Returns the final counters.
     pub fn run(&mut self) -> anyhow::Result<Status> {
+        self.run_frames()?;
+        self.end_run()
+    }
+
+    /// [`Pipeline::run`] without its end: the tracks stay open, no last status line (a
+    /// benchmark's warm-up, then its measured frames). On the detector workers' threads
+    /// ([`Pipeline::set_detect_workers`]) if there are any, else step by step.
+    pub fn run_frames(&mut self) -> anyhow::Result<()> {
         if !self.workers.is_empty() {
-            self.run_parallel()?;
-            return self.end_run();
+            return self.run_parallel();
         }
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -743,12 +750,12 @@ impl Pipeline {
                 break;
             }
         }
-        self.end_run()
+        Ok(())
     }
 
     /// The end of a run: the people still in view leave with it (visits, the last counts),
     /// a last status line, everything flushed.
-    fn end_run(&mut self) -> anyhow::Result<Status> {
+    pub fn end_run(&mut self) -> anyhow::Result<Status> {
         // The people still in view leave with the run: their visits, then the last window.
         self.tracker.end_all();
         self.write_visits()?;

@@ -257,7 +257,10 @@ def table(res: dict) -> str:
     ones = [res["ours"].get(f"{nf}_default_1") for nf in "14"]
     line(
         "fps, default, 1 worker",
-        [(o and o["fps"], p["fps"], ratio(o and o["fps"], p["fps"])) for o, (_s, _d, p) in zip(ones, fps.values())],
+        [
+            (o and o["fps"], p["fps"], ratio(o and o["fps"], p["fps"]))
+            for o, (_s, _d, p) in zip(ones, fps.values(), strict=True)
+        ],
     )
     line(
         "faces per frame",
