@@ -284,9 +284,11 @@ pub fn run(
 
 /// [`run`] for the stage-parallel loop ([`Pipeline::set_detect_workers`]): `warmup` frames,
 /// then `frames` measured as a whole ([`Pipeline::run_frames`] to that many frames; its
-/// threads start anew, the models and the tracks stay warm). No per-stage figures; allocations are counted on every
-/// thread (`count_allocs`: `PoolAlloc::process_counts`); latency is from the status line's
-/// window (the last [`crate::pipeline::LATENCY_WINDOW`] frames).
+/// threads start anew, the models and the tracks stay warm). No per-stage figures; latency is
+/// from the status line's window (the last [`crate::pipeline::LATENCY_WINDOW`] frames).
+/// Allocations are counted on every thread (`count_allocs`: `PoolAlloc::process_counts`)
+/// over one more run of `2 × frames`: the difference of the two runs' counts, per frame, is
+/// the steady state's (starting the threads, the same in both, cancels out).
 pub fn run_parallel(
     pipeline: &mut Pipeline,
     frames: u64,
@@ -299,18 +301,25 @@ pub fn run_parallel(
     pipeline.set_max_frames(warmup);
     pipeline.run_frames()?;
     let before = *pipeline.status();
-    let allocs_before = count_allocs();
+    let a0 = count_allocs();
     pipeline.set_max_frames(warmup + frames);
     let start = Instant::now();
     pipeline.run_frames()?;
     let wall = start.elapsed().as_secs_f64();
-    let allocs = count_allocs();
-    let after = pipeline.end_run()?;
+    let a1 = count_allocs();
+    let after = *pipeline.status();
+    pipeline.set_max_frames(warmup + 3 * frames);
+    pipeline.run_frames()?;
+    let a2 = count_allocs();
+    let end = pipeline.end_run()?;
     let f = (after.frames - before.frames) as f64;
     anyhow::ensure!(
-        f >= frames as f64,
-        "bench: the source ended after {f} measured frames (use a looping source)"
+        f >= frames as f64 && end.frames - after.frames >= 2 * frames,
+        "bench: the source ended after {} measured frames (use a looping source)",
+        end.frames - before.frames
     );
+    // (2N-frame run) - (N-frame run), per frame
+    let steady = |x2: u64, x1: u64, x0: u64| ((x2 - x1) as f64 - (x1 - x0) as f64).max(0.0) / f;
     let per_frame = |a: u64, b: u64| (a - b) as f64 / f;
     Ok(BenchReport {
         frames: f as u64,
@@ -323,11 +332,11 @@ pub fn run_parallel(
         detections_per_frame: per_frame(after.detections, before.detections),
         motion_threshold,
         window_detections_per_frame: per_frame(after.window_detections, before.window_detections),
-        latency_p50_ms: after.latency_p50_ms as f64,
-        latency_p95_ms: after.latency_p95_ms as f64,
+        latency_p50_ms: end.latency_p50_ms as f64,
+        latency_p95_ms: end.latency_p95_ms as f64,
         stages: BTreeMap::new(),
-        allocations_per_frame: per_frame(allocs.requests, allocs_before.requests),
-        system_allocations_per_frame: per_frame(allocs.fresh, allocs_before.fresh),
+        allocations_per_frame: steady(a2.requests, a1.requests, a0.requests),
+        system_allocations_per_frame: steady(a2.fresh, a1.fresh, a0.fresh),
         allocations_per_frame_ours: 0.0,
         allocations_by_stage: BTreeMap::new(),
         peak_rss_mb: peak_rss_mb().unwrap_or(0.0),

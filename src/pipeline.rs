@@ -601,7 +601,8 @@ pub struct Pipeline {
     started: Instant,
     last_status_at: Instant,
     frames_at_last_status: u64,
-    /// Frames processed (decoded) so far; the `frame` field of face lines.
+    /// Frames numbered so far (those decoded, and in the stage-parallel loop those dropped at
+    /// capture, so that the numbers stay the camera's); the `frame` field of face lines.
     processed: u64,
     stop: Arc<AtomicBool>,
     /// Beaten once per step and per reconnect attempt; the systemd watchdog thread watches it.

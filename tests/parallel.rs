@@ -184,9 +184,12 @@ fn a_busy_loop_drops_frames_at_capture_and_counts_them() {
         .map(|l| l["frame"].as_u64().unwrap())
         .collect();
     assert!(frames.windows(2).all(|w| w[0] <= w[1]), "in frame order");
-    assert_eq!(
-        *frames.last().unwrap(),
-        processed - 1,
-        "face lines number the frames that went through"
+    // a dropped frame keeps its number: face lines number the source's frames
+    let distinct: std::collections::BTreeSet<u64> = frames.iter().copied().collect();
+    assert!(
+        distinct.len() as u64 <= processed && *frames.last().unwrap() < n,
+        "{} frames with faces, {processed} went through, last {}",
+        distinct.len(),
+        frames.last().unwrap()
     );
 }

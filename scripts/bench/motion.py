@@ -99,6 +99,11 @@ def run(
             str(DETECTOR),
             "--threads",
             "1",
+            # the one-thread loop: a paced replay is never dropped at capture there, so every
+            # run reports every frame (the stage-parallel loop may drop frames it has no room
+            # for when the runs share the cores); the detection policy measured is the same
+            "--workers",
+            "1",
         ]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:

@@ -210,6 +210,8 @@ impl Pipeline {
             match msg {
                 Msg::Frame(mut slot) => {
                     self.take(slot.taken);
+                    // frames dropped at capture keep their numbers: `frame` counts the camera's
+                    self.processed += slot.taken.busy;
                     slot.frame_no = self.processed;
                     self.processed += 1;
                     slot.now_ms = self.frame_time(slot.stream_time);
