@@ -674,6 +674,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     p.set_detect_workers(workers);
     eprintln!("agegender: source: {}", p.describe_source());
     eprintln!("agegender: display: {}", p.describe_display());
+    eprintln!("agegender: frame loop: {}", p.describe_loop());
     // Under systemd: READY=1 now that models, camera and display are open; WATCHDOG=1 from a
     // timer thread for as long as the frame loop keeps beating. The same thread feeds a hardware
     // watchdog (the SD-card image); one that cannot be opened is a warning: a kiosk without its

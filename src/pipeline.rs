@@ -874,6 +874,13 @@ impl Pipeline {
         }
     }
 
+    /// Whether frame `frame_no` is due for detection by the schedule (`detect_every`), counted
+    /// over the frames that went through: frames dropped at capture (which keep their numbers)
+    /// do not shift it.
+    fn due(&self, frame_no: u64) -> bool {
+        (frame_no - self.status.busy_dropped) % self.opts.detect_every as u64 == 0
+    }
+
     /// What frame `frame_no` (at `now_ms`) gets, decided in frame order before its detection
     /// runs: due by the schedule; then, with motion gating on, detected only if the scene
     /// changed since the last detection (or that was too long ago); then the whole frame or
@@ -885,7 +892,7 @@ impl Pipeline {
         now_ms: u64,
         probe: &mut dyn FnMut(Stage),
     ) -> Plan {
-        if frame_no % self.opts.detect_every as u64 != 0 {
+        if !self.due(frame_no) {
             return Plan::Show;
         }
         probe(Stage::Motion);

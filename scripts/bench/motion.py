@@ -63,7 +63,15 @@ def iou(a, b) -> float:
 
 
 def run(
-    binary: Path, stream: Path, frames: int, fps: float, threshold: float, interval: float, every: int, full: float
+    binary: Path,
+    stream: Path,
+    frames: int,
+    fps: float,
+    workers: str,
+    threshold: float,
+    interval: float,
+    every: int,
+    full: float,
 ) -> dict:
     """One `agegender run`: per frame the reported boxes, and the last status line."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,11 +107,11 @@ def run(
             str(DETECTOR),
             "--threads",
             "1",
-            # the one-thread loop: a paced replay is never dropped at capture there, so every
-            # run reports every frame (the stage-parallel loop may drop frames it has no room
-            # for when the runs share the cores); the detection policy measured is the same
+            # default 1, the one-thread loop: a paced replay is never dropped at capture there,
+            # so every run reports every frame (the stage-parallel loop may drop frames it has
+            # no room for when runs share the cores); the detection policy is the same
             "--workers",
-            "1",
+            workers,
         ]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -161,6 +169,12 @@ def main() -> None:
     )
     p.add_argument("--detect-every", type=int, default=1, help="the gated runs' schedule (the reference: every frame)")
     p.add_argument("--jobs", type=int, default=3, help="runs at once (gated runs mostly wait for the replay clock)")
+    p.add_argument(
+        "--workers",
+        default="1",
+        help="the runs' detector workers (auto: the stage-parallel loop, whose window searches may be a "
+        "detection behind; use --jobs 1 so that it is not starved of cores and drops no frame)",
+    )
     p.add_argument("--bin", default=os.environ.get("AGEGENDER_BIN", str(REPO / "target/release/agegender")))
     p.add_argument("--cache", default=os.environ.get("BENCH_CACHE", str(HERE / ".cache")))
     args = p.parse_args()
@@ -197,12 +211,18 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as ex:
         outs = list(
             ex.map(
-                lambda j: run(binary, Path(metas[j[0]]["path"]), args.frames, args.fps, *j[1]),
+                lambda j: run(binary, Path(metas[j[0]]["path"]), args.frames, args.fps, args.workers, *j[1]),
                 jobs,
             )
         )
     runs = dict(zip(jobs, outs, strict=True))
-    res: dict = {"frames": args.frames, "fps": args.fps, "seed": args.seed, "detect_every": args.detect_every}
+    res: dict = {
+        "frames": args.frames,
+        "fps": args.fps,
+        "seed": args.seed,
+        "detect_every": args.detect_every,
+        "workers": args.workers,
+    }
     res["streams"] = {label: {"path": Path(m["path"]).name, "in_view": m.get("in_view")} for label, m in metas.items()}
     rows = []
     for t, i, e, f in configs:

@@ -117,6 +117,19 @@ impl Pipeline {
         self.workers = more;
     }
 
+    /// One line for the log: how the loop runs.
+    pub fn describe_loop(&self) -> String {
+        match self.workers.len() {
+            0 => "one thread (workers = 1)".into(),
+            n => format!(
+                "stage-parallel: capture + decode, {} detector workers, ordering (track, classify, \
+                 draw, report); {} frame slots",
+                n + 1,
+                n + 1 + SPARE_SLOTS
+            ),
+        }
+    }
+
     /// [`Pipeline::run`] with the stages on their own threads (see the module's text).
     pub(super) fn run_parallel(&mut self) -> anyhow::Result<()> {
         let mut detectors = std::mem::take(&mut self.workers);
@@ -217,8 +230,7 @@ impl Pipeline {
                     slot.now_ms = self.frame_time(slot.stream_time);
                     // A window search is placed by the tracks of at most MAX_LAG detections
                     // ago: with more in flight, wait for the oldest first.
-                    let due = slot.frame_no % self.opts.detect_every as u64 == 0;
-                    if due
+                    if self.due(slot.frame_no)
                         && pending.iter().filter(|p| p.1.is_none()).count() > MAX_LAG
                         && self.window_search_fits(slot.image.width, slot.image.height, slot.now_ms)
                     {
