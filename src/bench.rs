@@ -298,8 +298,11 @@ pub fn run_parallel(
     count_allocs: fn() -> AllocCounts,
 ) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(frames > 0, "bench: --frames must be at least 1");
-    pipeline.set_max_frames(warmup);
-    pipeline.run_frames()?;
+    // (max_frames 0 would be no limit)
+    if warmup > 0 {
+        pipeline.set_max_frames(warmup);
+        pipeline.run_frames()?;
+    }
     let before = *pipeline.status();
     let a0 = count_allocs();
     pipeline.set_max_frames(warmup + frames);
