@@ -6,6 +6,10 @@
 //! max faces). After warm-up a step allocates nothing in our own stages; see `tests/alloc.rs`
 //! for the per-stage count (stages are marked through [`Pipeline::step_probed`]).
 //!
+//! [`Pipeline::step`] runs one frame through every stage on the calling thread (the one-thread
+//! loop, `workers = 1`); with detector workers ([`Pipeline::set_detect_workers`]),
+//! [`Pipeline::run`] runs the same stages on their own threads (`src/pipeline/parallel.rs`).
+//!
 //! Faults: a capture timeout is counted and the loop goes on; a lost camera is reported in a
 //! status line (`"camera":"lost"`), reconnected with backoff from 0.5 s to 8 s, and reported
 //! again (`"resumed"`); a frame that cannot be decoded is skipped and counted; a detector or
@@ -341,7 +345,8 @@ impl Perception {
         self.detect.set_closeup_margin(margin);
     }
 
-    fn detect(&mut self, image: &RgbImage, still: bool) -> anyhow::Result<()> {
+    /// The whole image through the detect stage ([`FrameDetector::detect`]) into `self.detections`.
+    fn detect_whole(&mut self, image: &RgbImage, still: bool) -> anyhow::Result<()> {
         self.detect.detect(image, still, &mut self.detections)
     }
 
@@ -360,7 +365,7 @@ impl Perception {
                     .detect_windows(image, faces, WINDOW_SCALE, &mut self.detections)?;
             Ok(())
         } else {
-            self.detect(image, false)
+            self.detect_whole(image, false)
         }
     }
 
@@ -438,7 +443,7 @@ impl Perception {
     /// face (one image: `agegender image`).
     pub fn run(&mut self, image: &RgbImage, probe: &mut dyn FnMut(Stage)) -> anyhow::Result<()> {
         probe(Stage::Detect);
-        self.detect(image, false)?;
+        self.detect_whole(image, false)?;
         self.classify_detections(image, probe)
     }
 
@@ -448,7 +453,7 @@ impl Perception {
     /// overlapping) is detected on its own, and the results are merged with NMS. Allocates
     /// (tiles); meant for `agegender image`, not the frame loop.
     pub fn run_still(&mut self, image: &RgbImage, nms_iou: f32) -> anyhow::Result<()> {
-        self.detect(image, true)?;
+        self.detect_whole(image, true)?;
         let (w, h) = (image.width, image.height);
         let side = w.min(h);
         if side > 0 && w.max(h) as f32 > 1.25 * side as f32 {
