@@ -600,9 +600,7 @@ fn load_frame_detector(cfg: &Config, live: bool) -> Result<FrameDetector, Fail> 
 /// The detectors of the frame loop's detector workers beyond the perception's own
 /// (`workers` - 1; none for 1: the one-thread loop): forks of `own`, sharing its models.
 fn load_workers(cfg: &Config, own: &FrameDetector) -> Result<Vec<FrameDetector>, Fail> {
-    (1..cfg.workers.count())
-        .map(|_| own.fork().map_err(Fail::Model))
-        .collect()
+    own.forks(cfg.workers.count() - 1).map_err(Fail::Model)
 }
 
 fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {

@@ -206,6 +206,11 @@ impl FrameDetector {
         })
     }
 
+    /// `n` forks ([`FrameDetector::fork`]): the detectors of `n` more detector workers.
+    pub fn forks(&self, n: usize) -> anyhow::Result<Vec<FrameDetector>> {
+        (0..n).map(|_| self.fork()).collect()
+    }
+
     /// Track-guided detection's window detector (a BlazeFace model; the 128×128 front one is
     /// the cheap one): [`FrameDetector::detect_windows`] searches around tracked faces with it.
     pub fn set_window_detector(&mut self, detector: BlazeFace) {

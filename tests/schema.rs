@@ -123,9 +123,7 @@ fn run_with_faults(workers: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("run.jsonl");
     let perception = Perception::new(detector, classifier, cfg.max_faces);
-    let more: Vec<_> = (1..workers)
-        .map(|_| perception.detect.fork().unwrap())
-        .collect();
+    let more = perception.detect.forks(workers - 1).unwrap();
     let mut p = Pipeline::new(
         Box::new(source),
         perception,

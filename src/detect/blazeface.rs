@@ -249,12 +249,7 @@ impl BlazeFace {
     /// Sample `image` as the decoder's placement says, run, decode (`out` cleared first).
     fn run_on(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
         out.clear();
-        anyhow::ensure!(
-            image.width > 0 && image.height > 0,
-            "empty image {}x{}",
-            image.width,
-            image.height
-        );
+        super::ensure_not_empty(image)?;
         let s = self.decoder.size;
         let lb = self.decoder.letterbox(image.width, image.height);
         {

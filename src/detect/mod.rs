@@ -176,6 +176,17 @@ pub fn nms(dets: &mut Vec<Detection>, iou_threshold: f32) {
     dets.truncate(kept);
 }
 
+/// A detector's input check: an image with no pixels is an error naming its size.
+pub(crate) fn ensure_not_empty(image: &RgbImage) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        image.width > 0 && image.height > 0,
+        "empty image {}x{}",
+        image.width,
+        image.height
+    );
+    Ok(())
+}
+
 /// Load a face detector, recognising the model from its ONNX inputs and outputs:
 /// BlazeFace (input `[1,S,S,3]`, S = 128 or 256; outputs 512+384 scores and 16 regressors
 /// per anchor) or YuNet (input `[1,3,H,W]`; outputs `cls_8` … `kps_32`).

@@ -242,12 +242,7 @@ impl FaceDetector for YuNet {
         out: &mut Vec<Detection>,
     ) -> anyhow::Result<()> {
         out.clear();
-        anyhow::ensure!(
-            image.width > 0 && image.height > 0,
-            "empty image {}x{}",
-            image.width,
-            image.height
-        );
+        super::ensure_not_empty(image)?;
         let (iw, ih) = (self.decoder.width, self.decoder.height);
         let lb = Letterbox::fit_with_margin(image.width, image.height, iw, ih, false, margin);
         self.decoder.margin = margin;

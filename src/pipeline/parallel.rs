@@ -231,19 +231,19 @@ impl Pipeline {
                     // A window search is placed by the tracks of at most MAX_LAG detections
                     // ago: with more in flight, wait for the oldest first.
                     if self.due(slot.frame_no)
-                        && pending.iter().filter(|p| p.1.is_none()).count() > MAX_LAG
+                        && in_flight(&pending) > MAX_LAG
                         && self.window_search_fits(slot.image.width, slot.image.height, slot.now_ms)
                     {
                         self.finish_until(MAX_LAG, &mut pending, &inbox, &free, &mut deferred)?;
                     }
-                    let in_flight = pending.iter().filter(|p| p.1.is_none()).count();
+                    let lag = in_flight(&pending);
                     slot.plan = self.plan(&slot.image, slot.frame_no, slot.now_ms, &mut |_| {});
                     match slot.plan {
                         Plan::Whole | Plan::Windows => {
                             if slot.plan == Plan::Windows {
                                 slot.around.clear();
                                 slot.around.extend_from_slice(self.tracker.faces());
-                                slot.scale = WINDOW_SCALE + LAG_SCALE * in_flight as f32;
+                                slot.scale = WINDOW_SCALE + LAG_SCALE * lag as f32;
                             }
                             pending.push_back((slot.frame_no, None));
                             // never blocks: there are no more slots than room in the queue
@@ -254,11 +254,7 @@ impl Pipeline {
                         Plan::Show | Plan::Hold => pending.push_back((slot.frame_no, Some(slot))),
                     }
                 }
-                Msg::Detected(slot) => {
-                    if let Some(p) = pending.iter_mut().find(|p| p.0 == slot.frame_no) {
-                        p.1 = Some(slot);
-                    }
-                }
+                Msg::Detected(slot) => file_returned(&mut pending, slot),
                 Msg::DecodeError(taken, why) => {
                     self.take(taken);
                     self.decode_failed(&why);
@@ -331,28 +327,23 @@ impl Pipeline {
     }
 
     /// Wait for frames held by the workers to come back, finishing frames in order as they
-    /// can be, until at most `in_flight` are still out (0: every frame held is finished);
+    /// can be, until at most `max_out` are still out (0: every frame held is finished);
     /// other messages that come meanwhile are kept in `deferred`, in order.
     fn finish_until(
         &mut self,
-        in_flight: usize,
+        max_out: usize,
         pending: &mut VecDeque<(u64, Option<Slot>)>,
         inbox: &Receiver<Msg>,
         free: &SyncSender<Slot>,
         deferred: &mut VecDeque<Msg>,
     ) -> anyhow::Result<()> {
+        // (with none out, the frames held were all ready, and are finished)
         self.finish_ready(pending, free)?;
-        loop {
-            let out = pending.iter().filter(|p| p.1.is_none()).count();
-            if out <= in_flight && (in_flight > 0 || pending.is_empty()) {
-                return Ok(());
-            }
+        while in_flight(pending) > max_out {
             match inbox.recv_timeout(POLL) {
                 Ok(Msg::Detected(slot)) => {
                     self.heartbeat.beat();
-                    if let Some(p) = pending.iter_mut().find(|p| p.0 == slot.frame_no) {
-                        p.1 = Some(slot);
-                    }
+                    file_returned(pending, slot);
                     self.finish_ready(pending, free)?;
                 }
                 Ok(other) => deferred.push_back(other),
@@ -362,6 +353,19 @@ impl Pipeline {
                 }
             }
         }
+        Ok(())
+    }
+}
+
+/// Frames of `pending` out with a detector worker.
+fn in_flight(pending: &VecDeque<(u64, Option<Slot>)>) -> usize {
+    pending.iter().filter(|p| p.1.is_none()).count()
+}
+
+/// A slot back from a detector worker, into its place in `pending`.
+fn file_returned(pending: &mut VecDeque<(u64, Option<Slot>)>, slot: Slot) {
+    if let Some(p) = pending.iter_mut().find(|p| p.0 == slot.frame_no) {
+        p.1 = Some(slot);
     }
 }
 

@@ -306,9 +306,7 @@ pub fn replay_loop_with(
             pipeline::load_window_detector(&blazeface_model(true), cfg).unwrap(),
         );
     }
-    let more: Vec<_> = (1..workers)
-        .map(|_| perception.detect.fork().unwrap())
-        .collect();
+    let more = perception.detect.forks(workers - 1).unwrap();
     let mut p = Pipeline::new(
         Box::new(source),
         perception,
