@@ -107,6 +107,11 @@ pub struct BenchReport {
     pub classifier_calls_per_frame: f64,
     pub fps: f64,
     pub wall_s: f64,
+    /// CPU time of the whole process (every thread) per measured frame, and that CPU time
+    /// over the wall time: the cores kept busy (1 at most for the one-thread loop; the
+    /// stage-parallel loop's speed-up is bounded by it).
+    pub cpu_ms_per_frame: f64,
+    pub cores_busy: f64,
     pub detect_every: u32,
     /// Detector runs per measured frame (below `1 / detect_every` when motion gating skips
     /// some), and the gate's threshold (0: off).
@@ -180,6 +185,7 @@ pub fn run(
     let windows_before = pipeline.status().window_detections;
     let mut latency: Vec<f64> = Vec::with_capacity(n);
 
+    let cpu_start = process_cpu_s();
     let start = Instant::now();
     while measured < frames {
         frame_sum.fill(0.0);
@@ -223,6 +229,7 @@ pub fn run(
         measured += 1;
     }
     let wall = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_s() - cpu_start;
     let fresh = count_allocs().fresh - fresh_before;
 
     let mut stages = BTreeMap::new();
@@ -260,6 +267,8 @@ pub fn run(
         classifier_calls_per_frame: (pipeline.status().classifier_calls - calls_before) as f64 / f,
         fps: f / wall,
         wall_s: wall,
+        cpu_ms_per_frame: cpu * 1e3 / f,
+        cores_busy: cpu / wall,
         detect_every,
         detections_per_frame: (pipeline.status().detections - detections_before) as f64 / f,
         motion_threshold,
@@ -306,9 +315,11 @@ pub fn run_parallel(
     let before = *pipeline.status();
     let a0 = count_allocs();
     pipeline.set_max_frames(warmup + frames);
+    let cpu_start = process_cpu_s();
     let start = Instant::now();
     pipeline.run_frames()?;
     let wall = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_s() - cpu_start;
     let a1 = count_allocs();
     let after = *pipeline.status();
     pipeline.set_max_frames(warmup + 3 * frames);
@@ -331,6 +342,8 @@ pub fn run_parallel(
         classifier_calls_per_frame: per_frame(after.classifier_calls, before.classifier_calls),
         fps: f / wall,
         wall_s: wall,
+        cpu_ms_per_frame: cpu * 1e3 / f,
+        cores_busy: cpu / wall,
         detect_every,
         detections_per_frame: per_frame(after.detections, before.detections),
         motion_threshold,
@@ -349,6 +362,12 @@ pub fn run_parallel(
     })
 }
 
+/// CPU time this process has used so far, every thread, in seconds.
+pub fn process_cpu_s() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
 /// Peak resident set size of this process in MiB (`VmHWM` of /proc/self/status).
 pub fn peak_rss_mb() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -361,7 +380,7 @@ impl BenchReport {
     /// A human-readable table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} frames, {:.2} faces/frame, {:.3} classifier calls/frame, detect every {} (motion threshold {}: {:.3} detections/frame, {:.3} of them in windows): {:.1} fps ({:.1} s), latency p50 {:.1} ms, p95 {:.1} ms\n",
+            "{} frames, {:.2} faces/frame, {:.3} classifier calls/frame, detect every {} (motion threshold {}: {:.3} detections/frame, {:.3} of them in windows): {:.1} fps ({:.1} s; CPU {:.2} ms per frame, {:.2} cores busy), latency p50 {:.1} ms, p95 {:.1} ms\n",
             self.frames,
             self.faces_per_frame,
             self.classifier_calls_per_frame,
@@ -371,6 +390,8 @@ impl BenchReport {
             self.window_detections_per_frame,
             self.fps,
             self.wall_s,
+            self.cpu_ms_per_frame,
+            self.cores_busy,
             self.latency_p50_ms,
             self.latency_p95_ms
         );

@@ -22,7 +22,7 @@
 //! - **Windows on tracks a detection behind.** While an earlier frame's detection is in flight,
 //!   the tracks a window search is placed by are a detection old; the window then grows by
 //!   [`LAG_SCALE`] face sides (the model's input stays 128×128, so a wider window costs nothing
-//!   more). A window search is never more than [`MAX_LAG`] detection behind: with more in
+//!   more). A window search is never more than [`MAX_LAG`] detections behind: with more in
 //!   flight, the ordering thread first waits for the oldest (a face would shrink too far
 //!   inside a wider window). Whole-frame detections need no tracks and run on every worker.
 //! - **The camera.** A lost camera is reopened with backoff on the capture thread; the ordering
@@ -49,12 +49,17 @@ use crate::track::TrackedFace;
 pub const LAG_SCALE: f32 = 1.5;
 
 /// Detections a window search may be behind (in flight when it is planned); with more, the
-/// ordering thread waits for the oldest first.
-pub const MAX_LAG: usize = 1;
+/// ordering thread waits for the oldest first. 2, not 1: while a whole-frame detection (several
+/// window searches long) is in flight, the other workers go on with the windows of the frames
+/// after it instead of idling (`agegender bench --workers 2`, 1 face: 1.77–1.86 cores busy with
+/// 1, 1.91–1.97 with 2 and the two more slots below; `tests/parallel.rs` still follows walking
+/// faces in their wider windows).
+pub const MAX_LAG: usize = 2;
 
-/// Frame slots beyond one per worker: one being captured, one being tracked and shown, one
-/// waiting its turn.
-const SPARE_SLOTS: usize = 3;
+/// Frame slots beyond one per worker: one being captured, one being tracked and shown, two
+/// waiting their turn behind a detection in flight (each slot is a decoded frame: 0.9 MiB at
+/// 640×480; with 3 the capture thread stalled behind whole-frame detections).
+const SPARE_SLOTS: usize = 4;
 
 /// How long the ordering thread waits for a message before looking again.
 const POLL: Duration = Duration::from_millis(500);
