@@ -430,7 +430,7 @@ fn main() -> anyhow::Result<()> {
     cfg.model = Some(model.unwrap_or_else(|| agegender::config::DEFAULT_MODEL.into()));
     cfg.detector = Some(detector.unwrap_or_else(|| agegender::config::DEFAULT_DETECTOR.into()));
     agegender::detect::set_inference_threads(cfg.threads)?;
-    let det = pipeline::load_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
+    let det = pipeline::load_live_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
     let cls = pipeline::load_classifier(cfg.model.as_deref().unwrap())?;
     let load_alt = || -> anyhow::Result<Option<Box<dyn FaceClassifier>>> {
         Ok(match alt_model.as_deref() {
@@ -463,7 +463,7 @@ fn main() -> anyhow::Result<()> {
             true => load_alt()?.context("loop-alt needs --alt-model")?,
             false => pipeline::load_classifier(cfg.model.as_deref().unwrap())?,
         };
-        let det = pipeline::load_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
+        let det = pipeline::load_live_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
         let mut p = Perception::new(det, cls, cfg.max_faces);
         p.set_closeup_margin(cfg.closeup_margin);
         if cfg.full_detect_interval_s > 0.0 {

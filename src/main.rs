@@ -585,7 +585,12 @@ fn load_perception(cfg: &Config, live: bool) -> Result<(Perception, FormChoice),
 fn load_frame_detector(cfg: &Config, live: bool) -> Result<FrameDetector, Fail> {
     let det_path =
         resolve_model_path(cfg.detector.as_deref(), ModelKind::Detector).map_err(Fail::Model)?;
-    let detector = pipeline::load_detector(&det_path, cfg).map_err(Fail::Model)?;
+    let detector = if live {
+        pipeline::load_live_detector(&det_path, cfg)
+    } else {
+        pipeline::load_detector(&det_path, cfg)
+    }
+    .map_err(Fail::Model)?;
     let mut detect = FrameDetector::new(detector);
     detect.set_closeup_margin(cfg.closeup_margin);
     if live && cfg.full_detect_interval_s > 0.0 {

@@ -72,7 +72,7 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
         motion_threshold: 0.002,
         ..Config::default()
     };
-    let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
+    let detector = pipeline::load_live_detector(&common::blazeface_model(false), &cfg).unwrap();
     let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
     // as `agegender run` does once its models are loaded (src/heap.rs)
     agegender::heap::start_pooling();

@@ -106,6 +106,42 @@ fn blazeface_back_finds_pasted_faces_and_nothing_else() {
 }
 
 #[test]
+fn blazeface_cut_to_the_cameras_aspect_finds_what_the_square_input_finds() {
+    // A 4:3 camera's frames go to a 256x192 input: the band a letterbox would pad is not
+    // computed. Same faces, same places as the square input.
+    let path = common::blazeface_model(false);
+    let mut cut = BlazeFace::load_for_frames(&path, cfg(), Some((640, 480))).unwrap();
+    assert_eq!((cut.input_size(), cut.input_height()), (256, 192));
+    check_finds_all(&mut cut, "blazeface-back-256x192");
+    check_no_faces(&mut cut, "blazeface-back-256x192");
+    let mut square = BlazeFace::load(&path, cfg()).unwrap();
+    let (img, _) = three_face_frame();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    cut.detect(&img, &mut a).unwrap();
+    square.detect(&img, &mut b).unwrap();
+    assert_eq!(a.len(), b.len());
+    for d in &a {
+        let best = b.iter().map(|e| iou(&d.bbox, &e.bbox)).fold(0.0, f32::max);
+        assert!(
+            best > 0.8,
+            "{d:?} is not where the square input put it: {b:?}"
+        );
+    }
+    // 16:9 frames: 256x160 (144 rounded up to the coarse grid's 32)
+    let mut wide = BlazeFace::load_for_frames(&path, cfg(), Some((1280, 720))).unwrap();
+    assert_eq!(wide.input_height(), 160);
+    let mut out = Vec::new();
+    wide.detect(&img, &mut out).unwrap();
+    assert!(
+        !out.is_empty(),
+        "a 4:3 frame letterboxed into 256x160 still shows its faces"
+    );
+    // a portrait or unknown frame keeps the square input
+    let tall = BlazeFace::load_for_frames(&path, cfg(), Some((480, 640))).unwrap();
+    assert_eq!(tall.input_height(), 256);
+}
+
+#[test]
 fn blazeface_front_finds_pasted_faces_and_nothing_else() {
     let mut det = BlazeFace::load(&common::blazeface_model(true), cfg()).unwrap();
     assert_eq!(det.input_size(), 128);

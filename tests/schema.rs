@@ -118,7 +118,7 @@ fn run_with_faults(workers: usize) {
         status_every_frames: 4,
         ..Config::default()
     };
-    let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
+    let detector = pipeline::load_live_detector(&common::blazeface_model(false), &cfg).unwrap();
     let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("run.jsonl");

@@ -69,7 +69,7 @@ fn memory_holds_over_a_long_run_with_faces() {
         detect_every: 2,
         ..Config::default()
     };
-    let detector = pipeline::load_detector(&common::blazeface_model(false), &cfg).unwrap();
+    let detector = pipeline::load_live_detector(&common::blazeface_model(false), &cfg).unwrap();
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
     let classifier = pipeline::load_classifier(&model).unwrap();
     // as the binary does once its models are loaded

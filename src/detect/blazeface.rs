@@ -14,10 +14,20 @@
 //!   anchor + (kx, ky)/S. Keypoints: right eye, left eye, nose tip, mouth centre, right ear,
 //!   left ear (the subject's right eye lies on the image's left).
 //!
-//! The frame is letterboxed (aspect kept, centred, black padding) into the square input and
-//! results are mapped back to frame pixels.
+//! The frame is letterboxed (aspect kept, centred, black padding) into the input and results
+//! are mapped back to frame pixels.
+//!
+//! **Cut to the camera's aspect.** The convolutions do not care about the input's height, so
+//! for a frame loop the whole-frame model runs on an `S`×`H` input, `H` the frame's aspect
+//! rounded up to the coarse grid's step (`S/8`): 256×192 for a 4:3 camera, 256×160 for 16:9.
+//! A square input would spend a quarter (4:3) or more of its work on the black band a
+//! letterbox pads. The graph's two fixed shapes are set to match at load ([`cut_to_height`]):
+//! the channel padding's `ConstantOfShape` and the heads' `Reshape` to anchors; the anchors
+//! are then the same grids, `H/S` as many rows.
 
 use std::path::Path;
+
+use anyhow::Context;
 
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
@@ -29,8 +39,6 @@ use super::{
 use super::{FaceDetector, TractRunner};
 use crate::rgb::RgbImage;
 
-const ANCHORS: usize = 896;
-
 pub struct BlazeFace {
     runner: TractRunner,
     decoder: BlazeFaceDecoder,
@@ -41,9 +49,13 @@ pub struct BlazeFace {
 /// Output lengths are checked; candidates with non-finite or empty boxes are dropped.
 #[derive(Clone)]
 pub struct BlazeFaceDecoder {
+    /// Input width (the model's side) and height.
     size: usize,
-    /// Anchor centres in units of the input side.
-    anchors: [[f32; 2]; ANCHORS],
+    height: usize,
+    /// Anchor centres in input pixels: the fine grid's, then the coarse grid's.
+    anchors: Vec<[f32; 2]>,
+    /// Anchors of the fine grid (the first score and regressor outputs).
+    fine: usize,
     cfg: DetectorConfig,
     /// Candidates above the threshold, before NMS (preallocated).
     cands: Vec<Detection>,
@@ -58,10 +70,18 @@ pub struct BlazeFaceDecoder {
 impl BlazeFaceDecoder {
     /// A decoder for a `size`×`size` BlazeFace input (128 or 256).
     pub fn new(size: usize, cfg: DetectorConfig) -> BlazeFaceDecoder {
+        Self::with_height(size, size, cfg)
+    }
+
+    /// A decoder for a `size` wide, `height` tall input ([`input_height`]).
+    pub fn with_height(size: usize, height: usize, cfg: DetectorConfig) -> BlazeFaceDecoder {
         let p = cfg.score_threshold.clamp(1e-6, 1.0 - 1e-6);
+        let (anchors, fine) = anchors(size, height);
         BlazeFaceDecoder {
             size,
-            anchors: anchors(),
+            height,
+            anchors,
+            fine,
             cfg,
             cands: Vec::with_capacity(super::MAX_CANDIDATES),
             logit_threshold: (p / (1.0 - p)).ln(),
@@ -72,15 +92,22 @@ impl BlazeFaceDecoder {
 
     /// Where the decoded run's input came from in a `frame_w`×`frame_h` frame.
     fn letterbox(&self, frame_w: u32, frame_h: u32) -> Letterbox {
-        let s = self.size;
         match self.window {
-            Some(w) => Letterbox::window(w, s),
-            None => Letterbox::fit_with_margin(frame_w, frame_h, s, s, true, self.margin),
+            Some(w) => Letterbox::window(w, self.size),
+            None => Letterbox::fit_with_margin(
+                frame_w,
+                frame_h,
+                self.size,
+                self.height,
+                true,
+                self.margin,
+            ),
         }
     }
 
-    /// Decode the four outputs (scores 512 and 384, regressors 512×16 and 384×16) of a run on
-    /// a `frame_w`×`frame_h` frame into `out` (cleared first).
+    /// Decode the four outputs (scores of the fine and the coarse grid's anchors, 512 and 384
+    /// on a square input, then their regressors, 16 each) of a run on a `frame_w`×`frame_h`
+    /// frame into `out` (cleared first).
     pub fn decode(
         &mut self,
         o: &[&[f32]],
@@ -94,7 +121,8 @@ impl BlazeFaceDecoder {
             "BlazeFace gave {} outputs, 4 expected",
             o.len()
         );
-        let want = [512, 384, 512 * 16, 384 * 16];
+        let (fine, coarse) = (self.fine, self.anchors.len() - self.fine);
+        let want = [fine, coarse, fine * 16, coarse * 16];
         for (i, (t, n)) in o.iter().zip(want).enumerate() {
             anyhow::ensure!(
                 t.len() == n,
@@ -102,13 +130,11 @@ impl BlazeFaceDecoder {
                 t.len()
             );
         }
-        let s = self.size;
         let lb = self.letterbox(frame_w, frame_h);
-        let sf = s as f32;
         let (anchors, logit_threshold) = (&self.anchors, self.logit_threshold);
         let cands = &mut self.cands;
         cands.clear();
-        let layers = [(o[0], o[2], 0usize), (o[1], o[3], 512usize)];
+        let layers = [(o[0], o[2], 0usize), (o[1], o[3], fine)];
         for (scores, regs, base) in layers {
             for (k, &logit) in scores.iter().enumerate() {
                 if logit <= logit_threshold || !logit.is_finite() {
@@ -116,15 +142,9 @@ impl BlazeFaceDecoder {
                 }
                 let r = &regs[k * 16..k * 16 + 16];
                 let a = anchors[base + k];
-                let cx = (a[0] + r[0] / sf) * sf;
-                let cy = (a[1] + r[1] / sf) * sf;
+                let (cx, cy) = (a[0] + r[0], a[1] + r[1]);
                 let (w, h) = (r[2], r[3]);
-                let kp = |j: usize| {
-                    lb.to_frame(
-                        (a[0] + r[4 + 2 * j] / sf) * sf,
-                        (a[1] + r[5 + 2 * j] / sf) * sf,
-                    )
-                };
+                let kp = |j: usize| lb.to_frame(a[0] + r[4 + 2 * j], a[1] + r[5 + 2 * j]);
                 let p0 = lb.to_frame(cx - w / 2.0, cy - h / 2.0);
                 let p1 = lb.to_frame(cx + w / 2.0, cy + h / 2.0);
                 let d = Detection {
@@ -141,11 +161,21 @@ impl BlazeFaceDecoder {
 }
 
 impl BlazeFace {
-    /// Load a BlazeFace ONNX (128 or 256 input, read from the file).
+    /// Load a BlazeFace ONNX (128 or 256 input, read from the file), square.
     pub fn load(path: &Path, cfg: DetectorConfig) -> anyhow::Result<BlazeFace> {
+        Self::load_for_frames(path, cfg, None)
+    }
+
+    /// Load a BlazeFace ONNX for frames of `frame` = (width, height): the input cut to their
+    /// aspect ([`input_height`]); `None`: square (pictures of any shape).
+    pub fn load_for_frames(
+        path: &Path,
+        cfg: DetectorConfig,
+        frame: Option<(u32, u32)>,
+    ) -> anyhow::Result<BlazeFace> {
         let proto = read_onnx(path)?;
         match super::identify(&proto) {
-            Some(super::Kind::BlazeFace(size)) => Self::from_proto(path, proto, size, cfg),
+            Some(super::Kind::BlazeFace(size)) => Self::from_proto(path, proto, size, frame, cfg),
             _ => anyhow::bail!(
                 "detector {}: not a BlazeFace model (input {}, outputs {})",
                 path.display(),
@@ -158,6 +188,7 @@ impl BlazeFace {
     /// This detector for another thread (see [`FaceDetector::fork`]), as a `BlazeFace` (a
     /// window detector).
     pub fn fork_window(&self) -> anyhow::Result<BlazeFace> {
+        // (the same decoder: same input shape as the plan shared)
         Ok(BlazeFace {
             runner: self.runner.fork()?,
             decoder: self.decoder.clone(),
@@ -168,45 +199,144 @@ impl BlazeFace {
         path: &Path,
         mut proto: pb::ModelProto,
         size: usize,
+        frame: Option<(u32, u32)>,
         cfg: DetectorConfig,
     ) -> anyhow::Result<BlazeFace> {
         fix_constant_of_shape(&mut proto);
+        let height = input_height(size, frame);
+        if height != size {
+            cut_to_height(&mut proto, size, height)
+                .map_err(|e| anyhow::anyhow!("detector {}: {e:#}", path.display()))?;
+        }
         let model = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .map_err(|e| {
                 anyhow::anyhow!("detector {}: tract cannot load it: {e:?}", path.display())
             })?;
-        let runner = TractRunner::new(path, model, &[1, size, size, 3], "detector")?;
+        let runner = TractRunner::new(path, model, &[1, height, size, 3], "detector")?;
         Ok(BlazeFace {
             runner,
-            decoder: BlazeFaceDecoder::new(size, cfg),
+            decoder: BlazeFaceDecoder::with_height(size, height, cfg),
         })
     }
 
-    /// Input side (128 or 256).
+    /// Input side (128 or 256): the model's; the input's width.
     pub fn input_size(&self) -> usize {
         self.decoder.size
     }
+
+    /// Input height: the side, or less when cut to the frames' aspect ([`input_height`]).
+    pub fn input_height(&self) -> usize {
+        self.decoder.height
+    }
 }
 
-/// MediaPipe SSD anchors for BlazeFace: 16×16×2 then 8×8×6, centres only.
-fn anchors() -> [[f32; 2]; ANCHORS] {
-    let mut a = [[0.0; 2]; ANCHORS];
-    let mut i = 0;
-    for (grid, per_cell) in [(16usize, 2usize), (8, 6)] {
-        for y in 0..grid {
-            for x in 0..grid {
+/// The input height for frames of `frame` = (width, height) on a model of side `size`: the
+/// frame's aspect, rounded up to the coarse grid's step (`size / 8`), at most `size`; `size`
+/// for `None` or a frame taller than wide.
+pub fn input_height(size: usize, frame: Option<(u32, u32)>) -> usize {
+    let Some((w, h)) = frame.filter(|&(w, h)| w > 0 && h > 0) else {
+        return size;
+    };
+    let step = (size / 8).max(1);
+    let want = (size as f64 * h as f64 / w as f64 / step as f64).ceil() as usize * step;
+    want.clamp(step, size)
+}
+
+/// MediaPipe SSD anchors for BlazeFace on a `size` wide, `height` tall input, in input pixels:
+/// a grid of stride `size/16` with 2 anchors per cell, then one of stride `size/8` with 6
+/// (16×16×2 then 8×8×6 on a square input), centres only. Returns them and the first grid's
+/// count.
+fn anchors(size: usize, height: usize) -> (Vec<[f32; 2]>, usize) {
+    let mut a = Vec::with_capacity(896);
+    let mut fine = 0;
+    for (cells, per_cell) in [(16usize, 2usize), (8, 6)] {
+        let stride = size as f32 / cells as f32;
+        let rows = height * cells / size;
+        for y in 0..rows {
+            for x in 0..cells {
                 for _ in 0..per_cell {
-                    a[i] = [
-                        (x as f32 + 0.5) / grid as f32,
-                        (y as f32 + 0.5) / grid as f32,
-                    ];
-                    i += 1;
+                    a.push([(x as f32 + 0.5) * stride, (y as f32 + 0.5) * stride]);
                 }
             }
         }
+        if fine == 0 {
+            fine = a.len();
+        }
     }
-    a
+    (a, fine)
+}
+
+/// Set the two fixed shapes of a MediaPipe BlazeFace graph for a `size` wide, `height` tall
+/// input: the `ConstantOfShape` nodes that pad channels (`[1, C, h, w]`, h scaled by
+/// `height / size`) and the heads' `Reshape` to `[1, anchors, k]` (anchors left to tract: -1).
+fn cut_to_height(proto: &mut pb::ModelProto, size: usize, height: usize) -> anyhow::Result<()> {
+    let graph = proto.graph.as_mut().context("the ONNX file has no graph")?;
+    let mut shapes = Vec::new();
+    let mut reshapes = Vec::new();
+    for n in &graph.node {
+        match n.op_type.as_str() {
+            "ConstantOfShape" => shapes.extend(n.input.first().cloned()),
+            "Reshape" => reshapes.extend(n.input.get(1).cloned()),
+            _ => {}
+        }
+    }
+    let mut changed = 0;
+    for init in graph.initializer.iter_mut() {
+        let is_shape = shapes.contains(&init.name);
+        if !is_shape && !reshapes.contains(&init.name) {
+            continue;
+        }
+        let mut dims = init_i64s(init)?;
+        if is_shape {
+            anyhow::ensure!(
+                dims.len() == 4 && dims[2] == dims[3],
+                "a padding shape {:?} is not [1, C, s, s]",
+                dims
+            );
+            dims[2] = dims[3] * height as i64 / size as i64;
+        } else {
+            anyhow::ensure!(
+                dims.len() == 3,
+                "a head's shape {:?} is not [1, N, k]",
+                dims
+            );
+            dims[1] = -1;
+        }
+        init.int64_data = dims;
+        init.raw_data.clear();
+        changed += 1;
+    }
+    // the shapes the export wrote down for the square input go; tract infers them again
+    graph.value_info.clear();
+    for out in graph.output.iter_mut() {
+        if let Some(pb::type_proto::Value::TensorType(t)) =
+            out.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            t.shape = None;
+        }
+    }
+    anyhow::ensure!(
+        changed == shapes.len() + reshapes.len() && !reshapes.is_empty(),
+        "cannot set its shapes for a {size}x{height} input: not the MediaPipe BlazeFace graph expected"
+    );
+    Ok(())
+}
+
+/// An int64 initializer's values (stored raw or as `int64_data`).
+fn init_i64s(t: &pb::TensorProto) -> anyhow::Result<Vec<i64>> {
+    anyhow::ensure!(
+        t.data_type == pb::tensor_proto::DataType::Int64 as i32,
+        "shape {} is not int64",
+        t.name
+    );
+    if !t.int64_data.is_empty() {
+        return Ok(t.int64_data.clone());
+    }
+    Ok(t.raw_data
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        .collect())
 }
 
 impl FaceDetector for BlazeFace {
@@ -241,6 +371,10 @@ impl BlazeFace {
             window.side.is_finite() && window.side >= 1.0,
             "empty window {window:?}"
         );
+        anyhow::ensure!(
+            self.decoder.height == self.decoder.size,
+            "a window search needs a square detector input"
+        );
         self.decoder.margin = 0.0;
         self.decoder.window = Some(window);
         self.run_on(image, out)
@@ -250,11 +384,11 @@ impl BlazeFace {
     fn run_on(&mut self, image: &RgbImage, out: &mut Vec<Detection>) -> anyhow::Result<()> {
         out.clear();
         super::ensure_not_empty(image)?;
-        let s = self.decoder.size;
+        let (s, h) = (self.decoder.size, self.decoder.height);
         let lb = self.decoder.letterbox(image.width, image.height);
         {
             let input = self.runner.input_mut()?;
-            lb.sample(image, s, s, |x, y, p| {
+            lb.sample(image, s, h, |x, y, p| {
                 let i = (y * s + x) * 3;
                 input[i] = p[0] / 127.5 - 1.0;
                 input[i + 1] = p[1] / 127.5 - 1.0;
@@ -300,6 +434,50 @@ mod tests {
         assert_eq!(d[0].bbox, [-12.0, -2.0, 28.0, 18.0]);
         assert!((d[0].score - 1.0 / (1.0 + (-5.0f32).exp())).abs() < 1e-6);
         assert_eq!(d[0].landmarks[0], [8.0, 8.0]);
+    }
+
+    #[test]
+    fn the_input_is_cut_to_the_frames_aspect_on_the_coarse_grid() {
+        assert_eq!(input_height(256, None), 256);
+        assert_eq!(input_height(256, Some((640, 480))), 192);
+        assert_eq!(input_height(256, Some((1280, 720))), 160);
+        assert_eq!(input_height(256, Some((480, 640))), 256);
+        assert_eq!(input_height(256, Some((4000, 10))), 32);
+        assert_eq!(input_height(256, Some((0, 480))), 256);
+        assert_eq!(input_height(128, Some((640, 480))), 96);
+        let (a, fine) = anchors(256, 192);
+        // 16 x 12 cells x 2, then 8 x 6 cells x 6
+        assert_eq!((a.len(), fine), (384 + 288, 384));
+        assert_eq!(a[0], [8.0, 8.0]);
+        assert_eq!(a[fine - 1], [248.0, 184.0]);
+        assert_eq!(a[fine], [16.0, 16.0]);
+        assert_eq!(*a.last().unwrap(), [240.0, 176.0]);
+        let (sq, fine) = anchors(128, 128);
+        assert_eq!((sq.len(), fine), (896, 512));
+    }
+
+    #[test]
+    fn a_cut_input_decodes_its_own_anchor_counts() {
+        let mut d = BlazeFaceDecoder::with_height(256, 192, DetectorConfig::default());
+        let mut o = [
+            vec![-20.0; 384],
+            vec![-20.0; 288],
+            vec![0.0; 384 * 16],
+            vec![0.0; 288 * 16],
+        ];
+        // the last coarse anchor, (240, 176) in the input: a 640x480 frame is scaled by 0.4
+        o[1][287] = 5.0;
+        o[3][287 * 16 + 2] = 20.0;
+        o[3][287 * 16 + 3] = 20.0;
+        let slices: Vec<&[f32]> = o.iter().map(|t| t.as_slice()).collect();
+        let mut out = Vec::new();
+        d.decode(&slices, 640, 480, &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].bbox, [575.0, 415.0, 625.0, 465.0]);
+        // the square input's lengths are refused
+        let sq = outputs();
+        let slices: Vec<&[f32]> = sq.iter().map(|t| t.as_slice()).collect();
+        assert!(d.decode(&slices, 640, 480, &mut out).is_err());
     }
 
     #[test]

@@ -192,10 +192,21 @@ pub(crate) fn ensure_not_empty(image: &RgbImage) -> anyhow::Result<()> {
 /// per anchor) or YuNet (input `[1,3,H,W]`; outputs `cls_8` … `kps_32`).
 /// A dynamic-size YuNet runs at 640×480 ([`yunet::YuNet::load`] takes other sizes).
 pub fn load_detector(path: &Path, cfg: DetectorConfig) -> anyhow::Result<Box<dyn FaceDetector>> {
+    load_detector_for_frames(path, cfg, None)
+}
+
+/// [`load_detector`] for a frame loop whose frames are `frame` = (width, height): a BlazeFace
+/// input is cut to their aspect ([`blazeface::input_height`]: no work on a letterbox's band);
+/// `None`: as [`load_detector`].
+pub fn load_detector_for_frames(
+    path: &Path,
+    cfg: DetectorConfig,
+    frame: Option<(u32, u32)>,
+) -> anyhow::Result<Box<dyn FaceDetector>> {
     let proto = read_onnx(path)?;
     match identify(&proto) {
         Some(Kind::BlazeFace(size)) => Ok(Box::new(blazeface::BlazeFace::from_proto(
-            path, proto, size, cfg,
+            path, proto, size, frame, cfg,
         )?)),
         Some(Kind::YuNet) => Ok(Box::new(yunet::YuNet::from_proto(path, proto, None, cfg)?)),
         None => bail!(

@@ -298,7 +298,8 @@ pub fn replay_loop_with(
     )
     .unwrap();
     let source = if paced { source } else { source.unpaced() };
-    let detector = pipeline::load_detector(&blazeface_model(false), cfg).unwrap();
+    // as the frame loop loads it: the input cut to the frames' aspect
+    let detector = pipeline::load_live_detector(&blazeface_model(false), cfg).unwrap();
     let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
     let mut perception = Perception::new(detector, classifier, cfg.max_faces);
     if windows {
