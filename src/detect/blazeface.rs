@@ -250,9 +250,10 @@ pub fn input_height(size: usize, frame: Option<(u32, u32)>) -> usize {
 fn anchors(size: usize, height: usize) -> (Vec<[f32; 2]>, usize) {
     let mut a = Vec::with_capacity(896);
     let mut fine = 0;
-    for (cells, per_cell) in [(16usize, 2usize), (8, 6)] {
+    for (grid, (cells, per_cell)) in [(16usize, 2usize), (8, 6)].into_iter().enumerate() {
         let stride = size as f32 / cells as f32;
-        let rows = height * cells / size;
+        // (a zero-sized input has no anchors, and its outputs are refused)
+        let rows = (height * cells).checked_div(size).unwrap_or(0);
         for y in 0..rows {
             for x in 0..cells {
                 for _ in 0..per_cell {
@@ -260,7 +261,7 @@ fn anchors(size: usize, height: usize) -> (Vec<[f32; 2]>, usize) {
                 }
             }
         }
-        if fine == 0 {
+        if grid == 0 {
             fine = a.len();
         }
     }
@@ -415,9 +416,14 @@ mod tests {
     }
 
     fn decode(o: &[Vec<f32>], w: u32, h: u32) -> anyhow::Result<Vec<Detection>> {
+        decode_with(128, o, w, h)
+    }
+
+    /// `o` through a decoder of a `size`-square input, for a `w`×`h` frame.
+    fn decode_with(size: usize, o: &[Vec<f32>], w: u32, h: u32) -> anyhow::Result<Vec<Detection>> {
         let slices: Vec<&[f32]> = o.iter().map(|t| t.as_slice()).collect();
         let mut out = Vec::new();
-        BlazeFaceDecoder::new(128, DetectorConfig::default()).decode(&slices, w, h, &mut out)?;
+        BlazeFaceDecoder::new(size, DetectorConfig::default()).decode(&slices, w, h, &mut out)?;
         Ok(out)
     }
 
@@ -454,6 +460,11 @@ mod tests {
         assert_eq!(*a.last().unwrap(), [240.0, 176.0]);
         let (sq, fine) = anchors(128, 128);
         assert_eq!((sq.len(), fine), (896, 512));
+        assert_eq!(anchors(0, 0), (Vec::new(), 0));
+        let e = decode_with(0, &outputs(), 640, 480)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has 512 values, 0 expected"), "{e}");
     }
 
     #[test]
