@@ -36,12 +36,13 @@ use super::{
     finish, fix_constant_of_shape, push_candidate, read_onnx, Detection, DetectorConfig, Letterbox,
     Window,
 };
-use super::{FaceDetector, TractRunner};
+use super::{FaceDetector, Resampler, TractRunner};
 use crate::rgb::RgbImage;
 
 pub struct BlazeFace {
     runner: TractRunner,
     decoder: BlazeFaceDecoder,
+    resampler: Resampler,
 }
 
 /// BlazeFace's output decoding (scores and regressors to face boxes in frame pixels, then
@@ -192,6 +193,7 @@ impl BlazeFace {
         Ok(BlazeFace {
             runner: self.runner.fork()?,
             decoder: self.decoder.clone(),
+            resampler: Resampler::default(),
         })
     }
 
@@ -217,6 +219,7 @@ impl BlazeFace {
         Ok(BlazeFace {
             runner,
             decoder: BlazeFaceDecoder::with_height(size, height, cfg),
+            resampler: Resampler::default(),
         })
     }
 
@@ -389,7 +392,7 @@ impl BlazeFace {
         let lb = self.decoder.letterbox(image.width, image.height);
         {
             let input = self.runner.input_mut()?;
-            lb.sample(image, s, h, |x, y, p| {
+            lb.sample(&mut self.resampler, image, s, h, |x, y, p| {
                 let i = (y * s + x) * 3;
                 input[i] = p[0] / 127.5 - 1.0;
                 input[i + 1] = p[1] / 127.5 - 1.0;

@@ -53,7 +53,10 @@ use tract_onnx::prelude::*;
 use crate::rgb::RgbImage;
 
 pub mod blazeface;
+mod resample;
 pub mod yunet;
+
+pub(crate) use resample::Resampler;
 
 /// The four landmarks every detector provides, in the subject's frame of reference:
 /// right eye, left eye, nose tip, mouth centre (image coordinates, pixels).
@@ -681,69 +684,6 @@ impl Letterbox {
     pub(crate) fn to_frame(self, x: f32, y: f32) -> [f32; 2] {
         [(x - self.off_x) / self.scale, (y - self.off_y) / self.scale]
     }
-
-    /// Sample `image` into an `iw`×`ih` input. `put(x, y, [r,g,b])` receives each input pixel
-    /// (0..255 floats; padding is black). Bilinear when enlarging or mildly shrinking; when
-    /// shrinking by more than 2× each sample averages a 2×2 grid of bilinear taps to limit
-    /// aliasing.
-    pub(crate) fn sample(
-        &self,
-        image: &RgbImage,
-        iw: usize,
-        ih: usize,
-        mut put: impl FnMut(usize, usize, [f32; 3]),
-    ) {
-        let (w, h) = (image.width as usize, image.height as usize);
-        let inv = 1.0 / self.scale;
-        let taps: &[(f32, f32)] = if inv > 2.0 {
-            &[(-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25)]
-        } else {
-            &[(0.0, 0.0)]
-        };
-        let wt = 1.0 / taps.len() as f32;
-        let x_lo = self.off_x.max(0.0) as usize;
-        let x_hi = ((self.off_x + w as f32 * self.scale).ceil() as usize).min(iw);
-        let y_lo = self.off_y.max(0.0) as usize;
-        let y_hi = ((self.off_y + h as f32 * self.scale).ceil() as usize).min(ih);
-        for y in 0..ih {
-            for x in 0..iw {
-                if y < y_lo || y >= y_hi || x < x_lo || x >= x_hi {
-                    put(x, y, [0.0; 3]);
-                    continue;
-                }
-                let mut acc = [0.0f32; 3];
-                for &(dx, dy) in taps {
-                    let sx = (x as f32 + 0.5 + dx - self.off_x) * inv - 0.5;
-                    let sy = (y as f32 + 0.5 + dy - self.off_y) * inv - 0.5;
-                    let p = bilinear(image, sx, sy);
-                    for c in 0..3 {
-                        acc[c] += p[c] * wt;
-                    }
-                }
-                put(x, y, acc);
-            }
-        }
-    }
-}
-
-/// Bilinear sample with edge clamping (pixel centres at integer coordinates).
-#[inline]
-fn bilinear(image: &RgbImage, x: f32, y: f32) -> [f32; 3] {
-    let (w, h) = (image.width as i64, image.height as i64);
-    let x = x.clamp(0.0, (w - 1) as f32);
-    let y = y.clamp(0.0, (h - 1) as f32);
-    let (x0, y0) = (x.floor() as i64, y.floor() as i64);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-    let d = &image.data;
-    let at = |xx: i64, yy: i64, c: usize| d[((yy * w + xx) * 3) as usize + c] as f32;
-    let mut out = [0.0; 3];
-    for (c, o) in out.iter_mut().enumerate() {
-        let top = at(x0, y0, c) * (1.0 - fx) + at(x1, y0, c) * fx;
-        let bot = at(x0, y1, c) * (1.0 - fx) + at(x1, y1, c) * fx;
-        *o = top * (1.0 - fy) + bot * fy;
-    }
-    out
 }
 
 /// Most candidates kept before NMS; beyond that the weakest is replaced.

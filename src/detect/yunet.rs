@@ -18,7 +18,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use super::{finish, push_candidate, read_onnx, Detection, DetectorConfig, FaceDetector};
-use super::{Letterbox, TractRunner};
+use super::{Letterbox, Resampler, TractRunner};
 use crate::rgb::RgbImage;
 
 /// Input size used for a dynamic-size YuNet when none is given (a 640×480 camera frame).
@@ -29,6 +29,7 @@ const STRIDES: [usize; 3] = [8, 16, 32];
 pub struct YuNet {
     runner: TractRunner,
     decoder: YuNetDecoder,
+    resampler: Resampler,
 }
 
 /// YuNet's output decoding (per-stride scores, boxes and landmarks to face boxes in frame
@@ -218,6 +219,7 @@ impl YuNet {
         Ok(YuNet {
             runner,
             decoder: YuNetDecoder::with_output_map(wu, hu, outputs, cfg),
+            resampler: Resampler::default(),
         })
     }
 
@@ -232,6 +234,7 @@ impl FaceDetector for YuNet {
         Ok(Box::new(YuNet {
             runner: self.runner.fork()?,
             decoder: self.decoder.clone(),
+            resampler: Resampler::default(),
         }))
     }
 
@@ -249,7 +252,7 @@ impl FaceDetector for YuNet {
         {
             let input = self.runner.input_mut()?;
             let plane = iw * ih;
-            lb.sample(image, iw, ih, |x, y, p| {
+            lb.sample(&mut self.resampler, image, iw, ih, |x, y, p| {
                 let i = y * iw + x;
                 input[i] = p[2];
                 input[plane + i] = p[1];
