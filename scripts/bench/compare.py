@@ -9,13 +9,18 @@ Steps:
   3. the Python pipeline over each stream, detecting on every frame (pypipeline.py, a child
      process so that its peak RSS is its own);
   4. `agegender bench --json` over each stream: the default configuration (what a board runs:
-     the shipped board/config.toml, detection every 2nd frame), `--detect-every 1` (the Python
-     pipeline's work) when the default differs, and the f32 classifier;
+     the shipped board/config.toml, detection every 2nd frame) and the same on one worker,
+     taking turns over --bench-rounds rounds (3: the run of median fps of each, and the
+     median of the rounds' speed-ups), `--detect-every 1` (the Python pipeline's work) when the
+     default differs, and the f32 classifier;
   5. real time: each pipeline replays each stream at the camera's rate (--realtime-fps, 30) for N
      and 2N frames in child processes; the difference of the children's CPU time (user + system,
      getrusage) over N / fps seconds of video is CPU seconds per second of video, start-up
-     (interpreter, model loading) cancelled out. Ours runs `agegender run` with the shipped
-     board/config.toml; the Python pipeline detects and classifies every frame, as before;
+     (interpreter, model loading) cancelled out. The two pipelines take turns, in
+     --realtime-rounds rounds (3); the figures are medians over the rounds and the ratio the
+     median of the rounds' own ratios (the machine's speed drifts between minutes). Ours runs
+     `agegender run` with the shipped board/config.toml; the Python pipeline detects and
+     classifies every frame, as before;
   6. a table, then one JSON object as the last line of stdout.
 """
 
@@ -27,6 +32,7 @@ import os
 import platform
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -110,6 +116,11 @@ def run_child(cmd: list[str], what: str) -> dict:
     return out
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Of several `agegender bench` runs of one configuration, the one of median fps."""
+    return sorted(runs, key=lambda r: r["fps"])[(len(runs) - 1) // 2]
+
+
 def run_ours(binary: Path, stream: Path, frames: int, warmup: int, extra: list[str], what: str) -> dict:
     cmd = [str(binary), "bench", "--source", str(stream), "--json", "--frames", str(frames)]
     cmd += ["--warmup", str(warmup), "--detector", str(DETECTOR)] + extra
@@ -141,14 +152,28 @@ def child_cpu_s(cmd: list[str], what: str) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def realtime(cmd_for, frames: int, fps: float, what: str) -> dict:
-    """CPU seconds per second of video at the camera's rate: `cmd_for(n)` replays n frames
-    paced at `fps`; runs of N and 2N frames, so start-up cancels out."""
+def realtime(cmds: dict, frames: int, fps: float, rounds: int, what: str) -> dict:
+    """CPU seconds per second of video at the camera's rate, for each pipeline of `cmds`
+    (name -> `cmd_for(n)`, which replays n frames paced at `fps`): runs of N and 2N frames, so
+    start-up cancels out. The pipelines take turns within each of `rounds` rounds (N frames of
+    each, then 2N of each), so that every round compares them in the same stretch of the
+    machine's speed, which drifts here by tens of percent within minutes; each pipeline's
+    figure is its median over the rounds, and `ratio` (with two pipelines: the first over the
+    second) is the median of the rounds' own ratios."""
     t0 = time.perf_counter()
-    one, two = child_cpu_s(cmd_for(frames), what), child_cpu_s(cmd_for(2 * frames), what)
     video_s = frames / fps
-    out = {"cpu_s_n": one, "cpu_s_2n": two, "video_s": video_s, "cpu_s_per_video_s": (two - one) / video_s}
-    log(f"{what}: {out['cpu_s_per_video_s']:.3f} CPU-s per video-s ({time.perf_counter() - t0:.0f} s)")
+    per: dict = {name: [] for name in cmds}
+    for _ in range(rounds):
+        one = {name: child_cpu_s(cmd_for(frames), f"{what}, {name}") for name, cmd_for in cmds.items()}
+        two = {name: child_cpu_s(cmd_for(2 * frames), f"{what}, {name}") for name, cmd_for in cmds.items()}
+        for name in cmds:
+            per[name].append((two[name] - one[name]) / video_s)
+    out: dict = {name: {"cpu_s_per_video_s": statistics.median(v), "rounds": v} for name, v in per.items()}
+    names = list(cmds)
+    if len(names) == 2:
+        out["ratio"] = statistics.median(a / b for a, b in zip(per[names[0]], per[names[1]], strict=True) if b > 0)
+    figures = ", ".join(f"{name} {out[name]['cpu_s_per_video_s']:.3f}" for name in names)
+    log(f"{what}: CPU-s per video-s {figures} (median of {rounds} round(s), {time.perf_counter() - t0:.0f} s)")
     return out
 
 
@@ -360,7 +385,8 @@ def summary(res: dict) -> dict:
         out |= {
             f"cpu_s_per_video_s_ours{sfx}": cpu_ours,
             f"cpu_s_per_video_s_python{sfx}": cpu_py,
-            f"cpu_s_per_video_s_ratio_vs_python{sfx}": ratio(cpu_ours, cpu_py),
+            # the median of the interleaved rounds' own ratios (realtime())
+            f"cpu_s_per_video_s_ratio_vs_python{sfx}": rt.get(f"ratio_{nf}"),
             f"classifier_calls_per_frame{sfx}": default and default.get("classifier_calls_per_frame"),
             f"detections_per_frame{sfx}": default and default.get("detections_per_frame"),
             f"window_detections_per_frame{sfx}": default and default.get("window_detections_per_frame"),
@@ -369,7 +395,7 @@ def summary(res: dict) -> dict:
             f"pipeline_same_work_ratio_vs_python{sfx}": ratio(same and same["fps"], p["fps"]),
             f"pipeline_fps_ratio_vs_python{sfx}": ratio(default and default["fps"], p["fps"]),
             # the default on every core / the same configuration on one thread
-            f"parallel_speedup{sfx}": ratio(default and default["fps"], one and one["fps"]),
+            f"parallel_speedup{sfx}": ours.get(f"{nf}_parallel_speedup"),
             f"workers{sfx}": default and default.get("workers", 1),
             f"fps_ours_one_worker{sfx}": one and one["fps"],
             f"fps_ours_detect_every_1{sfx}": same and same["fps"],
@@ -402,6 +428,16 @@ def main(argv=None):
     p.add_argument("--realtime-fps", type=float, default=30.0, help="the camera's rate for the real-time runs")
     p.add_argument(
         "--realtime-frames", type=int, help="N of the real-time runs (N and 2N frames; default 150, 30 with --quick)"
+    )
+    p.add_argument(
+        "--bench-rounds",
+        type=int,
+        help="rounds of the default and one-worker `agegender bench` runs, taking turns (default 3, 1 with --quick)",
+    )
+    p.add_argument(
+        "--realtime-rounds",
+        type=int,
+        help="rounds of the real-time runs, ours and Python's taking turns in each (default 3, 1 with --quick)",
     )
     args = p.parse_args(argv)
     frames = args.frames or (60 if args.quick else 300)
@@ -447,6 +483,7 @@ def main(argv=None):
         DETECTOR, F32, INT8, det_x, face, calib, f"{source.key}_s{args.seed}_n{calib_n}", cache, runs, warmup_runs
     )
 
+    bench_rounds = args.bench_rounds or (1 if args.quick else 3)
     res["python"], res["ours"] = {}, {}
     for nf in ("1", "4"):
         res["python"][nf] = run_python(paths[nf], frames, warmup_frames, cfg, f"Python pipeline, {nf} face(s)")
@@ -457,16 +494,31 @@ def main(argv=None):
         # "default" is what a board runs: the shipped board/config.toml (detect_every,
         # workers = auto: the stage-parallel loop on every core)
         shipped = int8 + ["--config", str(BOARD_CONFIG)]
-        d = run_ours(binary, paths[nf], frames, warmup_frames, shipped, f"agegender bench, {nf} face(s), default")
-        res["ours"][f"{nf}_default"] = d
-        # the same configuration on one thread: parallel_speedup is default / this
-        res["ours"][f"{nf}_default_1"] = (
-            d
-            if d.get("workers", 1) == 1
-            else run_ours(
-                binary, paths[nf], frames, warmup_frames, shipped + one, f"agegender bench, {nf} face(s), 1 worker"
+        # ... and the same configuration on one thread: parallel_speedup is default / this. The
+        # two take turns over --bench-rounds rounds (a run is a second or two, and the
+        # machine's speed drifts): each is the run of median fps, the speed-up the median of
+        # the rounds' own ratios
+        pairs = []
+        for r in range(bench_rounds):
+            d = run_ours(
+                binary, paths[nf], frames, warmup_frames, shipped, f"agegender bench, {nf} face(s), default ({r + 1})"
             )
-        )
+            o = (
+                d
+                if d.get("workers", 1) == 1
+                else run_ours(
+                    binary,
+                    paths[nf],
+                    frames,
+                    warmup_frames,
+                    shipped + one,
+                    f"agegender bench, {nf} face(s), 1 worker ({r + 1})",
+                )
+            )
+            pairs.append((d, o))
+        res["ours"][f"{nf}_default"] = median_run([d for d, _ in pairs])
+        res["ours"][f"{nf}_default_1"] = median_run([o for _, o in pairs])
+        res["ours"][f"{nf}_parallel_speedup"] = statistics.median(d["fps"] / o["fps"] for d, o in pairs)
         # the same work as the Python pipeline: the detector on every frame (motion gating
         # off), stage by stage (one worker)
         res["ours"][f"{nf}_same"] = run_ours(
@@ -489,10 +541,34 @@ def main(argv=None):
     # real time: CPU seconds per second of video at the camera's rate
     rt_n = args.realtime_frames or (30 if args.quick else 150)
     fps = args.realtime_fps
-    res["realtime"] = {"fps": fps, "frames": rt_n}
+    rt_rounds = args.realtime_rounds or (1 if args.quick else 3)
+    res["realtime"] = {"fps": fps, "frames": rt_n, "rounds": rt_rounds}
     for nf in ("1", "4"):
-        res["realtime"][f"python_{nf}"] = realtime(
-            lambda n, nf=nf: [
+        cmds = {
+            "ours": lambda n, nf=nf: [
+                str(binary),
+                "run",
+                "--config",
+                str(BOARD_CONFIG),
+                "--source",
+                str(paths[nf]),
+                "--loop",
+                "--fps",
+                str(fps),
+                "--max-frames",
+                str(n),
+                "--display",
+                "none",
+                "--serial",
+                "-",
+                "--status-interval",
+                "0",
+                "--model",
+                str(INT8),
+                "--detector",
+                str(DETECTOR),
+            ],
+            "python": lambda n, nf=nf: [
                 sys.executable,
                 str(HERE / "pypipeline.py"),
                 "--source",
@@ -516,40 +592,13 @@ def main(argv=None):
                 "--max-faces",
                 str(cfg["max_faces"]),
             ],
-            rt_n,
-            fps,
-            f"Python pipeline, {nf} face(s), {fps:g} fps real time",
-        )
+        }
         if args.no_ours:
-            continue
-        res["realtime"][f"ours_{nf}"] = realtime(
-            lambda n, nf=nf: [
-                str(binary),
-                "run",
-                "--config",
-                str(BOARD_CONFIG),
-                "--source",
-                str(paths[nf]),
-                "--loop",
-                "--fps",
-                str(fps),
-                "--max-frames",
-                str(n),
-                "--display",
-                "none",
-                "--serial",
-                "-",
-                "--status-interval",
-                "0",
-                "--model",
-                str(INT8),
-                "--detector",
-                str(DETECTOR),
-            ],
-            rt_n,
-            fps,
-            f"agegender run, {nf} face(s), default, {fps:g} fps real time",
-        )
+            del cmds["ours"]
+        got = realtime(cmds, rt_n, fps, rt_rounds, f"{nf} face(s), {fps:g} fps real time")
+        for name in cmds:
+            res["realtime"][f"{name}_{nf}"] = got[name]
+        res["realtime"][f"ratio_{nf}"] = got.get("ratio")
     res["wall_s"] = time.perf_counter() - t_start
     res["machine"]["load_avg_1m_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if not args.json_only:
