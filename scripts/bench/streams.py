@@ -306,12 +306,14 @@ def make_stream(path: Path, source: FaceSource, n_faces: int, frames: int, seed:
             face.vx = face.vy = 0.0
     tmp = path.with_suffix(".part")
     total = 0
+    boxes: list[list[list[int]]] = []
     with open(tmp, "wb") as f:
         for i in range(frames):
             img = bg + rng.normal(0, 2.0, size=bg.shape).astype(np.float32)
+            boxes.append([])
             for k, face in enumerate(faces):
                 if in_view(kind, k, n_faces, i, frames):
-                    face.paste(img)
+                    boxes[-1].append(list(face.paste(img)))
                 face.step()
             rgb = np.clip(img + 0.5, 0, 255).astype(np.uint8)
             ok, jpg = cv2.imencode(
@@ -341,6 +343,9 @@ def make_stream(path: Path, source: FaceSource, n_faces: int, frames: int, seed:
         "face_files": [f.name for f in faces],
         "face_sizes": [f.size for f in faces],
         "source": source.kind,
+        # per frame, the pasted chips in view: [x0, y0, x1, y1] (the truth motion.py checks
+        # reported boxes against, besides every-frame detection)
+        "boxes": boxes,
     }
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return meta
@@ -354,7 +359,8 @@ def stream(cache: Path, source: FaceSource, n_faces: int, frames: int, seed: int
     meta_path = path.with_suffix(".json")
     if path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        if meta.get("frames") == frames and count_frames(path.read_bytes()) == frames:
+        # (metadata from before the truth boxes were kept: made again, the same frames)
+        if meta.get("frames") == frames and "boxes" in meta and count_frames(path.read_bytes()) == frames:
             return meta
     log(f"making {path.relative_to(REPO) if path.is_relative_to(REPO) else path} ({n_faces} face(s), {frames} frames)")
     return make_stream(path, source, n_faces, frames, seed, kind)
