@@ -8,8 +8,8 @@ use crate::rgb::RgbImage;
 
 use super::Letterbox;
 
-/// The source pixels one output column (or row) reads, and their weights; unused taps have
-/// weight 0 (and read the first tap's pixel).
+/// The source pixels one output column (or row) reads, and their weights: two per sub-sample
+/// ([`offsets`]); with one sub-sample the last two are unused.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Taps {
     at: [u32; 4],
@@ -54,10 +54,6 @@ fn axis_taps(out: &mut Vec<Taps>, lo: usize, hi: usize, off: f32, inv: f32, n: u
             t.at[2 * k + 1] = (s0 + 1).min(last) as u32;
             t.w[2 * k + 1] = share * f;
         }
-        if subs.len() == 1 {
-            let first = t.at[0];
-            t.at[2..].fill(first);
-        }
         out.push(t);
     }
 }
@@ -73,7 +69,7 @@ impl Letterbox {
         image: &RgbImage,
         iw: usize,
         ih: usize,
-        mut put: impl FnMut(usize, usize, [f32; 3]),
+        put: impl FnMut(usize, usize, [f32; 3]),
     ) {
         let (w, h) = (image.width as usize, image.height as usize);
         let inv = 1.0 / self.scale;
@@ -83,34 +79,51 @@ impl Letterbox {
         let y_hi = ((self.off_y + h as f32 * self.scale).ceil().max(0.0) as usize).min(ih);
         axis_taps(&mut scratch.cols, x_lo, x_hi, self.off_x, inv, w);
         axis_taps(&mut scratch.rows, y_lo, y_hi, self.off_y, inv, h);
-        let stride = w * 3;
-        for y in 0..ih {
-            let Some(ty) = y.checked_sub(y_lo).and_then(|i| scratch.rows.get(i)) else {
-                (0..iw).for_each(|x| put(x, y, [0.0; 3]));
+        // one sub-sample per axis fills two taps, two fill four: only those are read
+        if offsets(inv).len() == 1 {
+            resample::<2>(scratch, image, iw, ih, (x_lo, y_lo), put);
+        } else {
+            resample::<4>(scratch, image, iw, ih, (x_lo, y_lo), put);
+        }
+    }
+}
+
+/// The pixel loop of [`Letterbox::sample`] over the first `N` taps of each column and row.
+fn resample<const N: usize>(
+    scratch: &Resampler,
+    image: &RgbImage,
+    iw: usize,
+    ih: usize,
+    (x_lo, y_lo): (usize, usize),
+    mut put: impl FnMut(usize, usize, [f32; 3]),
+) {
+    let stride = image.width as usize * 3;
+    for y in 0..ih {
+        let Some(ty) = y.checked_sub(y_lo).and_then(|i| scratch.rows.get(i)) else {
+            (0..iw).for_each(|x| put(x, y, [0.0; 3]));
+            continue;
+        };
+        for x in 0..iw {
+            let Some(tx) = x.checked_sub(x_lo).and_then(|i| scratch.cols.get(i)) else {
+                put(x, y, [0.0; 3]);
                 continue;
             };
-            for x in 0..iw {
-                let Some(tx) = x.checked_sub(x_lo).and_then(|i| scratch.cols.get(i)) else {
-                    put(x, y, [0.0; 3]);
-                    continue;
-                };
-                let mut acc = [0.0f32; 3];
-                for (&r, &wy) in ty.at.iter().zip(&ty.w) {
-                    let start = r as usize * stride;
-                    let row = &image.data[start..start + stride];
-                    let mut across = [0.0f32; 3];
-                    for (&c, &wx) in tx.at.iter().zip(&tx.w) {
-                        let p = &row[c as usize * 3..c as usize * 3 + 3];
-                        across[0] += wx * p[0] as f32;
-                        across[1] += wx * p[1] as f32;
-                        across[2] += wx * p[2] as f32;
-                    }
-                    acc[0] += wy * across[0];
-                    acc[1] += wy * across[1];
-                    acc[2] += wy * across[2];
+            let mut acc = [0.0f32; 3];
+            for (&r, &wy) in ty.at[..N].iter().zip(&ty.w[..N]) {
+                let start = r as usize * stride;
+                let row = &image.data[start..start + stride];
+                let mut across = [0.0f32; 3];
+                for (&c, &wx) in tx.at[..N].iter().zip(&tx.w[..N]) {
+                    let p = &row[c as usize * 3..c as usize * 3 + 3];
+                    across[0] += wx * p[0] as f32;
+                    across[1] += wx * p[1] as f32;
+                    across[2] += wx * p[2] as f32;
                 }
-                put(x, y, acc);
+                acc[0] += wy * across[0];
+                acc[1] += wy * across[1];
+                acc[2] += wy * across[2];
             }
+            put(x, y, acc);
         }
     }
 }
