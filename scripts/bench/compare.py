@@ -10,8 +10,9 @@ Steps:
      process so that its peak RSS is its own);
   4. `agegender bench --json` over each stream: the default configuration (what a board runs:
      the shipped board/config.toml, detection every 2nd frame) and the same on one worker,
-     taking turns over --bench-rounds rounds (5: the run of median fps of each, and the
-     median of the rounds' speed-ups), `--detect-every 1` (the Python pipeline's work) when the
+     taking turns over --bench-rounds rounds (3, each run --bench-frames long: 1,500 frames,
+     the stream looped; the run of median fps of each, and the median of the rounds'
+     speed-ups), `--detect-every 1` (the Python pipeline's work) when the
      default differs, and the f32 classifier;
   5. real time: each pipeline replays each stream at the camera's rate (--realtime-fps, 30) for N
      and 2N frames in child processes; the difference of the children's CPU time (user + system,
@@ -432,7 +433,12 @@ def main(argv=None):
     p.add_argument(
         "--bench-rounds",
         type=int,
-        help="rounds of the default and one-worker `agegender bench` runs, taking turns (default 5, 1 with --quick)",
+        help="rounds of the default and one-worker `agegender bench` runs, taking turns (default 3, 1 with --quick)",
+    )
+    p.add_argument(
+        "--bench-frames",
+        type=int,
+        help="frames of each of those runs (the stream looped; default 5 x --frames, --frames with --quick)",
     )
     p.add_argument(
         "--realtime-rounds",
@@ -483,7 +489,9 @@ def main(argv=None):
         DETECTOR, F32, INT8, det_x, face, calib, f"{source.key}_s{args.seed}_n{calib_n}", cache, runs, warmup_runs
     )
 
-    bench_rounds = args.bench_rounds or (1 if args.quick else 5)
+    bench_rounds = args.bench_rounds or (1 if args.quick else 3)
+    # the pair's runs are the few seconds that decide parallel_speedup: the stream, looped
+    bench_frames = args.bench_frames or (frames if args.quick else 5 * frames)
     res["python"], res["ours"] = {}, {}
     for nf in ("1", "4"):
         res["python"][nf] = run_python(paths[nf], frames, warmup_frames, cfg, f"Python pipeline, {nf} face(s)")
@@ -501,7 +509,12 @@ def main(argv=None):
         pairs = []
         for r in range(bench_rounds):
             d = run_ours(
-                binary, paths[nf], frames, warmup_frames, shipped, f"agegender bench, {nf} face(s), default ({r + 1})"
+                binary,
+                paths[nf],
+                bench_frames,
+                warmup_frames,
+                shipped,
+                f"agegender bench, {nf} face(s), default ({r + 1})",
             )
             o = (
                 d
@@ -509,7 +522,7 @@ def main(argv=None):
                 else run_ours(
                     binary,
                     paths[nf],
-                    frames,
+                    bench_frames,
                     warmup_frames,
                     shipped + one,
                     f"agegender bench, {nf} face(s), 1 worker ({r + 1})",
