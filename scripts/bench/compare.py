@@ -172,7 +172,7 @@ def realtime(cmds: dict, frames: int, fps: float, rounds: int, what: str) -> dic
     out: dict = {name: {"cpu_s_per_video_s": statistics.median(v), "rounds": v} for name, v in per.items()}
     names = list(cmds)
     if len(names) == 2:
-        out["ratio"] = statistics.median(a / b for a, b in zip(per[names[0]], per[names[1]], strict=True) if b > 0)
+        out["ratio"] = median_ratio(zip(per[names[0]], per[names[1]], strict=True))
     figures = ", ".join(f"{name} {out[name]['cpu_s_per_video_s']:.3f}" for name in names)
     log(f"{what}: CPU-s per video-s {figures} (median of {rounds} round(s), {time.perf_counter() - t0:.0f} s)")
     return out
@@ -208,6 +208,13 @@ def med(run: dict | None, stage: str) -> float | None:
 
 def ratio(a, b) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
+
+
+def median_ratio(pairs) -> float | None:
+    """The median of `a / b` over the (a, b) pairs of rounds in which the two runs took turns
+    (pairs whose `b` is not positive skipped; None if none is left)."""
+    ratios = [a / b for a, b in pairs if b > 0]
+    return statistics.median(ratios) if ratios else None
 
 
 def f(x, nd: int = 2, width: int = 9) -> str:
@@ -531,7 +538,7 @@ def main(argv=None):
             pairs.append((d, o))
         res["ours"][f"{nf}_default"] = median_run([d for d, _ in pairs])
         res["ours"][f"{nf}_default_1"] = median_run([o for _, o in pairs])
-        res["ours"][f"{nf}_parallel_speedup"] = statistics.median(d["fps"] / o["fps"] for d, o in pairs)
+        res["ours"][f"{nf}_parallel_speedup"] = median_ratio((d["fps"], o["fps"]) for d, o in pairs)
         # the same work as the Python pipeline: the detector on every frame (motion gating
         # off), stage by stage (one worker)
         res["ours"][f"{nf}_same"] = run_ours(

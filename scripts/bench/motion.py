@@ -134,6 +134,11 @@ def run(
     return {"boxes": boxes, "status": status}
 
 
+def setting(v: float) -> str:
+    """A gate setting for the tables: 0 turns it off."""
+    return "0 (off)" if v == 0 else f"{v:g}"
+
+
 def against_truth(got: dict, truth: list, frames: int) -> tuple[float, int]:
     """Recall (percent) of the faces pasted in each frame and the reported boxes that match
     none: a box matches a face when its centre lies in the middle half of the pasted chip
@@ -285,8 +290,7 @@ def main() -> None:
         ]
         worst = min(row["streams"][lb]["recall"] for lb in labels)
         false = sum(row["streams"][lb]["false_boxes"] for lb in labels)
-        off = "0 (off)" if row["motion_threshold"] == 0 else f"{row['motion_threshold']:g}"
-        full = "0 (off)" if row["full_detect_interval_s"] == 0 else f"{row['full_detect_interval_s']:g}"
+        off, full = setting(row["motion_threshold"]), setting(row["full_detect_interval_s"])
         print(
             f"| {row['detect_every']} | {off} | {row['detect_max_interval_s']:g} | {full} | "
             + " | ".join(cells)
@@ -301,8 +305,7 @@ def main() -> None:
     for row in rows:
         cells = [f"{s['truth_recall']:.1f} / {s['truth_false_boxes']}" for s in (row["streams"][lb] for lb in labels)]
         false = sum(row["streams"][lb]["truth_false_boxes"] for lb in labels)
-        off = "0 (off)" if row["motion_threshold"] == 0 else f"{row['motion_threshold']:g}"
-        full = "0 (off)" if row["full_detect_interval_s"] == 0 else f"{row['full_detect_interval_s']:g}"
+        off, full = setting(row["motion_threshold"]), setting(row["full_detect_interval_s"])
         print(f"| {row['detect_every']} | {off} | {full} | " + " | ".join(cells) + f" | {false} |")
     print(json.dumps(res))
 
