@@ -127,6 +127,10 @@ pub struct Perception {
     pub classifier_calls: u64,
     /// Whether a window of the latest detection lost its face.
     pub window_lost: bool,
+    /// [`Perception::set_detections`]: the ids of the tracks a window search looked for, when
+    /// it was placed by tracks older than the tracker's (`Some`); see [`Tracker::searched_only`].
+    searched: Vec<u64>,
+    search_limited: bool,
 }
 
 /// A window search looks at a square this many times the tracked face's side, centred on it:
@@ -146,11 +150,14 @@ pub const MAX_WINDOWS: usize = 3;
 /// The part of a `frame_h`-tall frame a tracked face's person moves in: the face's search
 /// window widened to [`PERSON_WIDTH`] face sides, down to the frame's bottom (the body below
 /// the head). Motion there is the tracked person's own; motion elsewhere may be a newcomer.
-pub fn person_box(face: &Detection, frame_h: u32) -> [f32; 4] {
-    let w = Window::around(face, WINDOW_SCALE, WINDOW_MIN_SIDE).bbox();
+/// `lag`: detections still in flight since `face` was seen (the stage-parallel loop's; 0 in
+/// the one-thread loop): the box grows by [`LAG_SCALE`] face sides for each, as the window does.
+pub fn person_box(face: &Detection, frame_h: u32, lag: usize) -> [f32; 4] {
+    let grow = LAG_SCALE * lag as f32;
+    let w = Window::around(face, WINDOW_SCALE + grow, WINDOW_MIN_SIDE).bbox();
     let side = crate::quality::face_side(face);
     let cx = (face.bbox[0] + face.bbox[2]) / 2.0;
-    let half = PERSON_WIDTH * side / 2.0;
+    let half = (PERSON_WIDTH + grow) * side / 2.0;
     [
         w[0].min(cx - half),
         w[1],
@@ -335,6 +342,8 @@ impl Perception {
             views: Vec::with_capacity(max_faces),
             classifier_calls: 0,
             window_lost: false,
+            searched: Vec::with_capacity(max_faces.max(MAX_WINDOWS)),
+            search_limited: false,
         }
     }
 
@@ -366,6 +375,7 @@ impl Perception {
         faces: &[TrackedFace],
     ) -> anyhow::Result<()> {
         self.window_lost = false;
+        self.search_limited = false;
         if windows {
             self.window_lost =
                 self.detect
@@ -377,11 +387,23 @@ impl Perception {
     }
 
     /// Take a frame's detections made elsewhere (a detector worker of the stage-parallel
-    /// loop) as [`Perception::detect_frame`]'s. No allocation (up to the capacity).
-    pub fn set_detections(&mut self, found: &[Detection], window_lost: bool) {
+    /// loop) as [`Perception::detect_frame`]'s; `around`: a window search's, placed by these
+    /// tracked faces (tracks made or seen since are not missed: [`Tracker::searched_only`]).
+    /// No allocation (up to the capacity).
+    pub fn set_detections(
+        &mut self,
+        found: &[Detection],
+        window_lost: bool,
+        around: Option<&[TrackedFace]>,
+    ) {
         self.detections.clear();
         self.detections.extend_from_slice(found);
         self.window_lost = window_lost;
+        self.search_limited = around.is_some();
+        self.searched.clear();
+        let room = self.searched.capacity();
+        let ids = around.unwrap_or_default().iter().map(|f| f.id);
+        self.searched.extend(ids.take(room));
     }
 
     /// The frame loop's perception: detect (best `max_faces` by score) in the whole frame, or
@@ -421,6 +443,9 @@ impl Perception {
         let n = self.detections.len().min(self.max_faces);
         self.kept.extend_from_slice(&self.detections[..n]);
         tracker.associate(&self.kept);
+        if std::mem::take(&mut self.search_limited) {
+            tracker.searched_only(&self.searched);
+        }
         self.views.clear();
         for (di, d) in self.kept.iter().enumerate() {
             probe(Stage::Align);
@@ -636,6 +661,9 @@ pub struct Pipeline {
     last_full_ms: Option<u64>,
     /// Where the tracked people are this frame ([`person_box`]; preallocated).
     person_boxes: Vec<[f32; 4]>,
+    /// Detections in flight while a frame is planned (the stage-parallel loop's; the tracks
+    /// are that many detections old): the person boxes grow by it.
+    lag: usize,
     /// The latest frames' latencies (ms, a ring of [`LATENCY_WINDOW`]), how many were
     /// recorded, and room to sort them for the status line's percentiles.
     latencies: Box<[f32; LATENCY_WINDOW]>,
@@ -684,6 +712,7 @@ impl Pipeline {
             now_ms: 0,
             last_full_ms: None,
             person_boxes: Vec::with_capacity(MAX_WINDOWS),
+            lag: 0,
             latencies: Box::new([0.0; LATENCY_WINDOW]),
             latencies_recorded: 0,
             latencies_sorted: Box::new([0.0; LATENCY_WINDOW]),
@@ -919,6 +948,9 @@ impl Pipeline {
             self.status.window_detections += 1;
             Plan::Windows
         } else {
+            // counted from its planning: in the stage-parallel loop the frames planned while
+            // it is with a worker search windows (a detection behind), not the whole frame again
+            self.last_full_ms = Some(now_ms);
             Plan::Whole
         }
     }
@@ -957,14 +989,20 @@ impl Pipeline {
                     Ok(faces) => {
                         self.faces.clear();
                         self.faces.extend_from_slice(faces);
-                        if plan == Plan::Whole {
-                            self.last_full_ms = Some(now_ms);
-                        } else if self.perception.window_lost {
+                        if plan == Plan::Windows
+                            && self.perception.window_lost
+                            && self.last_full_ms.is_some_and(|t| t <= now_ms)
+                        {
                             // a face left its window: the next detection looks at everything
+                            // (unless one planned after this frame already does)
                             self.last_full_ms = None;
                         }
                     }
                     Err(e) => {
+                        if plan == Plan::Whole && self.last_full_ms == Some(now_ms) {
+                            // the whole-frame detection planned did not happen
+                            self.last_full_ms = None;
+                        }
                         self.status.inference_errors += 1;
                         if !self.inference_failed {
                             self.inference_failed = true;
@@ -1052,7 +1090,8 @@ impl Pipeline {
             if is_closeup(&f.detection, w, h) {
                 return false;
             }
-            self.person_boxes.push(person_box(&f.detection, h));
+            self.person_boxes
+                .push(person_box(&f.detection, h, self.lag));
         }
         !self.motion.changed_outside(&self.person_boxes)
     }

@@ -282,6 +282,10 @@ pub struct Tracker {
     /// Whether `matched` belongs to the current tracks (set by [`Tracker::associate`], used up
     /// by the update that follows).
     associated: bool,
+    /// [`Tracker::searched_only`]: the ids of the tracks the latest associated detections
+    /// looked for, when `search_limited`; used up by the update that follows.
+    searched: Vec<u64>,
+    search_limited: bool,
     track_taken: Vec<bool>,
     /// Faces seen in the latest update, reused.
     out: Vec<TrackedFace>,
@@ -305,6 +309,8 @@ impl Tracker {
             det_id: Vec::with_capacity(n),
             matched: Vec::with_capacity(n),
             associated: false,
+            searched: Vec::with_capacity(slots),
+            search_limited: false,
             track_taken: Vec::with_capacity(slots),
             out: Vec::with_capacity(n),
             // every live track, plus the ones replaced by new faces
@@ -389,6 +395,26 @@ impl Tracker {
             self.matched[di as usize] = ti;
         }
         self.associated = true;
+        self.search_limited = false;
+    }
+
+    /// Step 1b, only for a window search placed before some of the tracks were made or seen
+    /// (the stage-parallel loop's, a detection or two behind): the detections given to
+    /// [`Tracker::associate`] looked only for the tracks with these ids. A track they did not
+    /// look for is not missed by the update that follows: it keeps its box and labels, and if
+    /// it was seen at its latest update it is among the faces seen (as
+    /// [`Tracker::hold_at`] keeps faces through a skipped detection). Allocates nothing (ids
+    /// beyond `2 * max_faces` are not kept).
+    pub fn searched_only(&mut self, ids: &[u64]) {
+        self.searched.clear();
+        let room = self.searched.capacity();
+        self.searched.extend(ids.iter().take(room));
+        self.search_limited = true;
+    }
+
+    /// Whether the update under way looked for track `id` (see [`Tracker::searched_only`]).
+    fn looked_for(&self, id: u64) -> bool {
+        !self.search_limited || self.searched.contains(&id)
     }
 
     /// Step 2: whether detection `di` of the latest [`Tracker::associate`] is worth a
@@ -484,7 +510,7 @@ impl Tracker {
         // `track_taken` flags move along with the tracks).
         let mut i = 0;
         while i < self.tracks.len() {
-            if !self.track_taken[i] {
+            if !self.track_taken[i] && self.looked_for(self.tracks[i].face.id) {
                 self.tracks[i].missed += 1;
                 let unseen_ms = now_ms.saturating_sub(self.tracks[i].summary.last_ms);
                 if self.tracks[i].missed > self.cfg.max_missed && unseen_ms >= self.cfg.end_after_ms
@@ -560,6 +586,23 @@ impl Tracker {
             if let Some(t) = self.tracks.iter().find(|t| id != 0 && t.face.id == id) {
                 self.out.push(t.face);
             }
+        }
+        // ... and the ones not looked for that were seen at their latest update
+        if self.search_limited {
+            let room = self.cfg.max_faces.max(1);
+            for t in self.tracks.iter_mut() {
+                let id = t.face.id;
+                if self.out.len() < room
+                    && t.missed == 0
+                    && !self.searched.contains(&id)
+                    && !self.det_id.contains(&id)
+                {
+                    t.summary.last_frame = t.summary.last_frame.max(frame);
+                    t.summary.last_ms = t.summary.last_ms.max(now_ms);
+                    self.out.push(t.face);
+                }
+            }
+            self.search_limited = false;
         }
         &self.out
     }
@@ -917,5 +960,47 @@ mod tests {
         let faces = t.update_views(&two, &[None, None], 3, 198);
         assert_eq!(faces.len(), 1);
         assert_eq!(t.live_tracks(), 1);
+    }
+
+    #[test]
+    fn a_search_that_did_not_look_for_a_track_does_not_miss_it() {
+        let cfg = TrackerConfig {
+            max_missed: 1,
+            end_after_ms: 0,
+            ..TrackerConfig::default()
+        };
+        let mut t = Tracker::new(cfg);
+        let (a, b) = (det(50.0, 50.0, 100.0), det(400.0, 50.0, 100.0));
+        let f = t.update_at(&[a, b], &[attrs(0.9, 30.0); 2], 0, 0).to_vec();
+        let (ida, idb) = (f[0].id, f[1].id);
+        // windows around A only (placed before B was tracked): B is not missed, and is shown
+        // where it was, for as long as such searches go on
+        let a2 = det(55.0, 50.0, 100.0);
+        for frame in 1..5 {
+            t.associate(&[a2]);
+            t.searched_only(&[ida]);
+            let faces = t.update_views(&[a2], &[None], frame, frame * 33);
+            let ids: Vec<u64> = faces.iter().map(|f| f.id).collect();
+            assert_eq!(ids, [ida, idb], "frame {frame}");
+            assert_eq!(faces[0].detection.bbox, a2.bbox);
+            assert_eq!(faces[1].detection.bbox, b.bbox);
+        }
+        assert_eq!(t.live_tracks(), 2);
+        // a search that looked for B and did not find it misses it (and the limit was used up
+        // by the update before: a plain update looks for every track)
+        for frame in 5..7 {
+            t.associate(&[a2]);
+            if frame == 5 {
+                t.searched_only(&[ida, idb]);
+            }
+            let faces = t.update_views(&[a2], &[None], frame, frame * 33);
+            assert_eq!(faces.len(), 1, "frame {frame}");
+        }
+        assert_eq!(
+            t.live_tracks(),
+            1,
+            "B missed twice (max_missed 1): forgotten"
+        );
+        assert_eq!(t.ended()[0].id, idb);
     }
 }

@@ -25,6 +25,11 @@
 //!   more). A window search is never more than [`MAX_LAG`] detections behind: with more in
 //!   flight, the ordering thread first waits for the oldest (a face would shrink too far
 //!   inside a wider window). Whole-frame detections need no tracks and run on every worker.
+//!   A whole-frame detection counts from its planning, so the frames planned while it is in
+//!   flight search windows instead of the whole frame again; a track those windows were not
+//!   placed around (a newcomer the whole frame found) is not missed by them
+//!   ([`crate::track::Tracker::searched_only`]), and the motion gate's person boxes grow with
+//!   the lag as the windows do.
 //! - **The camera.** A lost camera is reopened with backoff on the capture thread; the ordering
 //!   thread first finishes the frames it holds, then ends the visits and says so, as the
 //!   one-thread loop does.
@@ -56,10 +61,13 @@ pub const LAG_SCALE: f32 = 1.5;
 /// faces in their wider windows).
 pub const MAX_LAG: usize = 2;
 
-/// Frame slots beyond one per worker: one being captured, one being tracked and shown, two
-/// waiting their turn behind a detection in flight (each slot is a decoded frame: 0.9 MiB at
-/// 640×480; with 3 the capture thread stalled behind whole-frame detections).
-const SPARE_SLOTS: usize = 4;
+/// Frame slots beyond one per worker. Up to `MAX_LAG + 1` window searches are in flight, with
+/// `detect_every = 2` each with a shown frame waiting behind it, besides one frame being
+/// captured and one being finished: 8 for two workers. Each slot is a decoded frame (0.9 MiB
+/// at 640×480). With 4 the capture thread waited for a slot while a core idled (`agegender
+/// bench --workers 2`, 1 face, a replay without a loop seam: 1.82–1.86 cores busy with 4,
+/// 1.91–1.93 with 6, 1.94 with 8 and more latency).
+const SPARE_SLOTS: usize = 6;
 
 /// How long the ordering thread waits for a message before looking again.
 const POLL: Duration = Duration::from_millis(500);
@@ -184,6 +192,7 @@ impl Pipeline {
             }
             drop(to_main);
             let r = self.order(inbox, job_tx, free_tx, n_slots, stop);
+            self.lag = 0;
             // whatever happened, the other threads end now: their channels close with `order`
             stop.store(true, Ordering::Relaxed);
             r
@@ -235,13 +244,15 @@ impl Pipeline {
                     slot.now_ms = self.frame_time(slot.stream_time);
                     // A window search is placed by the tracks of at most MAX_LAG detections
                     // ago: with more in flight, wait for the oldest first.
+                    self.lag = in_flight(&pending);
                     if self.due(slot.frame_no)
-                        && in_flight(&pending) > MAX_LAG
+                        && self.lag > MAX_LAG
                         && self.window_search_fits(slot.image.width, slot.image.height, slot.now_ms)
                     {
                         self.finish_until(MAX_LAG, &mut pending, &inbox, &free, &mut deferred)?;
                     }
                     let lag = in_flight(&pending);
+                    self.lag = lag;
                     slot.plan = self.plan(&slot.image, slot.frame_no, slot.now_ms, &mut |_| {});
                     match slot.plan {
                         Plan::Whole | Plan::Windows => {
@@ -309,8 +320,14 @@ impl Pipeline {
             let found = match slot.error.take() {
                 Some(e) => Err(e),
                 None => {
-                    if matches!(slot.plan, Plan::Whole | Plan::Windows) {
-                        self.perception.set_detections(&slot.found, slot.lost);
+                    match slot.plan {
+                        Plan::Whole => self.perception.set_detections(&slot.found, false, None),
+                        Plan::Windows => self.perception.set_detections(
+                            &slot.found,
+                            slot.lost,
+                            Some(&slot.around),
+                        ),
+                        Plan::Show | Plan::Hold => {}
                     }
                     Ok(())
                 }
