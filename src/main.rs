@@ -365,6 +365,11 @@ struct BenchArgs {
     /// Frames run before measuring.
     #[arg(long, value_name = "N", default_value_t = 20)]
     warmup: u64,
+    /// Loop an .mjpeg file forward and back instead of from the start again: a run longer
+    /// than the file then has no seam where every face jumps back to where it started (a
+    /// scene cut, which sends the tracker back to whole-frame detections).
+    #[arg(long)]
+    bounce: bool,
     /// Detect faces on every N-th frame (tracking in between).
     #[arg(long, value_name = "N")]
     detect_every: Option<u32>,
@@ -888,7 +893,20 @@ fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     let (perception, form) = load_perception(&cfg, true)?;
     let workers = load_workers(&cfg, &perception.detect)?;
     agegender::heap::start_pooling(); // as `run` does
-    let source = pipeline::open_source(&cfg).map_err(Fail::Runtime)?;
+    let source: Box<dyn agegender::capture::FrameSource> = if a.bounce {
+        let path = Path::new(&cfg.source);
+        if path.is_dir() {
+            return Err(Fail::Usage(anyhow::anyhow!(
+                "bench --bounce --source {}: --bounce replays an .mjpeg file, not a directory",
+                cfg.source
+            )));
+        }
+        let src = agegender::capture::files::MjpegFileSource::open(path, 0.0, true)
+            .map_err(|e| Fail::Runtime(e.context(format!("source {}", cfg.source))))?;
+        Box::new(src.bouncing())
+    } else {
+        pipeline::open_source(&cfg).map_err(Fail::Runtime)?
+    };
     let (w, h) = source.frame_size();
     let mut p = Pipeline::new(
         source,

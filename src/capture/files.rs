@@ -195,6 +195,9 @@ pub struct MjpegFileSource {
     next: usize,
     sequence: u64,
     looping: bool,
+    /// Looping forward and back ([`MjpegFileSource::bouncing`]); then `next` counts frames
+    /// played since the start.
+    bounce: bool,
     pacer: Pacer,
     fps: f32,
 }
@@ -222,6 +225,7 @@ impl MjpegFileSource {
             next: 0,
             sequence: 0,
             looping,
+            bounce: false,
             pacer: Pacer::new(fps),
             fps,
         })
@@ -235,23 +239,51 @@ impl MjpegFileSource {
         self
     }
 
+    /// Loop forward and back (frames 0, 1, …, n−1, n−2, …, 1, 0, 1, …) instead of from the
+    /// start again: a replay longer than the file has no seam where every face jumps back to
+    /// where it started (a scene cut, which a camera does not show: `agegender bench --bounce`).
+    pub fn bouncing(mut self) -> Self {
+        self.looping = true;
+        self.bounce = true;
+        self
+    }
+
     /// Number of frames found in the file.
     pub fn frame_count(&self) -> usize {
         self.spans.len()
+    }
+
+    /// The index of the next frame to play, and the one after it (`None`: the end).
+    fn advance(&mut self) -> Option<usize> {
+        let n = self.spans.len();
+        if self.bounce {
+            if n < 2 {
+                return Some(0);
+            }
+            // one period plays n − 1 frames forward and n − 1 back
+            let period = 2 * (n - 1);
+            let k = self.next % period;
+            self.next = (self.next + 1) % period;
+            return Some(if k < n { k } else { period - k });
+        }
+        if self.next >= n {
+            if !self.looping {
+                return None;
+            }
+            self.next = 0;
+        }
+        self.next += 1;
+        Some(self.next - 1)
     }
 }
 
 impl FrameSource for MjpegFileSource {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        if self.next >= self.spans.len() {
-            if !self.looping {
-                return Ok(None);
-            }
-            self.next = 0;
-        }
+        let Some(i) = self.advance() else {
+            return Ok(None);
+        };
         self.pacer.wait();
-        let s = self.spans[self.next];
-        self.next += 1;
+        let s = self.spans[i];
         let sequence = self.sequence;
         self.sequence += 1;
         Ok(Some(Frame {
@@ -288,7 +320,11 @@ impl FrameSource for MjpegFileSource {
             } else {
                 "as fast as possible".into()
             },
-            if self.looping { ", looping" } else { "" }
+            match (self.bounce, self.looping) {
+                (true, _) => ", looping forward and back",
+                (false, true) => ", looping",
+                (false, false) => "",
+            }
         )
     }
 }
@@ -484,5 +520,26 @@ mod tests {
             MjpegFileSource::from_bytes(Path::new("e.mjpeg"), b"nothing".to_vec(), 0.0, false)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_bouncing_mjpeg_source_plays_forward_and_back() {
+        let frames: Vec<Vec<u8>> = (1..=3).map(|shade| tiny_jpeg(8, 8, 40 * shade)).collect();
+        let mut src = MjpegFileSource::from_bytes(Path::new("x"), frames.concat(), 0.0, false)
+            .unwrap()
+            .bouncing();
+        let mut order = Vec::new();
+        for seq in 0..9 {
+            let f = src.next_frame().unwrap().unwrap();
+            assert_eq!(f.sequence, seq);
+            order.push(frames.iter().position(|j| j[..] == *f.data).unwrap());
+        }
+        assert_eq!(order, [0, 1, 2, 1, 0, 1, 2, 1, 0]);
+        // one frame: that frame, again and again
+        let one = MjpegFileSource::from_bytes(Path::new("x"), frames[0].clone(), 0.0, false);
+        let mut one = one.unwrap().bouncing();
+        for _ in 0..3 {
+            assert_eq!(one.next_frame().unwrap().unwrap().data, &frames[0][..]);
+        }
     }
 }
