@@ -127,8 +127,9 @@ pub struct Perception {
     pub classifier_calls: u64,
     /// Whether a window of the latest detection lost its face.
     pub window_lost: bool,
-    /// [`Perception::set_detections`]: the ids of the tracks a window search looked for, when
-    /// it was placed by tracks older than the tracker's (`Some`); see [`Tracker::searched_only`].
+    /// [`Perception::set_detections`]: with `search_limited`, the ids of the tracks a window
+    /// search was placed around (by tracks older than the tracker's); see
+    /// [`Tracker::searched_only`]. Used up by the next [`Perception::track`].
     searched: Vec<u64>,
     search_limited: bool,
 }
