@@ -11,8 +11,8 @@ Steps:
   4. `agegender bench --json` over each stream: the default configuration (what a board runs:
      the shipped board/config.toml, detection every 2nd frame) and the same on one worker,
      taking turns over --bench-rounds rounds (3, each run --bench-frames long: 1,500 frames,
-     the stream looped; the run of median fps of each, and the median of the rounds'
-     speed-ups), `--detect-every 1` (the Python pipeline's work) when the
+     the stream looped forward and back, `bench --bounce`; the run of median fps of each, and
+     the median of the rounds' speed-ups), `--detect-every 1` (the Python pipeline's work) when the
      default differs, and the f32 classifier;
   5. real time: each pipeline replays each stream at the camera's rate (--realtime-fps, 30) for N
      and 2N frames in child processes; the difference of the children's CPU time (user + system,
@@ -449,7 +449,8 @@ def main(argv=None):
     p.add_argument(
         "--bench-frames",
         type=int,
-        help="frames of each of those runs (the stream looped; default 5 x --frames, --frames with --quick)",
+        help="frames of each of those runs (the stream looped forward and back; default 5 x --frames, "
+        "--frames with --quick)",
     )
     p.add_argument(
         "--realtime-rounds",
@@ -501,7 +502,7 @@ def main(argv=None):
     )
 
     bench_rounds = args.bench_rounds or (1 if args.quick else 3)
-    # the pair's runs are the few seconds that decide parallel_speedup: the stream, looped
+    # the pair's runs are the few seconds that decide parallel_speedup: the stream, looped forward and back
     bench_frames = args.bench_frames or (frames if args.quick else 5 * frames)
     res["python"], res["ours"] = {}, {}
     for nf in ("1", "4"):
