@@ -40,6 +40,10 @@ pub struct Config {
     pub height: u32,
     /// Replay a file source from the start when it ends.
     pub loop_source: bool,
+    /// Replay a file source at `fps` as a live camera delivers frames: those the frame loop
+    /// has no room for are dropped and counted (`busy_dropped`). Off: a file is never dropped
+    /// from; a machine slower than the clip replays every frame, only later.
+    pub replay_as_camera: bool,
     /// `none`, `png:DIR`, `fb:/dev/fb0` or `spi:`.
     pub display: String,
     /// Also write every frame that shows a face, annotated, as a PNG into this directory
@@ -184,6 +188,7 @@ impl Default for Config {
             width: 640,
             height: 480,
             loop_source: false,
+            replay_as_camera: false,
             display: "none".into(),
             save_frames: None,
             serial: "-".into(),

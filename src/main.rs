@@ -56,7 +56,8 @@ struct CommonArgs {
     /// TOML file with any of the `run` settings (flags override it).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Age/gender classifier ONNX [default: models/agegender_int8.onnx].
+    /// Age/gender classifier ONNX [default: the file of the form chosen (`--model-form`):
+    /// models/agegender_f32.onnx for f32 and f16, models/agegender_int8.onnx for int8].
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
     /// Face detector ONNX [default: models/detector/blazeface_back_256.onnx].
@@ -76,7 +77,7 @@ struct CommonArgs {
     #[arg(long, value_name = "N")]
     max_faces: Option<usize>,
     /// A face that fills the frame or runs off its edge is detected again with this much
-    /// context (frame sizes per side; 0: never) [default: 0.5].
+    /// context (frame sizes per side; 0: never).
     #[arg(long, value_name = "M")]
     closeup_margin: Option<f32>,
     /// Threads for tract's matrix products (1: everything on the frame-loop thread).
@@ -91,28 +92,27 @@ struct CommonArgs {
     #[arg(long, value_name = "FORM")]
     model_form: Option<agegender::classify::FormSetting>,
     /// Report the gender as "U" (drawn `?`) below this calibrated probability of the more
-    /// likely gender (0.5..=1; 0.5: always answer) [default: 0.64, chosen on validation, see
-    /// models/README.md].
+    /// likely gender (0.5..=1; 0.5: always answer); the default is chosen on validation by the
+    /// rule in models/README.md.
     #[arg(long, value_name = "P")]
     gender_min_p: Option<f32>,
     /// Report the age bucket as "?" below this calibrated bucket probability (0..=1; 0: always
-    /// answer) [default: 0.64, chosen on validation, see models/README.md].
+    /// answer); the default is chosen on validation by the rule in models/README.md.
     #[arg(long, value_name = "P")]
     bucket_min_p: Option<f32>,
     /// Classified views a track may have before only the refresh classifies it again
-    /// (0: classify every detection) [default: 4].
+    /// (0: classify every detection).
     #[arg(long, value_name = "N")]
     classify_budget: Option<u32>,
     /// Within the budget, classify again when the face grew to this many times its best
-    /// view's side [default: 1.2].
+    /// view's side.
     #[arg(long, value_name = "FACTOR")]
     classify_grow: Option<f32>,
     /// Within the budget, classify again when the view's quality is this many times the best
-    /// view's [default: 1.25].
+    /// view's.
     #[arg(long, value_name = "FACTOR")]
     classify_quality_gain: Option<f32>,
-    /// Past the budget, classify a track again once its latest view is this old (0: never)
-    /// [default: 3].
+    /// Past the budget, classify a track again once its latest view is this old (0: never).
     #[arg(long, value_name = "SECONDS")]
     classify_refresh: Option<f32>,
 }
@@ -134,6 +134,11 @@ struct RunArgs {
     /// Replay a file source from the start when it ends.
     #[arg(long = "loop")]
     loop_source: bool,
+    /// Replay a file source at --fps as a live camera delivers frames, dropping (and counting)
+    /// those the loop has no room for. By default a file is never dropped from: a machine
+    /// slower than the clip reports every frame, only later.
+    #[arg(long)]
+    as_camera: bool,
     /// none | png:DIR | fb:/dev/fb0 | spi:
     #[arg(long)]
     display: Option<String>,
@@ -153,14 +158,15 @@ struct RunArgs {
     #[arg(long, value_name = "K")]
     detect_every: Option<u32>,
     /// Motion gating: on a frame due for detection, detect only when at least this fraction
-    /// of a small luma grid changed since the last detection (0..=1; 0: off) [default: 0.005, chosen by measurement: README "Motion gating"].
+    /// of a small luma grid changed since the last detection (0..=1; 0: off); the default is
+    /// chosen by measurement (docs: motion gating).
     #[arg(long, value_name = "F")]
     motion_threshold: Option<f32>,
-    /// With motion gating on, detect at least this often even in a still scene [default: 1].
+    /// With motion gating on, detect at least this often even in a still scene.
     #[arg(long, value_name = "SECONDS")]
     detect_max_interval: Option<f32>,
     /// Track-guided detection: between whole-frame detections at most this far apart, search
-    /// only windows around the tracked faces (0: always the whole frame) [default: 1].
+    /// only windows around the tracked faces (0: always the whole frame).
     #[arg(long, value_name = "SECONDS")]
     full_detect_interval: Option<f32>,
     /// Feed this hardware watchdog (/dev/watchdog) while the frame loop runs: a hung loop
@@ -183,14 +189,14 @@ struct RunArgs {
     #[arg(long, value_name = "ALPHA")]
     age_alpha: Option<f32>,
     // --- visits and counts ---
-    /// A track shorter than this (first to last view) is not a visit [default: 1].
+    /// A track shorter than this (first to last view) is not a visit.
     #[arg(long, value_name = "SECONDS")]
     min_dwell: Option<f32>,
     /// A visit ends once its face has gone unseen for --max-missed detection frames and at
-    /// least this long [default: 0: --max-missed alone].
+    /// least this long (0: --max-missed alone).
     #[arg(long, value_name = "SECONDS")]
     visit_end: Option<f32>,
-    /// Seconds between `counts` lines (0: none) [default: 60].
+    /// Seconds between `counts` lines (0: none).
     #[arg(long, value_name = "SECONDS")]
     counts_interval: Option<f32>,
     // --- end of visits and counts ---
@@ -208,23 +214,22 @@ struct MqttArgs {
     /// MQTT client id and topic level [default: derived from /etc/machine-id].
     #[arg(long, value_name = "ID")]
     mqtt_client_id: Option<String>,
-    /// Topic prefix: topics are PREFIX/ID/{face,visit,counts,status,availability} [default:
-    /// agegender].
+    /// Topic prefix: topics are PREFIX/ID/{face,visit,counts,status,availability}.
     #[arg(long, value_name = "PREFIX")]
     mqtt_topic_prefix: Option<String>,
     /// Also publish every face line (per frame).
     #[arg(long)]
     mqtt_faces: bool,
-    /// QoS (0 or 1) of face lines [default: 0].
+    /// QoS (0 or 1) of face lines.
     #[arg(long, value_name = "Q")]
     mqtt_qos_face: Option<u8>,
-    /// QoS of visit lines [default: 1].
+    /// QoS of visit lines.
     #[arg(long, value_name = "Q")]
     mqtt_qos_visit: Option<u8>,
-    /// QoS of counts lines [default: 1].
+    /// QoS of counts lines.
     #[arg(long, value_name = "Q")]
     mqtt_qos_counts: Option<u8>,
-    /// QoS of status lines [default: 0].
+    /// QoS of status lines.
     #[arg(long, value_name = "Q")]
     mqtt_qos_status: Option<u8>,
     /// PEM CA certificate for mqtts:// [default: the system's].
@@ -242,10 +247,10 @@ struct MqttArgs {
     /// File holding the MQTT password (first line).
     #[arg(long, value_name = "FILE")]
     mqtt_password_file: Option<PathBuf>,
-    /// Lines queued for the broker before new ones are dropped (and counted) [default: 256].
+    /// Lines queued for the broker before new ones are dropped (and counted).
     #[arg(long, value_name = "N")]
     mqtt_queue: Option<usize>,
-    /// Seconds between MQTT keep-alive pings [default: 30].
+    /// Seconds between MQTT keep-alive pings.
     #[arg(long, value_name = "SECONDS")]
     mqtt_keep_alive: Option<u32>,
 }
@@ -451,7 +456,7 @@ fn main() -> ExitCode {
         ),
         Err(e) => format!("{}\n{e}", env!("CARGO_PKG_VERSION")),
     };
-    let parsed = Cli::command()
+    let parsed = with_config_defaults(Cli::command())
         .long_version(&*Box::leak(long_version.into_boxed_str()))
         .try_get_matches()
         .and_then(|m| Cli::from_arg_matches(&m));
@@ -500,6 +505,49 @@ fn main() -> ExitCode {
             ExitCode::from(f.code())
         }
     }
+}
+
+/// The config key a flag sets: its own name, or with `_s` for a flag in seconds
+/// (`--min-dwell` sets `min_dwell_s`); `None` for a flag that is no config key.
+fn config_key<'a>(
+    defaults: &'a toml::Table,
+    flag_id: &str,
+) -> Option<(&'a String, &'a toml::Value)> {
+    defaults
+        .get_key_value(flag_id)
+        .or_else(|| defaults.get_key_value(&format!("{flag_id}_s")))
+}
+
+/// Every flag that sets a config key says the key's default in its help, taken from
+/// `Config::default()`, the one place a default is written (a flag whose default is "none" or
+/// "off" says so in its own words).
+fn with_config_defaults(cmd: clap::Command) -> clap::Command {
+    let defaults = toml::Table::try_from(Config::default()).expect("the defaults serialize");
+    cmd.mut_subcommands(|sc| {
+        // (a flag with a default of its own, such as `eval --fps`, says that one)
+        let ids: Vec<String> = sc
+            .get_arguments()
+            .filter(|a| a.get_default_values().is_empty())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        ids.into_iter().fold(sc, |sc, id| {
+            let shown = match config_key(&defaults, &id) {
+                Some((_, toml::Value::Boolean(_))) | None => return sc,
+                Some((_, toml::Value::Float(f))) => (*f as f32).to_string(),
+                Some((_, toml::Value::String(t))) => t.clone(),
+                Some((_, v)) => v.to_string(),
+            };
+            sc.mut_arg(&id, |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                let long = a.get_long_help().map(ToString::to_string);
+                let a = a.help(format!("{help} [default: {shown}]"));
+                match long {
+                    Some(l) => a.long_help(format!("{l} [default: {shown}]")),
+                    None => a,
+                }
+            })
+        })
+    })
 }
 
 /// The config file (if any) with the common flags applied.
@@ -620,6 +668,7 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     set(&mut cfg.width, a.width);
     set(&mut cfg.height, a.height);
     cfg.loop_source |= a.loop_source;
+    cfg.replay_as_camera |= a.as_camera;
     set(&mut cfg.display, a.display);
     if a.save_frames.is_some() {
         cfg.save_frames = a.save_frames;

@@ -1238,15 +1238,23 @@ pub fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {
         return open_v4l2(cfg);
     }
     if path.is_dir() {
-        return Ok(Box::new(DirSource::open(path, cfg.fps, cfg.loop_source)?));
+        let dir = DirSource::open(path, cfg.fps, cfg.loop_source)?;
+        return Ok(if cfg.replay_as_camera {
+            Box::new(dir.as_camera())
+        } else {
+            Box::new(dir)
+        });
     }
     if !path.exists() {
         anyhow::bail!("source {s} does not exist (expected a /dev/video device, a directory of images or an .mjpeg file)");
     }
-    Ok(Box::new(
-        MjpegFileSource::open(path, cfg.fps, cfg.loop_source)
-            .with_context(|| format!("source {s}"))?,
-    ))
+    let file = MjpegFileSource::open(path, cfg.fps, cfg.loop_source)
+        .with_context(|| format!("source {s}"))?;
+    Ok(if cfg.replay_as_camera {
+        Box::new(file.as_camera())
+    } else {
+        Box::new(file)
+    })
 }
 
 fn open_v4l2(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {

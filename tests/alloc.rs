@@ -2,7 +2,7 @@
 //!
 //! A counting `#[global_allocator]` (this test binary only) counts every allocation made on
 //! the test thread. The real [`Pipeline`] — MJPEG replay, JPEG decode, the BlazeFace detector
-//! and the int8 classifier through tract, alignment, tracking, the overlay drawn into a
+//! and the classifier this machine runs (the form `auto` picks) through tract, alignment, tracking, the overlay drawn into a
 //! frame-sized canvas, JSON lines into a file — runs a warm-up, then ≥ 200 frames of a
 //! replayed stream with two moving faces, and the allocations are attributed to the stage
 //! that made them through [`Pipeline::step_probed`].

@@ -414,7 +414,8 @@ fn model_form_is_chosen_per_cpu_and_said_in_status_and_version() {
     let set = status(&["--model-form", "int8"]);
     assert_eq!(set["model_form"], "int8");
     assert_eq!(set["model_form_why"], "model_form = int8 (set)");
-    let file = status(&["--model", s(&common::classifier_model())]);
+    let int8 = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
+    let file = status(&["--model", s(&int8)]);
     assert_eq!(file["model_form"], "int8");
     assert!(file["model_form_why"]
         .as_str()

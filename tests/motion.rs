@@ -1,8 +1,8 @@
-//! Motion gating end to end (src/motion.rs through the real Pipeline, BlazeFace and the int8
-//! classifier on replayed JPEG frames with per-frame sensor noise, replayed at 30 fps so the
-//! forced refresh runs on the stream's clock): in a still scene the detector runs far less than
-//! on schedule while both faces are reported on every frame; a face that enters an empty scene
-//! is found on the frame it appears and is gone the frame after it leaves.
+//! Motion gating end to end (src/motion.rs through the real Pipeline, BlazeFace and the
+//! classifier this machine runs, on replayed JPEG frames with per-frame sensor noise, replayed
+//! at 30 fps so the forced refresh runs on the stream's clock): in a still scene the detector
+//! runs far less than on schedule while both faces are reported on every frame; a face that
+//! enters an empty scene is found on the frame it appears and is gone the frame after it leaves.
 
 mod common;
 

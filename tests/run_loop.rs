@@ -217,7 +217,8 @@ fn image_labels_every_face_of_a_multi_face_picture() {
 /// Classify tracks, not frames: one face in view for 4 s of a 30 fps stream (its own clock),
 /// detection every 2nd frame. The face is classified on first sight, again only when a view is
 /// worth it (at most `classify_budget` = 4 views) and then every 3 s: far fewer classifier
-/// runs than detections (60), while every frame still reports the face with its labels.
+/// runs than detections (60), while every frame still reports the face with its labels: a file
+/// replayed at a set rate is never dropped from, however slow the machine (only later).
 #[test]
 fn a_tracked_face_is_classified_far_less_than_once_per_detection() {
     let tmp = tempfile::tempdir().unwrap();
@@ -273,14 +274,13 @@ fn a_tracked_face_is_classified_far_less_than_once_per_detection() {
     assert!((1..=5).contains(&calls), "{calls} classifier calls: {last}");
     assert!((per_frame - calls as f64 / n as f64).abs() < 1e-4, "{last}");
     assert!(per_frame <= 0.25, "{last}");
-    // the latency percentiles of the frames: positive, ordered, and the p95 no more than the
-    // run's wall time per frame allows (30 fps replay: a frame is never later than its budget
-    // by seconds)
+    // the latency percentiles of the frames: positive and ordered (how large they are is the
+    // machine's speed: the benchmarks' job)
     let (p50, p95) = (
         last["latency_p50_ms"].as_f64().unwrap(),
         last["latency_p95_ms"].as_f64().unwrap(),
     );
-    assert!(0.0 < p50 && p50 <= p95 && p95 < 2000.0, "{last}");
+    assert!(0.0 < p50 && p50 <= p95, "{last}");
     // the default track-guided detection: the face drifting half a pixel a frame is searched in
     // its window between whole-frame detections (once a second, and when it moved elsewhere)
     let (dets, windows) = (

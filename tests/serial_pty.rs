@@ -93,19 +93,26 @@ fn stalled_reader_never_blocks_writes_and_drops_are_counted() {
     // the queue fills, and from then on lines must be dropped, not waited for.
     let total = 20_000usize;
     let line = "x".repeat(200);
-    let mut accepted = Vec::new();
-    let mut slowest = Duration::ZERO;
-    let start = Instant::now();
-    for i in 0..total {
-        let text = format!("{i:06} {line}");
-        let t = Instant::now();
-        let ok = sink.write_line(text.as_bytes()).expect("write_line");
-        slowest = slowest.max(t.elapsed());
-        if ok {
-            accepted.push(text);
+    // 4 MB cannot pass through a stalled pty: if write_line waited for the port, the writes
+    // would never end. They run on a thread; the only bound is one that catches a hang (how
+    // fast they go is the machine's speed, not this test's business).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let mut accepted = Vec::new();
+        for i in 0..total {
+            let text = format!("{i:06} {line}");
+            if sink.write_line(text.as_bytes()).expect("write_line") {
+                accepted.push(text);
+            }
         }
-    }
-    let elapsed = start.elapsed();
+        let _ = done_tx.send(());
+        (sink, accepted)
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(300)).is_ok(),
+        "write_line blocked on a stalled reader: 20k writes did not end"
+    );
+    let (sink, accepted) = writer.join().unwrap();
     let dropped = sink.dropped() as usize;
     assert!(
         dropped > 0,
@@ -115,16 +122,6 @@ fn stalled_reader_never_blocks_writes_and_drops_are_counted() {
         accepted.len() + dropped,
         total,
         "every line is either queued or counted"
-    );
-    // 4 MB cannot pass through a stalled pty: if write_line waited for the port, this loop would hang.
-    // Generous bounds, only to catch blocking (a blocked call never returns).
-    assert!(
-        slowest < Duration::from_millis(500),
-        "write_line blocked for {slowest:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(20),
-        "20k writes took {elapsed:?}"
     );
 
     // The reader comes back: every accepted line arrives intact and in order.

@@ -1,6 +1,6 @@
 //! Soak: the real loop over a long replayed stream with faces; memory must not grow.
 //!
-//! The pipeline (MJPEG replay, decode, BlazeFace and the int8 classifier through tract,
+//! The pipeline (MJPEG replay, decode, BlazeFace and the classifier this machine runs through tract,
 //! tracking, overlay into a canvas, JSON lines serialised) runs `SOAK_FRAMES` frames with
 //! the board's `detect_every = 2` (default 4 000 on x86_64, the CI run, about 3 minutes; 100
 //! elsewhere, e.g. under qemu-user where it is a correctness check only), with the heap
@@ -70,8 +70,8 @@ fn memory_holds_over_a_long_run_with_faces() {
         ..Config::default()
     };
     let detector = pipeline::load_live_detector(&common::blazeface_model(false), &cfg).unwrap();
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
-    let classifier = pipeline::load_classifier(&model).unwrap();
+    // the form the binary runs on this machine (f32 on x86-64, whatever its vector width)
+    let classifier = pipeline::load_classifier(&common::classifier_model()).unwrap();
     // as the binary does once its models are loaded
     agegender::heap::start_pooling();
     let mut p = Pipeline::new(

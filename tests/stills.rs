@@ -327,8 +327,7 @@ fn huge_headers_are_refused_before_the_pixels_are_allocated() {
 fn agegender(args: &[&std::ffi::OsStr], code: i32) -> Output {
     let mut cmd = common::agegender_command();
     cmd.args(args);
-    cmd.arg("--model")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx"));
+    cmd.arg("--model").arg(common::classifier_model());
     cmd.arg("--detector").arg(common::blazeface_model(false));
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

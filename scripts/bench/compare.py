@@ -509,11 +509,13 @@ def main(argv=None):
         res["python"][nf] = run_python(paths[nf], frames, warmup_frames, cfg, f"Python pipeline, {nf} face(s)")
         if args.no_ours:
             continue
-        int8 = ["--model", str(INT8)]
         one = ["--workers", "1"]
+        # the classifier table's tract int8 rows (the `_same` runs) name the int8 file
+        int8 = ["--model", str(INT8)]
         # "default" is what a board runs: the shipped board/config.toml (detect_every,
-        # workers = auto: the stage-parallel loop on every core)
-        shipped = int8 + ["--config", str(BOARD_CONFIG)]
+        # workers = auto: the stage-parallel loop on every core) and the classifier form the
+        # binary chooses for this CPU (model_form = auto: f32 on x86-64 and the Pi 4)
+        shipped = ["--config", str(BOARD_CONFIG)]
         # ... and the same configuration on one thread: parallel_speedup is default / this. The
         # two take turns over --bench-rounds rounds (a run is a second or two, and the
         # machine's speed drifts): each is the run of median fps, the speed-up the median of
@@ -580,6 +582,8 @@ def main(argv=None):
                 "--loop",
                 "--fps",
                 str(fps),
+                # frames come as from a camera: a frame the loop has no room for is dropped
+                "--as-camera",
                 "--max-frames",
                 str(n),
                 "--display",
@@ -588,8 +592,6 @@ def main(argv=None):
                 "-",
                 "--status-interval",
                 "0",
-                "--model",
-                str(INT8),
                 "--detector",
                 str(DETECTOR),
             ],

@@ -20,6 +20,9 @@ struct Pacer {
     next: Option<Instant>,
     /// Sleep to keep the rate (false: frames keep their stream times but come at once).
     sleeps: bool,
+    /// Deliver frames as a camera does: the loop drops the ones it has no room for
+    /// ([`FrameSource::is_live`]). Off by default: a file is never dropped from.
+    camera: bool,
 }
 
 impl Pacer {
@@ -30,6 +33,7 @@ impl Pacer {
             period,
             next: None,
             sleeps: true,
+            camera: false,
         }
     }
 
@@ -38,10 +42,10 @@ impl Pacer {
         self.period.map(|p| p.mul_f64(sequence as f64))
     }
 
-    /// Whether frames come at the camera's rate (they are then dropped, not waited for, by a
-    /// loop that has no room for them).
+    /// Whether frames come as a camera's do (they are then dropped, not waited for, by a loop
+    /// that has no room for them): only a paced replay asked to ([`MjpegFileSource::as_camera`]).
     fn live(&self) -> bool {
-        self.period.is_some() && self.sleeps
+        self.period.is_some() && self.sleeps && self.camera
     }
 
     /// Sleep until the next frame is due.
@@ -239,6 +243,15 @@ impl MjpegFileSource {
         self
     }
 
+    /// Replay as a live camera delivers frames: at `fps`, and a frame the stage-parallel loop
+    /// has no free slot for is dropped (and counted, `busy_dropped`) instead of waited for. By
+    /// default a file is never dropped from: a machine slower than the clip replays every frame,
+    /// only later. For measuring what a camera at this rate would cost (`--as-camera`).
+    pub fn as_camera(mut self) -> Self {
+        self.pacer.camera = true;
+        self
+    }
+
     /// Loop forward and back (frames 0, 1, …, n−1, n−2, …, 1, 0, 1, …) instead of from the
     /// start again: a replay longer than the file has no seam where every face jumps back to
     /// where it started (a scene cut, which a camera does not show: `agegender bench --bounce`).
@@ -396,6 +409,12 @@ impl DirSource {
             still: crate::decode::Decoder::new(),
             size: (w, h),
         })
+    }
+
+    /// Replay as a live camera delivers frames: see [`MjpegFileSource::as_camera`].
+    pub fn as_camera(mut self) -> Self {
+        self.pacer.camera = true;
+        self
     }
 
     /// The images, in replay order.

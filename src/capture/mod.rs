@@ -54,10 +54,11 @@ pub trait FrameSource: Send {
     fn stream_time(&self, _sequence: u64) -> Option<Duration> {
         None
     }
-    /// Whether frames come in real time and are lost if not taken (a camera, a paced replay):
-    /// the stage-parallel loop then drops a frame it has no room for instead of waiting.
+    /// Whether frames come in real time and are lost if not taken (a camera): the
+    /// stage-parallel loop then drops a frame it has no room for instead of waiting. A source
+    /// that can wait (a file, even one replayed at a set rate) says no, and loses nothing.
     fn is_live(&self) -> bool {
-        true
+        false
     }
     /// Try to reopen after [`CaptureError::Disconnected`]; sources that cannot reconnect return an error.
     fn reconnect(&mut self) -> anyhow::Result<()> {

@@ -182,6 +182,11 @@ impl V4l2Source {
 }
 
 impl FrameSource for V4l2Source {
+    /// A camera does not wait: a frame not taken in time is lost at the driver anyway.
+    fn is_live(&self) -> bool {
+        true
+    }
+
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
         let timeout = self.timeout;
         let Some(stream) = self.stream.as_mut() else {

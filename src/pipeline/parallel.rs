@@ -10,10 +10,11 @@
 //! - **A fixed ring of frame slots.** Each [`Slot`] owns a decoded frame and the buffers its
 //!   detection needs; slots are made once, before the first frame, and move between the
 //!   threads over bounded channels (moving a slot copies a few words, allocates nothing).
-//! - **Back-pressure at capture.** A live source (a camera, a paced replay) whose frame finds no
-//!   free slot is dropped there, before decoding, and counted (`busy_dropped` in the status
-//!   line): the frame rate falls, latency does not grow. A replay run as fast as possible waits
-//!   for a slot instead (nothing is real time there).
+//! - **Back-pressure at capture.** A live source (a camera, or a replay run `--as-camera`)
+//!   whose frame finds no free slot is dropped there, before decoding, and counted
+//!   (`busy_dropped` in the status line): the frame rate falls, latency does not grow. A file
+//!   waits for a slot instead, also when replayed at a set rate: a machine slower than the clip
+//!   reports every frame, only later.
 //! - **Detection on N workers.** A frame due for detection is planned in frame order on the
 //!   ordering thread (motion gate, whole frame or windows) and handed to whichever detector
 //!   worker is free; each worker has its own detector ([`FrameDetector`]). Frames wait in

@@ -110,10 +110,14 @@ fn pick(mut all: Vec<PathBuf>, n: usize, seed: u64) -> Vec<PathBuf> {
     all
 }
 
-/// The quantized classifier the tests run (`models/agegender_int8.onnx`), checked to exist.
-#[allow(dead_code)]
+/// The classifier file the binary runs on this machine when none is named (`model_form =
+/// auto`: the form chosen from the CPU by `agegender::classify::choose_form`, f32 on x86-64),
+/// checked to exist. The tests run what ships here; the few that are about one form name its
+/// file themselves.
 pub fn classifier_model() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/agegender_int8.onnx");
+    use agegender::classify::{choose_form, CpuFacts, FormSetting};
+    let choice = choose_form(FormSetting::Auto, CpuFacts::native()).expect("auto always chooses");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(choice.form.default_file());
     assert!(p.is_file(), "{} is missing", p.display());
     p
 }
@@ -264,9 +268,39 @@ pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     sum as f64 / a.data.len() as f64
 }
 
+/// How a replayed stream's frames come to the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// As fast as they are taken, each timed by the stream's clock.
+    Unpaced,
+    /// At the stream's rate; a frame the loop has no room for is waited for (a file).
+    Paced,
+    /// At the stream's rate, dropped when the loop has no room (a camera: `as_camera`).
+    Camera,
+    /// At the stream's rate, waited for, and the classifier made slower than the stream's
+    /// frame time by this much per face: the real one, then a sleep, as on a CPU where tract's
+    /// kernels are slow (an AVX2-only x86 running the int8 file took 300 ms a face).
+    SlowClassifier(std::time::Duration),
+}
+
+/// The real classifier, and then a wait: a CPU slower than this one.
+struct SlowClassifier {
+    inner: Box<dyn agegender::pipeline::FaceClassifier>,
+    extra: std::time::Duration,
+}
+
+impl agegender::pipeline::FaceClassifier for SlowClassifier {
+    fn classify(&mut self, chw: &[f32]) -> anyhow::Result<agegender::classify::Attributes> {
+        let out = self.inner.classify(chw);
+        std::thread::sleep(self.extra);
+        out
+    }
+}
+
 /// The live loop over a replayed MJPEG `stream` at `fps` (timed by the stream's clock), with
-/// the repository's BlazeFace back 256 and int8 classifier, no display, its report lines in
-/// `log`; with `windows`, track-guided detection's window detector (the front 128 model) too.
+/// the repository's BlazeFace back 256 and the classifier this machine runs
+/// ([`classifier_model`]), no display, its report lines in `log`; with `windows`, track-guided
+/// detection's window detector (the front 128 model) too.
 pub fn replay_loop(
     stream: Vec<u8>,
     fps: f32,
@@ -274,16 +308,15 @@ pub fn replay_loop(
     log: &Path,
     windows: bool,
 ) -> agegender::pipeline::Pipeline {
-    replay_loop_with(stream, fps, true, cfg, log, windows, 1)
+    replay_loop_with(stream, (fps, Pace::Paced), cfg, log, windows, 1)
 }
 
 /// [`replay_loop`] with `workers` detector workers (1: the one-thread loop; more: the
-/// stage-parallel loop, for [`agegender::pipeline::Pipeline::run`]); `paced`: frames come at
-/// `fps` as from a camera, else as fast as they are taken, timed by the stream's clock.
+/// stage-parallel loop, for [`agegender::pipeline::Pipeline::run`]), its frames coming at
+/// `fps` as `pace` says.
 pub fn replay_loop_with(
     stream: Vec<u8>,
-    fps: f32,
-    paced: bool,
+    (fps, pace): (f32, Pace),
     cfg: &agegender::config::Config,
     log: &Path,
     windows: bool,
@@ -297,10 +330,20 @@ pub fn replay_loop_with(
         false,
     )
     .unwrap();
-    let source = if paced { source } else { source.unpaced() };
+    let source = match pace {
+        Pace::Unpaced => source.unpaced(),
+        Pace::Paced | Pace::SlowClassifier(_) => source,
+        Pace::Camera => source.as_camera(),
+    };
     // as the frame loop loads it: the input cut to the frames' aspect
     let detector = pipeline::load_live_detector(&blazeface_model(false), cfg).unwrap();
-    let classifier = pipeline::load_classifier(&classifier_model()).unwrap();
+    let mut classifier = pipeline::load_classifier(&classifier_model()).unwrap();
+    if let Pace::SlowClassifier(extra) = pace {
+        classifier = Box::new(SlowClassifier {
+            inner: classifier,
+            extra,
+        });
+    }
     let mut perception = Perception::new(detector, classifier, cfg.max_faces);
     if windows {
         perception.set_window_detector(
