@@ -1,6 +1,8 @@
 """calibrate.py on synthetic data: the fitted temperatures recover the ones that made the data, the
-ECE drops, and the threshold choice meets its target (numpy only)."""
+ECE drops, and the threshold choice meets its target (numpy only); and the runtime's default
+thresholds are what the margin rule gives on the committed validation dump."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -65,10 +67,42 @@ def test_ece_and_threshold_choice():
     # bins of width 1/15: every face in its own bin, so ECE = mean |correct - conf|
     assert abs(cal.ece(conf, correct) - np.mean(np.abs(correct - conf))) < 1e-12
     grid = np.round(np.arange(0.5, 1.0, 0.01), 2)
-    t = cal.choose_threshold(conf, correct, 0.95, grid)
+    t = cal.choose_threshold(conf, correct, 0.95, grid, margin=False)
     assert t == 0.76  # the smallest threshold that drops the 0.75 face
     acc, cov = cal.answered(conf, correct, t)
     assert acc == 1.0 and abs(cov - 0.5) < 1e-12
-    assert cal.choose_threshold(conf, np.zeros(6, bool), 0.95, grid) is None
+    assert cal.choose_threshold(conf, np.zeros(6, bool), 0.95, grid, margin=False) is None
     cov_curve, acc_curve = cal.risk_coverage(conf, correct)
     assert cov_curve[-1] == 1.0 and abs(acc_curve[-1] - 4 / 6) < 1e-12 and acc_curve[0] == 1.0
+
+
+def test_the_margin_rule_asks_the_lower_bound_to_meet_the_target():
+    # 2,000 faces at 95.2% right clear a 95% target, but not with the margin for sampling error
+    # (the lower bound is 94.4%); 2,000 at 96% clear it with it (95.3%)
+    assert abs(cal.lower_bound(1904, 2000) - (0.952 - 1.6448536 * (0.952 * 0.048 / 2000) ** 0.5)) < 1e-9
+    assert cal.lower_bound(1904, 2000) < 0.95 < cal.lower_bound(1920, 2000)
+    assert cal.lower_bound(0, 0) == 0.0
+    # 2,000 faces at confidence 0.6 are right 94% of the time, 2,000 at 0.7 96%: all of them
+    # together are right 95.0%, which meets the target without the margin (threshold 0.5); with
+    # it, only the 0.7 faces do (lower bound 95.3%): the smallest threshold above 0.6
+    conf = np.concatenate([np.full(2000, 0.6), np.full(2000, 0.7)])
+    correct = np.concatenate([np.arange(2000) < 1880, np.arange(2000) < 1920])  # 94.0%, 96.0%
+    grid = np.round(np.arange(0.5, 1.0, 0.01), 2)
+    assert cal.choose_threshold(conf, correct, 0.95, grid, margin=False) == 0.5  # 95.0% of all
+    assert cal.choose_threshold(conf, correct, 0.95, grid) == 0.61
+
+
+def test_the_runtime_defaults_are_what_the_rule_gives_on_validation():
+    """src/classify.rs's DEFAULT_GENDER_MIN_P and DEFAULT_BUCKET_MIN_P, re-derived from the
+    committed validation dump of the f32 model (`agegender eval --subset val --dump`) by the
+    whole rule: temperatures fitted, then the thresholds chosen, on validation alone."""
+    rule = cal.derive_thresholds(cal.load_dump(ROOT / "models/calibration-val-f32.jsonl.gz"))
+    src = (ROOT / "src/classify.rs").read_text()
+
+    def const(name: str) -> float:
+        m = re.search(rf"pub const {name}: f32 = ([0-9.]+);", src)
+        assert m, f"{name} not found in src/classify.rs"
+        return float(m.group(1))
+
+    assert const("DEFAULT_GENDER_MIN_P") == rule["gender_min_p"], rule["why"]
+    assert const("DEFAULT_BUCKET_MIN_P") == rule["bucket_min_p"], rule["why"]
