@@ -30,7 +30,7 @@ use agegender::heap::PoolAlloc;
 use agegender::pipeline;
 use agegender::report::Reporter;
 use agegender::rgb::RgbImage;
-use agegender::track::{TrackedFace, Tracker, TrackerConfig};
+use agegender::track::{TrackedFace, Tracker};
 use divan::{black_box, AllocProfiler, Bencher};
 
 #[global_allocator]
@@ -143,14 +143,14 @@ fn labelled() -> (Vec<Detection>, Vec<Attributes>) {
 #[divan::bench]
 fn track_two_faces(b: Bencher) {
     let (det, attrs) = labelled();
-    let mut t = Tracker::new(TrackerConfig::from_config(&Config::default()));
+    let mut t = Tracker::new(Config::default().tracker());
     b.bench_local(|| t.update(black_box(&det), &attrs).len());
 }
 
 fn tracked() -> (RgbImage, Vec<TrackedFace>) {
     let (_, img) = frame();
     let (det, attrs) = labelled();
-    let mut t = Tracker::new(TrackerConfig::from_config(&Config::default()));
+    let mut t = Tracker::new(Config::default().tracker());
     let faces = t.update(&det, &attrs).to_vec();
     (img, faces)
 }

@@ -64,7 +64,7 @@ use agegender::display::Display;
 use agegender::pipeline::{self, FaceClassifier, LoopOptions, Perception, Pipeline};
 use agegender::report::{Reporter, Sink};
 use agegender::rgb::RgbImage;
-use agegender::track::{TrackedFace, Tracker, TrackerConfig};
+use agegender::track::{TrackedFace, Tracker};
 
 #[global_allocator]
 static ALLOC: agegender::heap::PoolAlloc = agegender::heap::PoolAlloc;
@@ -427,8 +427,9 @@ fn main() -> anyhow::Result<()> {
 
     // The shipped configuration; the models from the repository unless named.
     let mut cfg = Config::from_file(&config)?;
-    cfg.model = Some(model.unwrap_or_else(|| agegender::config::DEFAULT_MODEL.into()));
-    cfg.detector = Some(detector.unwrap_or_else(|| agegender::config::DEFAULT_DETECTOR.into()));
+    cfg.model = Some(model.unwrap_or_else(|| agegender::model_files::DEFAULT_MODEL.into()));
+    cfg.detector =
+        Some(detector.unwrap_or_else(|| agegender::model_files::DEFAULT_DETECTOR.into()));
     agegender::detect::set_inference_threads(cfg.threads)?;
     let det = pipeline::load_live_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
     let cls = pipeline::load_classifier(cfg.model.as_deref().unwrap())?;
@@ -446,7 +447,7 @@ fn main() -> anyhow::Result<()> {
         let path = cfg
             .window_detector
             .clone()
-            .unwrap_or_else(|| agegender::config::DEFAULT_WINDOW_DETECTOR.into());
+            .unwrap_or_else(|| agegender::model_files::DEFAULT_WINDOW_DETECTOR.into());
         pipeline::load_window_detector(&path, &cfg)
     };
     let window = match measures.iter().any(|m| m.1 == "window") {
@@ -475,7 +476,7 @@ fn main() -> anyhow::Result<()> {
     let drift_alt = drift_perception(true)?;
     // From here on the frame loop's blocks are pooled, as in `agegender run`.
     agegender::heap::start_pooling();
-    let tcfg = TrackerConfig::from_config(&cfg);
+    let tcfg = cfg.tracker();
     let mut st = Stages {
         detect_every: cfg.detect_every.max(1) as u64,
         perception: Perception::new(det, cls, cfg.max_faces),

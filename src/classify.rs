@@ -176,7 +176,7 @@ impl Abstention {
     }
 }
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tract_onnx::prelude::Framework;
 
@@ -314,26 +314,6 @@ fn is_quantized(proto: &tract_onnx::pb::ModelProto) -> bool {
             .iter()
             .any(|n| n.op_type.starts_with("QLinear") || n.op_type == "ConvInteger")
     })
-}
-
-/// The classifier file to load for `choice`: `explicit` if given (it must exist), else the
-/// form's default file in the usual places ([`crate::config::default_model_candidates`]).
-pub fn resolve_classifier(explicit: Option<&Path>, choice: &FormChoice) -> anyhow::Result<PathBuf> {
-    match explicit {
-        Some(p) => crate::config::resolve_model_path(Some(p), crate::config::ModelKind::Classifier),
-        None => {
-            let rel = choice.form.default_file();
-            crate::config::default_model_candidates(rel)
-                .into_iter()
-                .find(|p| p.is_file())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "model file {rel} (form {}) not found (looked in the current directory and                          beside the executable): run scripts/setup or pass --model PATH",
-                        choice.form.name()
-                    )
-                })
-        }
-    }
 }
 
 /// The classifier's input side (the aligned crop), pixels.

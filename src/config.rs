@@ -7,9 +7,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The quantized classifier file (runs when `model_form` is, or chooses, `int8`); the file for
-/// each form: [`crate::classify::ModelForm::default_file`].
-pub const DEFAULT_MODEL: &str = "models/agegender_int8.onnx";
 /// Context band around the frame for the detector's second look at close-ups (a face that fills
 /// the frame or runs off its edge), in frame sizes per side: chosen by measurement
 /// (`scripts/bench/closeups`, README "Close-ups").
@@ -18,10 +15,6 @@ pub const DEFAULT_CLOSEUP_MARGIN: f32 = 0.5;
 /// replay streams (`scripts/bench/motion.py`, README "Motion gating").
 pub const DEFAULT_MOTION_THRESHOLD: f32 = 0.005;
 pub const DEFAULT_DETECT_MAX_INTERVAL_S: f32 = 1.0;
-/// The face detector used when neither `--detector` nor `detector = ...` is given.
-pub const DEFAULT_DETECTOR: &str = "models/detector/blazeface_back_256.onnx";
-/// The window detector of track-guided detection (`window_detector`), beside the default one.
-pub const DEFAULT_WINDOW_DETECTOR: &str = "models/detector/blazeface_front_128.onnx";
 /// Track-guided detection (`full_detect_interval_s`): chosen by measurement on the replay
 /// streams (`scripts/bench/motion.py`) and the board's instruction counts (README "Detect only
 /// where it is needed").
@@ -55,12 +48,12 @@ pub struct Config {
     /// Lines the serial writer may queue before it drops (and counts) them.
     pub serial_queue: usize,
     /// Classifier ONNX; default: the file of the chosen `model_form`
-    /// ([`crate::classify::resolve_classifier`]).
+    /// ([`crate::model_files::resolve_classifier`]).
     pub model: Option<PathBuf>,
     /// `auto` (from the CPU's features: [`crate::classify::choose_form`]), `f32`, `f16` or
     /// `int8`.
     pub model_form: crate::classify::FormSetting,
-    /// Detector ONNX; default [`DEFAULT_DETECTOR`].
+    /// Detector ONNX; default [`crate::model_files::DEFAULT_DETECTOR`].
     pub detector: Option<PathBuf>,
     /// Minimum detector score for a face.
     pub score_threshold: f32,
@@ -591,89 +584,79 @@ impl Config {
     }
 }
 
-/// Which model a path is for (named in errors).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModelKind {
-    Classifier,
-    Detector,
-    WindowDetector,
+/// Seconds as whole milliseconds, as the stages count time.
+pub fn ms(seconds: f32) -> u64 {
+    (seconds as f64 * 1000.0).round() as u64
 }
 
-impl ModelKind {
-    fn flag(self) -> &'static str {
-        match self {
-            ModelKind::Classifier => "--model",
-            ModelKind::Detector => "--detector",
-            ModelKind::WindowDetector => "--window-detector",
+/// Each stage's own settings, from the file + flags: the stages know nothing of [`Config`].
+impl Config {
+    /// The tracker's (src/track.rs).
+    pub fn tracker(&self) -> crate::track::TrackerConfig {
+        crate::track::TrackerConfig {
+            max_faces: self.max_faces,
+            iou_threshold: self.track_iou,
+            max_missed: self.max_missed,
+            age_alpha: self.age_alpha,
+            gender_alpha: self.gender_alpha,
+            logodds_clamp: self.gender_logodds_clamp,
+            abstention: self.abstention(),
+            end_after_ms: ms(self.visit_end_s),
+            classify_budget: self.classify_budget,
+            classify_grow: self.classify_grow,
+            classify_quality_gain: self.classify_quality_gain,
+            classify_refresh_ms: ms(self.classify_refresh_s),
+            uniform_weights: false,
         }
     }
-    fn default_path(self) -> &'static str {
-        match self {
-            ModelKind::Classifier => DEFAULT_MODEL,
-            ModelKind::Detector => DEFAULT_DETECTOR,
-            ModelKind::WindowDetector => DEFAULT_WINDOW_DETECTOR,
-        }
-    }
-}
 
-/// Where to look for a default model: the current directory, then beside the executable,
-/// the `.deb` layout (`/usr/bin/../share/agegender/`), and the source tree for a
-/// `cargo build` binary (`target/<profile>/../../`).
-pub fn default_model_candidates(rel: &str) -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from(rel)];
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    {
-        out.push(dir.join(rel));
-        out.push(dir.join("../share/agegender").join(rel));
-        let mut up = dir.as_path();
-        for _ in 0..3 {
-            match up.parent() {
-                Some(p) => {
-                    up = p;
-                    out.push(p.join(rel));
-                }
-                None => break,
-            }
+    /// Visits and counts' (src/visits.rs).
+    pub fn visits(&self) -> crate::visits::VisitConfig {
+        crate::visits::VisitConfig {
+            min_dwell_ms: ms(self.min_dwell_s),
+            counts_interval_ms: ms(self.counts_interval_s),
+            abstention: self.abstention(),
         }
     }
-    out
-}
 
-/// The model file to load: the explicit path if given (it must exist), else the first
-/// default candidate that exists. The error names the path and what to do.
-pub fn resolve_model_path(explicit: Option<&Path>, kind: ModelKind) -> anyhow::Result<PathBuf> {
-    if let Some(p) = explicit {
-        if p.is_file() {
-            return Ok(p.to_path_buf());
+    /// The motion gate's (src/motion.rs).
+    pub fn motion(&self) -> crate::motion::MotionConfig {
+        crate::motion::MotionConfig {
+            threshold: self.motion_threshold,
+            max_interval_ms: ms(self.detect_max_interval_s),
         }
-        anyhow::bail!(
-            "{} file {} not found: pass an existing file with {}",
-            kind_name(kind),
-            p.display(),
-            kind.flag()
-        );
     }
-    let rel = kind.default_path();
-    let found = default_model_candidates(rel)
-        .into_iter()
-        .find(|p| p.is_file());
-    found.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} file {rel} not found (looked in the current directory and beside the executable): \
-             run scripts/setup or pass {} PATH",
-            kind_name(kind),
-            kind.flag()
-        )
-    })
-}
 
-fn kind_name(kind: ModelKind) -> &'static str {
-    match kind {
-        ModelKind::Classifier => "model",
-        ModelKind::Detector => "detector",
-        ModelKind::WindowDetector => "window detector",
+    /// The MQTT publisher's (src/mqtt.rs), `None` when `mqtt` is not set (no network at all).
+    pub fn mqtt(&self) -> anyhow::Result<Option<crate::mqtt::MqttSettings>> {
+        use crate::mqtt::{default_client_id, BrokerUrl, MqttSettings};
+        let Some(url) = &self.mqtt else {
+            return Ok(None);
+        };
+        let url = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("mqtt: {e}"))?;
+        let client_id = match &self.mqtt_client_id {
+            Some(id) => id.clone(),
+            None => default_client_id()?,
+        };
+        Ok(Some(MqttSettings {
+            url,
+            client_id,
+            prefix: self.mqtt_topic_prefix.clone(),
+            faces: self.mqtt_faces,
+            qos: [
+                self.mqtt_qos_face,
+                self.mqtt_qos_visit,
+                self.mqtt_qos_counts,
+                self.mqtt_qos_status,
+            ],
+            ca: self.mqtt_ca.clone(),
+            cert: self.mqtt_cert.clone(),
+            key: self.mqtt_key.clone(),
+            user: self.mqtt_user.clone(),
+            password_file: self.mqtt_password_file.clone(),
+            queue: self.mqtt_queue,
+            keep_alive: std::time::Duration::from_secs(self.mqtt_keep_alive_s as u64),
+        }))
     }
 }
 
@@ -758,13 +741,5 @@ mod tests {
                 bucket_min_p: 0.5
             }
         );
-    }
-
-    #[test]
-    fn missing_explicit_model_names_path() {
-        let e = resolve_model_path(Some(Path::new("/nope/m.onnx")), ModelKind::Classifier)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("/nope/m.onnx") && e.contains("--model"), "{e}");
     }
 }

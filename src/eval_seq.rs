@@ -326,8 +326,7 @@ pub fn eval_sequences(
                     StepOutcome::Frame { .. } => {
                         // one face rendered: the largest one reported is it
                         let f = p.faces().iter().max_by(|a, b| {
-                            crate::quality::face_side(&a.detection)
-                                .total_cmp(&crate::quality::face_side(&b.detection))
+                            a.detection.face_side().total_cmp(&b.detection.face_side())
                         });
                         if let Some(f) = f {
                             if first.is_none() {

@@ -17,6 +17,7 @@ pub mod draw;
 pub mod eval;
 pub mod eval_seq;
 pub mod heap;
+pub mod model_files;
 pub mod motion;
 pub mod mqtt;
 pub mod pipeline;

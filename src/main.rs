@@ -10,12 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agegender::bench::{CanvasDisplay, DiscardSink};
-use agegender::classify::{
-    choose_form, resolve_classifier, Classifier, CpuFacts, FormChoice, ModelForm,
-};
-use agegender::config::{resolve_model_path, Config, ModelKind};
+use agegender::classify::{choose_form, Classifier, CpuFacts, FormChoice, ModelForm};
+use agegender::config::Config;
 use agegender::display::png::{annotate_into, save_png, SaveFrames};
 use agegender::heap::PoolAlloc;
+use agegender::model_files::{resolve_classifier, resolve_model_path, ModelKind};
 use agegender::pipeline::{self, FrameDetector, LoopOptions, Perception, Pipeline};
 use agegender::report::{unix_ms, Reporter, StdoutSink};
 use agegender::rgb::RgbImage;
@@ -292,7 +291,7 @@ impl MqttArgs {
 /// file is a configuration error, exit 2; the broker itself may be away: it connects later).
 fn reporter_for(cfg: &Config, sink: Box<dyn agegender::report::Sink>) -> Result<Reporter, Fail> {
     let mut reporter = Reporter::new(sink);
-    if let Some(s) = agegender::mqtt::MqttSettings::from_config(cfg).map_err(Fail::Usage)? {
+    if let Some(s) = cfg.mqtt().map_err(Fail::Usage)? {
         let topics = s.topic("*");
         let p = agegender::mqtt::MqttPublisher::start(s).map_err(Fail::Usage)?;
         eprintln!("agegender: mqtt: publishing to {} on {topics}", p.url());

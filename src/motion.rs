@@ -34,13 +34,6 @@ pub struct MotionConfig {
 }
 
 impl MotionConfig {
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        MotionConfig {
-            threshold: c.motion_threshold,
-            max_interval_ms: (c.detect_max_interval_s as f64 * 1000.0).round() as u64,
-        }
-    }
-
     pub fn enabled(&self) -> bool {
         self.threshold > 0.0
     }

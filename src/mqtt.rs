@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Packet, QoS, Transport};
 
-use crate::config::Config;
 use crate::report::{LineKind, Publish};
 
 /// How long a closing publisher keeps trying to deliver what is queued.
@@ -180,35 +179,6 @@ pub struct MqttSettings {
 }
 
 impl MqttSettings {
-    /// `None` when `mqtt` is not set. Values were checked by [`Config::validate`].
-    pub fn from_config(c: &Config) -> anyhow::Result<Option<MqttSettings>> {
-        let Some(url) = &c.mqtt else { return Ok(None) };
-        let url = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("mqtt: {e}"))?;
-        let client_id = match &c.mqtt_client_id {
-            Some(id) => id.clone(),
-            None => default_client_id()?,
-        };
-        Ok(Some(MqttSettings {
-            url,
-            client_id,
-            prefix: c.mqtt_topic_prefix.clone(),
-            faces: c.mqtt_faces,
-            qos: [
-                c.mqtt_qos_face,
-                c.mqtt_qos_visit,
-                c.mqtt_qos_counts,
-                c.mqtt_qos_status,
-            ],
-            ca: c.mqtt_ca.clone(),
-            cert: c.mqtt_cert.clone(),
-            key: c.mqtt_key.clone(),
-            user: c.mqtt_user.clone(),
-            password_file: c.mqtt_password_file.clone(),
-            queue: c.mqtt_queue,
-            keep_alive: Duration::from_secs(c.mqtt_keep_alive_s as u64),
-        }))
-    }
-
     /// `<prefix>/<id>/<leaf>`.
     pub fn topic(&self, leaf: &str) -> String {
         format!("{}/{}/{leaf}", self.prefix, self.client_id)

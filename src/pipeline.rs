@@ -156,7 +156,7 @@ pub const MAX_WINDOWS: usize = 3;
 pub fn person_box(face: &Detection, frame_h: u32, lag: usize) -> [f32; 4] {
     let grow = LAG_SCALE * lag as f32;
     let w = Window::around(face, WINDOW_SCALE + grow, WINDOW_MIN_SIDE).bbox();
-    let side = crate::quality::face_side(face);
+    let side = face.face_side();
     let cx = (face.bbox[0] + face.bbox[2]) / 2.0;
     let half = (PERSON_WIDTH + grow) * side / 2.0;
     [
@@ -185,7 +185,7 @@ pub const CLOSEUP_EDGE_SIDE: f32 = 0.2;
 /// surroundings, places such faces' boxes and landmarks badly, or misses them.
 pub fn is_closeup(d: &Detection, w: u32, h: u32) -> bool {
     let (w, h) = (w as f32, h as f32);
-    let side = crate::quality::face_side(d);
+    let side = d.face_side();
     let short = w.min(h);
     let edge = d.bbox[0] <= 1.0 || d.bbox[1] <= 1.0 || d.bbox[2] >= w - 1.0 || d.bbox[3] >= h - 1.0;
     side >= CLOSEUP_SIDE * short || (edge && side >= CLOSEUP_EDGE_SIDE * short)
@@ -597,9 +597,9 @@ impl LoopOptions {
             max_frames: c.max_frames,
             status_interval: Duration::from_secs_f32(c.status_interval_s),
             status_every_frames: c.status_every_frames,
-            tracker: TrackerConfig::from_config(c),
-            visits: VisitConfig::from_config(c),
-            motion: MotionConfig::from_config(c),
+            tracker: c.tracker(),
+            visits: c.visits(),
+            motion: c.motion(),
             full_detect_interval_ms: (c.full_detect_interval_s as f64 * 1000.0).round() as u64,
         }
     }

@@ -31,14 +31,9 @@ pub const MIN_FRONTAL: f32 = 0.1;
 /// Least quality of any view (keeps every weight positive).
 pub const MIN_QUALITY: f32 = 1e-3;
 
-/// Side of a detection's box in pixels (the longer edge).
-pub fn face_side(d: &Detection) -> f32 {
-    (d.bbox[2] - d.bbox[0]).max(d.bbox[3] - d.bbox[1]).max(0.0)
-}
-
 /// The size term: `min(1, side / FULL_SIZE_SIDE)`.
 pub fn size_term(d: &Detection) -> f32 {
-    (face_side(d) / FULL_SIZE_SIDE).clamp(0.0, 1.0)
+    (d.face_side() / FULL_SIZE_SIDE).clamp(0.0, 1.0)
 }
 
 /// The frontal term from the landmarks (right eye, left eye, nose, mouth).

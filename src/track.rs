@@ -74,46 +74,6 @@ pub struct TrackerConfig {
     pub uniform_weights: bool,
 }
 
-impl Default for TrackerConfig {
-    fn default() -> Self {
-        TrackerConfig {
-            max_faces: 8,
-            iou_threshold: 0.3,
-            max_missed: 5,
-            age_alpha: 0.3,
-            gender_alpha: 0.2,
-            logodds_clamp: 6.0,
-            abstention: Abstention::default(),
-            end_after_ms: 0,
-            classify_budget: 4,
-            classify_grow: 1.2,
-            classify_quality_gain: 1.25,
-            classify_refresh_ms: 3000,
-            uniform_weights: false,
-        }
-    }
-}
-
-impl TrackerConfig {
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        TrackerConfig {
-            max_faces: c.max_faces,
-            iou_threshold: c.track_iou,
-            max_missed: c.max_missed,
-            age_alpha: c.age_alpha,
-            gender_alpha: c.gender_alpha,
-            logodds_clamp: c.gender_logodds_clamp,
-            abstention: c.abstention(),
-            end_after_ms: (c.visit_end_s as f64 * 1000.0).round() as u64,
-            classify_budget: c.classify_budget,
-            classify_grow: c.classify_grow,
-            classify_quality_gain: c.classify_quality_gain,
-            classify_refresh_ms: (c.classify_refresh_s as f64 * 1000.0).round() as u64,
-            uniform_weights: false,
-        }
-    }
-}
-
 /// What a track saw over its life: the raw (per-frame, unsmoothed) estimates summed, so the
 /// visit can use their means.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -435,7 +395,7 @@ impl Tracker {
             return true;
         }
         if t.summary.views < c.classify_budget {
-            let grew = crate::quality::face_side(detection) >= c.classify_grow * t.best_side;
+            let grew = detection.face_side() >= c.classify_grow * t.best_side;
             let better = quality >= c.classify_quality_gain * t.best_quality;
             let unsure = !t.gender_known || !t.bucket_known;
             if grew || better || unsure {
@@ -670,7 +630,7 @@ fn observe_first(t: &mut Track, d: &Detection, v: &View, now_ms: u64, cfg: &Trac
     let a = &v.attributes;
     let q = weight_of(v, cfg);
     t.weight = q;
-    t.best_side = crate::quality::face_side(d);
+    t.best_side = d.face_side();
     t.best_quality = v.quality;
     t.last_view_ms = now_ms;
     t.logodds = logit(a.p_female).clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
@@ -711,7 +671,7 @@ fn observe(t: &mut Track, d: &Detection, v: &View, now_ms: u64, cfg: &TrackerCon
         1.0 - a.bucket_p
     };
     t.bucket_p += sa * (target - t.bucket_p);
-    t.best_side = t.best_side.max(crate::quality::face_side(d));
+    t.best_side = t.best_side.max(d.face_side());
     t.best_quality = t.best_quality.max(v.quality);
     t.last_view_ms = now_ms;
     moved(t, d);
@@ -844,7 +804,7 @@ mod tests {
             classify_grow: 1.2,
             classify_quality_gain: 1.25,
             classify_refresh_ms: 3000,
-            ..TrackerConfig::default()
+            ..crate::config::Config::default().tracker()
         }
     }
 
@@ -933,7 +893,7 @@ mod tests {
         let mut t = Tracker::new(TrackerConfig {
             abstention: Abstention::NONE,
             classify_budget: 0,
-            ..TrackerConfig::default()
+            ..crate::config::Config::default().tracker()
         });
         let d = [det(50.0, 50.0, 100.0)];
         step(&mut t, &d, &[1.0], &[attrs(0.9, 30.0)], 0, 0);
@@ -967,7 +927,7 @@ mod tests {
         let cfg = TrackerConfig {
             max_missed: 1,
             end_after_ms: 0,
-            ..TrackerConfig::default()
+            ..crate::config::Config::default().tracker()
         };
         let mut t = Tracker::new(cfg);
         let (a, b) = (det(50.0, 50.0, 100.0), det(400.0, 50.0, 100.0));

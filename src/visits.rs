@@ -46,23 +46,6 @@ pub struct VisitConfig {
     pub abstention: Abstention,
 }
 
-impl VisitConfig {
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        let ms = |s: f32| (s as f64 * 1000.0).round() as u64;
-        VisitConfig {
-            min_dwell_ms: ms(c.min_dwell_s),
-            counts_interval_ms: ms(c.counts_interval_s),
-            abstention: c.abstention(),
-        }
-    }
-}
-
-impl Default for VisitConfig {
-    fn default() -> Self {
-        VisitConfig::from_config(&crate::config::Config::default())
-    }
-}
-
 /// One visit: an ended track, fused.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Visit {

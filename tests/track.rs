@@ -50,7 +50,7 @@ fn cfg() -> TrackerConfig {
         logodds_clamp: 6.0,
         abstention: Abstention::NONE,
         end_after_ms: 0,
-        ..TrackerConfig::default()
+        ..agegender::config::Config::default().tracker()
     }
 }
 

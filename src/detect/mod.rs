@@ -71,6 +71,15 @@ pub struct Detection {
     pub landmarks: Landmarks,
 }
 
+impl Detection {
+    /// Side of the box in pixels (the longer edge; 0 for an empty or inverted box).
+    pub fn face_side(&self) -> f32 {
+        (self.bbox[2] - self.bbox[0])
+            .max(self.bbox[3] - self.bbox[1])
+            .max(0.0)
+    }
+}
+
 /// A face detector. `detect` clears `out` and fills it; it must not allocate once warm.
 pub trait FaceDetector: Send {
     /// The faces of `image`, in its pixels.
@@ -106,10 +115,10 @@ pub struct Window {
 }
 
 impl Window {
-    /// The square of side `scale` × the face's side ([`crate::quality::face_side`]), at least
+    /// The square of side `scale` × the face's side ([`Detection::face_side`]), at least
     /// `min_side`, centred on the face.
     pub fn around(face: &Detection, scale: f32, min_side: f32) -> Window {
-        let side = (scale * crate::quality::face_side(face)).max(min_side);
+        let side = (scale * face.face_side()).max(min_side);
         let b = face.bbox;
         let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
         Window {
