@@ -4,7 +4,7 @@
 //! turned into f16 arithmetic at load, for arm64 CPUs with fp16 kernels) and `int8` (the
 //! QOperator file models/agegender_int8.onnx). [`choose_form`] picks one from the CPU
 //! features tract itself selects kernels by (deterministic, nothing timed at start-up); the
-//! `model_form` setting or `--model` override it. Why each rule: README, "Model form per CPU".
+//! `model_form` setting or `--model` override it. Why each rule: docs/performance.md, "Model form per CPU".
 //!
 //! Model contract (see models/README.md): input `input` f32 [1,3,112,112], RGB, raw 0..255
 //! (normalisation is inside the model); outputs `gender` [1,2] = softmax(P male, P female) and
@@ -268,7 +268,7 @@ pub struct FormChoice {
 /// Pick the classifier's form for `cpu` (`setting` = auto), or honour the setting. The
 /// rules rest on instruction counts of the aarch64 code (scripts/bench/arm-cost) and on x86
 /// times, not on a guess: tract 0.23.9 runs the QOperator int8 graph with an eager im2col
-/// that costs more than the f32 graph's lazy one on every CPU measured (README, "Model form
+/// that costs more than the f32 graph's lazy one on every CPU measured (docs/performance.md, "Model form
 /// per CPU"). Err: `f16` asked for on a CPU without fp16 arithmetic, where tract emulates it
 /// (about 40 s per face on x86-64, against milliseconds in f32).
 pub fn choose_form(setting: FormSetting, cpu: CpuFacts) -> Result<FormChoice, String> {

@@ -9,15 +9,15 @@ use serde::{Deserialize, Serialize};
 
 /// Context band around the frame for the detector's second look at close-ups (a face that fills
 /// the frame or runs off its edge), in frame sizes per side: chosen by measurement
-/// (`scripts/bench/closeups`, README "Close-ups").
+/// (`scripts/bench/closeups`, docs/detector.md, "Close-ups").
 pub const DEFAULT_CLOSEUP_MARGIN: f32 = 0.5;
 /// Motion gating (`motion_threshold`, `detect_max_interval_s`): chosen by measurement on the
-/// replay streams (`scripts/bench/motion.py`, README "Motion gating").
+/// replay streams (`scripts/bench/motion.py`, docs/performance.md, "Motion gating").
 pub const DEFAULT_MOTION_THRESHOLD: f32 = 0.005;
 pub const DEFAULT_DETECT_MAX_INTERVAL_S: f32 = 1.0;
 /// Track-guided detection (`full_detect_interval_s`): chosen by measurement on the replay
-/// streams (`scripts/bench/motion.py`) and the board's instruction counts (README "Detect only
-/// where it is needed").
+/// streams (`scripts/bench/motion.py`) and the board's instruction counts (docs/performance.md,
+/// "Track-guided detection").
 pub const DEFAULT_FULL_DETECT_INTERVAL_S: f32 = 1.0;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,8 +28,9 @@ pub struct Config {
     /// Frames per second: requested from a camera, or the replay rate of a file source;
     /// 0 replays files as fast as possible.
     pub fps: f32,
-    /// Requested capture size (a camera may choose another; files report their own).
+    /// Requested capture width (a camera may choose another; files report their own).
     pub width: u32,
+    /// Requested capture height.
     pub height: u32,
     /// Replay a file source from the start when it ends.
     pub loop_source: bool,
@@ -40,10 +41,11 @@ pub struct Config {
     /// `none`, `png:DIR`, `fb:/dev/fb0` or `spi:`.
     pub display: String,
     /// Also write every frame that shows a face, annotated, as a PNG into this directory
-    /// (empty: never; no frame touches the disk unless asked, see the README's privacy notes).
+    /// (empty: never; no frame touches the disk unless asked, see docs/privacy-and-security.md).
     pub save_frames: Option<PathBuf>,
     /// Where JSON lines go: `-` for stdout, a file path, or a serial device (`/dev/tty...`).
     pub serial: String,
+    /// Baud rate of a serial device given as `serial`.
     pub baud: u32,
     /// Lines the serial writer may queue before it drops (and counts) them.
     pub serial_queue: usize,
@@ -113,18 +115,23 @@ pub struct Config {
     pub mqtt_topic_prefix: String,
     /// Also publish every face line (per frame; off by default).
     pub mqtt_faces: bool,
-    /// QoS (0 or 1) of face, visit, counts and status lines.
+    /// QoS (0 or 1) of face lines.
     pub mqtt_qos_face: u8,
+    /// QoS (0 or 1) of visit lines.
     pub mqtt_qos_visit: u8,
+    /// QoS (0 or 1) of counts lines.
     pub mqtt_qos_counts: u8,
+    /// QoS (0 or 1) of status lines.
     pub mqtt_qos_status: u8,
     /// PEM CA certificate(s) the broker's certificate must chain to (default: the system's).
     pub mqtt_ca: Option<PathBuf>,
-    /// PEM client certificate and its private key, for brokers that ask for one.
+    /// PEM client certificate, for brokers that ask for one (with `mqtt_key`).
     pub mqtt_cert: Option<PathBuf>,
+    /// PEM private key of `mqtt_cert`.
     pub mqtt_key: Option<PathBuf>,
     /// User name; its password is read from `mqtt_password_file` (never a flag or the URL).
     pub mqtt_user: Option<String>,
+    /// File holding the MQTT password of `mqtt_user` (the whole file less its trailing newline).
     pub mqtt_password_file: Option<PathBuf>,
     /// Lines the publisher may hold (twice this: the frame loop's queue and its own) before it
     /// drops and counts them.
@@ -143,7 +150,7 @@ pub struct Config {
     pub detect_every: u32,
     /// Motion gating (src/motion.rs): on a frame `detect_every` would detect on, run the
     /// detector only when at least this fraction of a small luma grid changed since the last
-    /// detection (0: off, detect on schedule). Default chosen by measurement (README, "Motion
+    /// detection (0: off, detect on schedule). Default chosen by measurement (docs/performance.md, "Motion
     /// gating").
     pub motion_threshold: f32,
     /// With motion gating on, detect at least this often (seconds) even in a still scene.

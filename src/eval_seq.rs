@@ -398,7 +398,7 @@ pub fn eval_sequences(
 }
 
 impl SeqReport {
-    /// A Markdown table (for README.md).
+    /// A Markdown table (for the docs).
     pub fn table(&self) -> String {
         let mut s = format!(
             "{} faces × {} frames at {} fps, detection every {} frames, seed {}\n\n",

@@ -158,7 +158,7 @@ struct RunArgs {
     detect_every: Option<u32>,
     /// Motion gating: on a frame due for detection, detect only when at least this fraction
     /// of a small luma grid changed since the last detection (0..=1; 0: off); the default is
-    /// chosen by measurement (docs: motion gating).
+    /// chosen by measurement (docs/performance.md, "Motion gating").
     #[arg(long, value_name = "F")]
     motion_threshold: Option<f32>,
     /// With motion gating on, detect at least this often even in a still scene.
@@ -243,7 +243,7 @@ struct MqttArgs {
     /// MQTT user name (the password comes from --mqtt-password-file, never from a flag).
     #[arg(long, value_name = "NAME")]
     mqtt_user: Option<String>,
-    /// File holding the MQTT password (first line).
+    /// File holding the MQTT password (the whole file less its trailing newline).
     #[arg(long, value_name = "FILE")]
     mqtt_password_file: Option<PathBuf>,
     /// Lines queued for the broker before new ones are dropped (and counted).

@@ -143,7 +143,7 @@ pub const WINDOW_MIN_SIDE: f32 = 64.0;
 /// Window searches per frame at most. Each costs about a quarter of a whole-frame detection on
 /// the Cortex-A72 (scripts/bench/arm-cost: 36.6 M against 156.2 M instructions for the 4:3 cut
 /// input), so four windows cost what the whole frame does there, and more on the x86 machine
-/// measured (README "Track-guided detection"): a fourth tracked face brings the whole frame
+/// measured (docs/performance.md, "Track-guided detection"): a fourth tracked face brings the whole frame
 /// back. (Four windows find the 4-face replay stream's faces as well: scripts/bench/motion.py
 /// against the pasted faces, 100.0% with no false box.)
 pub const MAX_WINDOWS: usize = 3;

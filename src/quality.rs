@@ -23,7 +23,7 @@ use crate::detect::Detection;
 pub const FULL_SIZE_SIDE: f32 = 112.0;
 /// Laplacian variance (luma, 0..255 scale) at which the sharpness term is one half: a
 /// mid-point between the crop of a sharp face at full size and that of a visibly blurred or
-/// upscaled one (first choice; the `eval --sequences` figures in README.md test the weighting
+/// upscaled one (first choice; the `eval --sequences` figures in docs/architecture.md test the weighting
 /// as a whole against uniform weights).
 pub const SHARP_HALF: f32 = 60.0;
 /// Least value of the frontal term (a profile is still a view, just a poor one).
