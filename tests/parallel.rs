@@ -74,6 +74,32 @@ fn last_status(lines: &[Value]) -> &Value {
     lines.iter().rev().find(|l| l["type"] == "status").unwrap()
 }
 
+/// Face lines per frame of an `n`-frame run.
+fn faces_per_frame(lines: &[Value], n: u64) -> Vec<u32> {
+    let mut per_frame = vec![0u32; n as usize];
+    for l in faces(lines) {
+        per_frame[l["frame"].as_u64().unwrap() as usize] += 1;
+    }
+    per_frame
+}
+
+/// The three walking faces missed over the run's frames (a frame with fewer than three lines).
+fn missed(per_frame: &[u32]) -> u32 {
+    per_frame.iter().map(|&c| 3u32.saturating_sub(c)).sum()
+}
+
+/// The whole-frame detector on every frame, nothing gated: every frame that reaches the loop is
+/// detected, so the status line's `detections` counts the frames that went through.
+fn detect_every_frame() -> Config {
+    Config {
+        detect_every: 1,
+        motion_threshold: 0.0,
+        full_detect_interval_s: 0.0,
+        status_interval_s: 0.0,
+        ..Config::default()
+    }
+}
+
 #[test]
 fn parallel_loop_reports_what_the_one_thread_loop_reports() {
     // whole-frame detections only: what each frame's detection sees does not depend on which
@@ -132,11 +158,8 @@ fn parallel_windows_follow_walking_faces() {
         status["window_detections"].as_u64().unwrap() >= 10,
         "windows were searched: {status}"
     );
-    let mut per_frame = vec![0u32; n as usize];
-    for l in faces(&par) {
-        per_frame[l["frame"].as_u64().unwrap() as usize] += 1;
-    }
-    let missing: u32 = per_frame.iter().map(|&c| 3u32.saturating_sub(c)).sum();
+    let per_frame = faces_per_frame(&par, n as u64);
+    let missing = missed(&per_frame);
     assert!(
         missing <= 2,
         "faces missed over {n} frames of 3 walking faces: {missing} ({per_frame:?})"
@@ -155,15 +178,10 @@ fn parallel_windows_follow_walking_faces() {
 #[test]
 fn a_busy_loop_drops_frames_at_capture_and_counts_them() {
     // a replay paced at 2,000 fps as a camera is a camera far faster than detection on every
-    // frame (a whole-frame detection costs more than the decoding the capture thread does): frames that find no free slot are dropped before decoding and counted, the rest go
+    // frame (a whole-frame detection costs more than the decoding the capture thread does):
+    // frames that find no free slot are dropped before decoding and counted, the rest go
     // through in order
-    let cfg = Config {
-        detect_every: 1,
-        motion_threshold: 0.0,
-        full_detect_interval_s: 0.0,
-        status_interval_s: 0.0,
-        ..Config::default()
-    };
+    let cfg = detect_every_frame();
     let n = 60u64;
     let par = run(
         walking_stream(n as u32),
@@ -205,13 +223,7 @@ fn a_file_replayed_faster_than_the_loop_loses_no_frame() {
     // the same replay, paced at 2,000 fps but as a file: the loop is slower than the clip on
     // any machine, and the capture thread waits for a free slot instead of dropping, so every
     // frame is detected and reported, in order, only later than the clip's clock
-    let cfg = Config {
-        detect_every: 1,
-        motion_threshold: 0.0,
-        full_detect_interval_s: 0.0,
-        status_interval_s: 0.0,
-        ..Config::default()
-    };
+    let cfg = detect_every_frame();
     let n = 60u64;
     let par = run(
         walking_stream(n as u32),
@@ -230,11 +242,8 @@ fn a_file_replayed_faster_than_the_loop_loses_no_frame() {
         status["detections"], n,
         "every frame was detected: {status}"
     );
-    let mut per_frame = vec![0u32; n as usize];
-    for l in faces(&par) {
-        per_frame[l["frame"].as_u64().unwrap() as usize] += 1;
-    }
-    let missing: u32 = per_frame.iter().map(|&c| 3u32.saturating_sub(c)).sum();
+    let per_frame = faces_per_frame(&par, n);
+    let missing = missed(&per_frame);
     assert!(
         missing <= 2,
         "faces missed over {n} frames of 3 walking faces: {missing} ({per_frame:?})"
@@ -263,11 +272,8 @@ fn a_clip_replayed_on_a_machine_too_slow_for_it_is_reported_whole() {
         status["classifier_calls"].as_u64().unwrap() >= 3,
         "the slow classifier ran: {status}"
     );
-    let mut per_frame = vec![0u32; n as usize];
-    for l in faces(&par) {
-        per_frame[l["frame"].as_u64().unwrap() as usize] += 1;
-    }
-    let missing: u32 = per_frame.iter().map(|&c| 3u32.saturating_sub(c)).sum();
+    let per_frame = faces_per_frame(&par, n);
+    let missing = missed(&per_frame);
     assert!(
         per_frame.iter().all(|&c| c > 0) && missing <= 2,
         "frames of the clip went unreported: {per_frame:?}"
