@@ -443,11 +443,6 @@ impl Classifier {
         self.calibration
     }
 
-    /// Replace the temperatures (for measuring; the runtime uses the file's).
-    pub fn set_calibration(&mut self, c: Calibration) {
-        self.calibration = c;
-    }
-
     /// The latest classified face's outputs as the network gave them, before calibration:
     /// `gender` (P male, P female) and `age` (101 probabilities).
     pub fn raw_outputs(&self) -> (&[f32; 2], &[f32; 101]) {

@@ -326,7 +326,7 @@ impl Config {
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             // toml's message may span lines (it lists the expected keys); keep one line.
-            let msg = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+            let msg = crate::one_line(e.message());
             match line {
                 Some(l) => ConfigError(format!("config file {origin}, line {l}: {msg}")),
                 None => ConfigError(format!("config file {origin}: {msg}")),

@@ -28,3 +28,9 @@ pub mod serial;
 pub mod service;
 pub mod track;
 pub mod visits;
+
+/// `text` on one line: every run of white space (newlines included) folded to one space. Error
+/// messages are one line each on stderr and in status lines.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

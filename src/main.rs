@@ -421,10 +421,7 @@ impl Fail {
 /// Print one error line: the whole context chain, newlines folded.
 fn print_error(e: &anyhow::Error) {
     let msg = format!("{e:#}");
-    eprintln!(
-        "agegender: error: {}",
-        msg.split_whitespace().collect::<Vec<_>>().join(" ")
-    );
+    eprintln!("agegender: error: {}", agegender::one_line(&msg));
 }
 
 fn main() -> ExitCode {
@@ -441,7 +438,7 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!(
             "agegender: error: internal error{at}: {} (please report this)",
-            msg.split_whitespace().collect::<Vec<_>>().join(" ")
+            agegender::one_line(&msg)
         );
     }));
     // `--version` also says which classifier form this CPU gets, and why.

@@ -695,8 +695,7 @@ fn describe(e: &rumqttc::ConnectionError) -> String {
             format!("the broker refused the connection: {why}")
         }
         other => {
-            let s = other.to_string();
-            let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+            let s = crate::one_line(&other.to_string());
             if s.contains("certificate") || s.contains("Certificate") {
                 format!("TLS: the broker's certificate is not trusted (mqtt_ca): {s}")
             } else {

@@ -25,8 +25,8 @@
 //! `src/visits.rs` turns it into a visit. Every buffer is allocated in [`Tracker::new`]; the
 //! updates allocate nothing.
 
-use crate::classify::{Abstention, Attributes, Gender, AGE_BUCKETS};
-use crate::detect::Detection;
+use crate::classify::{bucket_of, Abstention, Attributes, Gender, AGE_BUCKETS};
+use crate::detect::{iou, Detection};
 
 /// A face as the rest of the program sees it: where it is, who it is, and smoothed labels.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -187,31 +187,8 @@ pub fn bucket_with_hysteresis(current: usize, age: f32) -> usize {
     if age >= lo - BUCKET_HYSTERESIS_YEARS && age < hi + BUCKET_HYSTERESIS_YEARS {
         current
     } else {
-        bucket_for_age(age)
+        bucket_of(age)
     }
-}
-
-/// Intersection over union of two `[x0, y0, x1, y1]` boxes (0 when either is empty).
-pub fn box_iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
-}
-
-/// The index into [`AGE_BUCKETS`] for an age in years.
-pub fn bucket_for_age(age: f32) -> usize {
-    let a = age.round().clamp(0.0, 100.0) as u32;
-    AGE_BUCKETS
-        .iter()
-        .position(|&(_, lo, hi)| a >= lo && a <= hi)
-        .unwrap_or(AGE_BUCKETS.len() - 1)
 }
 
 fn logit(p: f32) -> f32 {
@@ -333,7 +310,7 @@ impl Tracker {
         self.pairs.clear();
         for (ti, t) in self.tracks.iter().enumerate() {
             for (di, d) in detections.iter().enumerate() {
-                let iou = box_iou(&t.face.detection.bbox, &d.bbox);
+                let iou = iou(&t.face.detection.bbox, &d.bbox);
                 if iou >= self.cfg.iou_threshold && iou > 0.0 {
                     self.pairs.push((iou, ti as u16, di as u16));
                 }
@@ -525,7 +502,7 @@ impl Tracker {
                 gender_known: false,
                 bucket_known: false,
                 age: a.age,
-                bucket: bucket_for_age(a.age),
+                bucket: bucket_of(a.age),
                 bucket_p: a.bucket_p,
                 weight: 0.0,
                 best_side: 0.0,
@@ -635,7 +612,7 @@ fn observe_first(t: &mut Track, d: &Detection, v: &View, now_ms: u64, cfg: &Trac
     t.last_view_ms = now_ms;
     t.logodds = logit(a.p_female).clamp(-cfg.logodds_clamp, cfg.logodds_clamp);
     t.age = a.age;
-    t.bucket = bucket_for_age(a.age);
+    t.bucket = bucket_of(a.age);
     t.bucket_p = a.bucket_p;
     t.face.detection = *d;
     t.face.hits = 1;
@@ -736,12 +713,12 @@ mod tests {
 
     #[test]
     fn iou_and_buckets() {
-        assert_eq!(box_iou(&[0., 0., 10., 10.], &[0., 0., 10., 10.]), 1.0);
-        assert_eq!(box_iou(&[0., 0., 10., 10.], &[20., 20., 30., 30.]), 0.0);
-        assert!((box_iou(&[0., 0., 10., 10.], &[5., 0., 15., 10.]) - 1.0 / 3.0).abs() < 1e-6);
-        assert_eq!(AGE_BUCKETS[bucket_for_age(27.4)].0, "25-32");
-        assert_eq!(AGE_BUCKETS[bucket_for_age(3.4)].0, "0-2");
-        assert_eq!(AGE_BUCKETS[bucket_for_age(90.0)].0, "60+");
+        assert_eq!(iou(&[0., 0., 10., 10.], &[0., 0., 10., 10.]), 1.0);
+        assert_eq!(iou(&[0., 0., 10., 10.], &[20., 20., 30., 30.]), 0.0);
+        assert!((iou(&[0., 0., 10., 10.], &[5., 0., 15., 10.]) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(AGE_BUCKETS[bucket_of(27.4)].0, "25-32");
+        assert_eq!(AGE_BUCKETS[bucket_of(3.4)].0, "0-2");
+        assert_eq!(AGE_BUCKETS[bucket_of(90.0)].0, "60+");
     }
 
     fn det(x: f32, y: f32, side: f32) -> Detection {
@@ -764,7 +741,7 @@ mod tests {
             gender_p: if female { p_female } else { 1.0 - p_female },
             p_female,
             age,
-            bucket: bucket_for_age(age),
+            bucket: bucket_of(age),
             bucket_p: 0.8,
             bucket_known: true,
         }

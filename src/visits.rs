@@ -17,8 +17,9 @@
 //! set rate counts its own time (frame n at start + n / fps), so dwell does not depend on how
 //! fast the models run; a camera, the time frames arrive.
 
+use crate::classify::bucket_of;
 use crate::classify::{Abstention, Gender, AGE_BUCKETS};
-use crate::track::{bucket_for_age, TrackSummary};
+use crate::track::TrackSummary;
 
 /// Age-bucket labels as reported, `?` last (the columns of [`Counts`]).
 pub const BUCKET_LABELS: [&str; AGE_BUCKETS.len() + 1] = [
@@ -78,7 +79,7 @@ impl Visit {
         } else {
             (Gender::Male, 1.0 - p_female)
         };
-        let bucket = bucket_for_age(age);
+        let bucket = bucket_of(age);
         let bucket_p = (s.bucket_mass[bucket] / n).clamp(0.0, 1.0);
         let bucket_known = ab.bucket_answered(bucket_p);
         Visit {
@@ -240,7 +241,7 @@ mod tests {
         age: f32,
     ) -> TrackSummary {
         let mut bucket_mass = [0.0; AGE_BUCKETS.len()];
-        bucket_mass[bucket_for_age(age)] = 0.8 * views as f32;
+        bucket_mass[bucket_of(age)] = 0.8 * views as f32;
         TrackSummary {
             id,
             first_frame: 0,
