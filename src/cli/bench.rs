@@ -1,0 +1,87 @@
+//! `agegender bench`: per-stage times, fps and allocations of the live loop.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use agegender::bench::{CanvasDisplay, DiscardSink};
+use agegender::heap::PoolAlloc;
+use agegender::pipeline::{self, LoopOptions, Pipeline};
+
+use crate::args::*;
+use crate::load::*;
+use crate::Fail;
+
+pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
+    let mut cfg = base_config(&a.common)?;
+    cfg.source = a.source;
+    cfg.fps = 0.0;
+    cfg.loop_source = true;
+    cfg.max_frames = 0;
+    set(&mut cfg.detect_every, a.detect_every);
+    set(&mut cfg.motion_threshold, a.motion_threshold);
+    set(&mut cfg.detect_max_interval_s, a.detect_max_interval);
+    set(&mut cfg.full_detect_interval_s, a.full_detect_interval);
+    a.mqtt.apply(&mut cfg);
+    check(&cfg)?;
+    if cfg.source.starts_with("/dev/") || cfg.source.starts_with("v4l2:") {
+        return Err(Fail::Usage(anyhow::anyhow!(
+            "bench --source {}: give an .mjpeg file or a directory of images (a camera cannot be replayed)",
+            cfg.source
+        )));
+    }
+    let (perception, form) = load_perception(&cfg, true)?;
+    let workers = load_workers(&cfg, &perception.detect)?;
+    agegender::heap::start_pooling(); // as `run` does
+    let source: Box<dyn agegender::capture::FrameSource> = if a.bounce {
+        let path = Path::new(&cfg.source);
+        if path.is_dir() {
+            return Err(Fail::Usage(anyhow::anyhow!(
+                "bench --bounce --source {}: --bounce replays an .mjpeg file, not a directory",
+                cfg.source
+            )));
+        }
+        let src = agegender::capture::files::MjpegFileSource::open(path, 0.0, true)
+            .map_err(|e| Fail::Runtime(e.context(format!("source {}", cfg.source))))?;
+        Box::new(src.bouncing())
+    } else {
+        pipeline::open_source(&cfg).map_err(Fail::Runtime)?
+    };
+    let (w, h) = source.frame_size();
+    let mut p = Pipeline::new(
+        source,
+        perception,
+        Box::new(CanvasDisplay::new(w, h)),
+        reporter_for(&cfg, Box::new(DiscardSink::default()))?,
+        LoopOptions::from_config(&cfg),
+    );
+    p.set_model_form(form.form.name(), form.why);
+    let report = if workers.is_empty() {
+        agegender::bench::run(
+            &mut p,
+            a.frames,
+            a.warmup,
+            cfg.max_faces,
+            cfg.detect_every,
+            cfg.motion_threshold,
+            PoolAlloc::counts,
+        )
+    } else {
+        p.set_detect_workers(workers);
+        agegender::bench::run_parallel(
+            &mut p,
+            a.frames,
+            a.warmup,
+            cfg.detect_every,
+            cfg.motion_threshold,
+            PoolAlloc::process_counts,
+        )
+    }
+    .map_err(Fail::Runtime)?;
+    if a.json {
+        let json = serde_json::to_string(&report).map_err(|e| Fail::Runtime(e.into()))?;
+        println!("{json}");
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(ExitCode::SUCCESS)
+}
