@@ -430,7 +430,7 @@ fn main() -> anyhow::Result<()> {
     cfg.model = Some(model.unwrap_or_else(|| agegender::model_files::DEFAULT_MODEL.into()));
     cfg.detector =
         Some(detector.unwrap_or_else(|| agegender::model_files::DEFAULT_DETECTOR.into()));
-    agegender::detect::set_inference_threads(cfg.threads)?;
+    agegender::tract_runner::set_inference_threads(cfg.threads)?;
     let det = pipeline::load_live_detector(cfg.detector.as_deref().unwrap(), &cfg)?;
     let cls = pipeline::load_classifier(cfg.model.as_deref().unwrap())?;
     let load_alt = || -> anyhow::Result<Option<Box<dyn FaceClassifier>>> {

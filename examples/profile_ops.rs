@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
         .context("usage: profile_ops MODEL.onnx [RUNS]")?;
     let runs: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(200);
 
-    let (model, shape) = agegender::detect::read_model(std::path::Path::new(&path))?;
+    let (model, shape) = agegender::tract_runner::read_model(std::path::Path::new(&path))?;
     let plan = model
         .with_input_fact(0, f32::fact(&shape).into())
         .and_then(|m| m.into_optimized())

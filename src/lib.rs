@@ -27,6 +27,7 @@ pub mod rgb;
 pub mod serial;
 pub mod service;
 pub mod track;
+pub mod tract_runner;
 pub mod visits;
 
 /// `text` on one line: every run of white space (newlines included) folded to one space. Error

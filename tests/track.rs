@@ -19,7 +19,7 @@ fn det(x: f32, y: f32, side: f32) -> Detection {
 }
 
 fn attrs(p_female: f32, age: f32) -> Attributes {
-    let bucket = agegender::track::bucket_for_age(age);
+    let bucket = agegender::classify::bucket_of(age);
     let gender = if p_female >= 0.5 {
         Gender::Female
     } else {
@@ -82,7 +82,7 @@ fn moving_face_keeps_one_id_and_stable_labels() {
     // raw estimate swings ±6, and its bucket does not flicker.
     for &a in &ages[10..] {
         assert!((a - 28.0).abs() < 3.0, "smoothed age {a} (all: {ages:?})");
-        assert_eq!(AGE_BUCKETS[agegender::track::bucket_for_age(a)].0, "25-32");
+        assert_eq!(AGE_BUCKETS[agegender::classify::bucket_of(a)].0, "25-32");
     }
     let last = t.faces()[0];
     assert_eq!(AGE_BUCKETS[last.attributes.bucket].0, "25-32");
@@ -254,7 +254,7 @@ fn ended_tracks_carry_their_summary() {
         "{s:?}"
     );
     assert!((s.sum_age - (30.0 + 31.0 + 32.0 + 33.0 + 34.0)).abs() < 1e-4);
-    let b = agegender::track::bucket_for_age(32.0);
+    let b = agegender::classify::bucket_of(32.0);
     assert!((s.bucket_mass[b] - 3.0).abs() < 1e-5, "{s:?}");
     // the next update forgets it (once)
     t.update_at(&[det(300.0, 10.0, 80.0)], &[attrs(0.1, 60.0)], 25, 2500);

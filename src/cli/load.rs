@@ -54,7 +54,7 @@ pub(crate) fn load_classifier(cfg: &Config) -> Result<(Classifier, FormChoice), 
 /// Load the detector and classifier the config names, and for the frame loop (`live`) the
 /// window detector of track-guided detection when it is on; errors are model errors (exit 3).
 pub(crate) fn load_perception(cfg: &Config, live: bool) -> Result<(Perception, FormChoice), Fail> {
-    agegender::detect::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
+    agegender::tract_runner::set_inference_threads(cfg.threads).map_err(Fail::Usage)?;
     let detect = load_frame_detector(cfg, live)?;
     let (classifier, choice) = load_classifier(cfg)?;
     Ok((

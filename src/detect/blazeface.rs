@@ -32,12 +32,10 @@ use anyhow::Context;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-use super::{
-    finish, fix_constant_of_shape, push_candidate, read_onnx, Detection, DetectorConfig, Letterbox,
-    Window,
-};
-use super::{FaceDetector, Resampler, TractRunner};
+use super::{finish, push_candidate, Detection, DetectorConfig, Letterbox, Window};
+use super::{FaceDetector, Resampler};
 use crate::rgb::RgbImage;
+use crate::tract_runner::{fix_constant_of_shape, read_onnx, TractRunner};
 
 pub struct BlazeFace {
     runner: TractRunner,
@@ -180,8 +178,8 @@ impl BlazeFace {
             _ => anyhow::bail!(
                 "detector {}: not a BlazeFace model (input {}, outputs {})",
                 path.display(),
-                super::describe_values(&proto, true),
-                super::describe_values(&proto, false)
+                crate::tract_runner::describe_values(&proto, true),
+                crate::tract_runner::describe_values(&proto, false)
             ),
         }
     }

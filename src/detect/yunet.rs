@@ -17,9 +17,10 @@ use anyhow::{bail, Context};
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-use super::{finish, push_candidate, read_onnx, Detection, DetectorConfig, FaceDetector};
-use super::{Letterbox, Resampler, TractRunner};
+use super::{finish, push_candidate, Detection, DetectorConfig, FaceDetector};
+use super::{Letterbox, Resampler};
 use crate::rgb::RgbImage;
+use crate::tract_runner::{read_onnx, TractRunner};
 
 /// Input size used for a dynamic-size YuNet when none is given (a 640×480 camera frame).
 pub const DEFAULT_DYNAMIC_INPUT: (u32, u32) = (640, 480);
@@ -155,8 +156,8 @@ impl YuNet {
             _ => bail!(
                 "detector {}: not a YuNet model (inputs {}, outputs {})",
                 path.display(),
-                super::describe_values(&proto, true),
-                super::describe_values(&proto, false)
+                crate::tract_runner::describe_values(&proto, true),
+                crate::tract_runner::describe_values(&proto, false)
             ),
         }
     }
@@ -167,8 +168,8 @@ impl YuNet {
         input: Option<(u32, u32)>,
         cfg: DetectorConfig,
     ) -> anyhow::Result<YuNet> {
-        let inputs = super::real_inputs(&proto);
-        let d = super::dims(inputs[0]);
+        let inputs = crate::tract_runner::real_inputs(&proto);
+        let d = crate::tract_runner::dims(inputs[0]);
         let fixed = match (d.get(2).copied().flatten(), d.get(3).copied().flatten()) {
             (Some(h), Some(w)) => Some((w as u32, h as u32)),
             _ => None,

@@ -241,15 +241,7 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
 
 /// Intersection over union of two `[x0, y0, x1, y1]` boxes.
 pub fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if ua <= 0.0 {
-        0.0
-    } else {
-        inter / ua
-    }
+    agegender::detect::iou(&a, &b)
 }
 
 pub fn to_f32_box(b: [u32; 4]) -> [f32; 4] {
