@@ -128,6 +128,8 @@ pub enum CameraState {
     Resumed,
     /// A finite source (file, directory) has no more frames.
     Ended,
+    /// The run was asked to stop (SIGTERM, SIGINT): the last status line of a stopped kiosk.
+    Stopped,
 }
 
 /// Counters for a status line.

@@ -516,6 +516,86 @@ fn last_will_marks_a_killed_kiosk_offline() {
     assert_retained_offline(broker.port, "t-will-late");
 }
 
+/// `systemctl stop` of a kiosk with people in view: SIGTERM ends the run as the end of its
+/// stream does, and their visits, the last counts and the last status reach the broker before
+/// the kiosk exits (status 0), then it marks itself offline.
+#[test]
+fn a_stopped_kiosk_delivers_the_visits_in_progress_to_the_broker() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let sub = Subscriber::start(broker.port, "t-stop", &[]);
+    // one person in view all along, swaying (the clip ends where it starts: no seam), looped
+    let face = common::utk_faces(1, 21);
+    let mut stream = Vec::new();
+    for i in 0..40u32 {
+        let dx = (i % 40).min(40 - i % 40);
+        let b = [60 + dx, 40, 180 + dx, 160];
+        stream.extend_from_slice(&common::face_frame(&[(face[0].clone(), b)], 320, 240).0);
+    }
+    let source = tmp.path().join("standing.mjpeg");
+    std::fs::write(&source, stream).unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let mut child = kiosk(
+        &source,
+        &["--mqtt", &url, "--mqtt-client-id", "kiosk-s", "--loop"],
+    )
+    .spawn()
+    .unwrap();
+    let out = Lines::collect(child.stdout.take().unwrap());
+    let err = Lines::collect(child.stderr.take().unwrap());
+    wait_for("availability online and 30 face lines", WAIT, || {
+        let faces = out
+            .all()
+            .iter()
+            .filter(|l| l.contains("\"type\":\"face\""))
+            .count();
+        (faces >= 30 && sub.on("availability").iter().any(|m| m.payload == "online")).then_some(())
+    });
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status}: {:?}", err.all());
+    let serial = json_lines(&out.all());
+    let visits = of_type(&serial, "visit");
+    assert_eq!(
+        visits.len(),
+        1,
+        "the person in view became a visit: {visits:?}"
+    );
+    let last = serial.last().unwrap();
+    assert_eq!(last["camera"], "stopped", "{last}");
+    let want: std::collections::BTreeSet<u64> = visits
+        .iter()
+        .map(|v| v["track_id"].as_u64().unwrap())
+        .collect();
+    let got = wait_for("every visit at the broker", WAIT, || {
+        let got: std::collections::BTreeSet<u64> = sub
+            .on("visit")
+            .iter()
+            .map(|m| m.json()["track_id"].as_u64().unwrap())
+            .collect();
+        (got == want).then_some(got)
+    });
+    assert_eq!(got, want);
+    wait_for("the last status and counts at the broker", WAIT, || {
+        let stopped = sub
+            .on("status")
+            .iter()
+            .any(|m| m.json()["camera"] == "stopped");
+        (stopped && !sub.on("counts").is_empty()).then_some(())
+    });
+    wait_for("availability offline", WAIT, || {
+        sub.on("availability")
+            .iter()
+            .any(|m| m.payload == "offline")
+            .then_some(())
+    });
+}
+
 /// The broker goes away for a while and comes back. The frame loop goes on (its status lines
 /// during the outage count more frames each time), every
 /// visit of the serial log reaches the subscriber (those of the outage after it), the status

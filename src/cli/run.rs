@@ -1,6 +1,10 @@
 //! `agegender run`: the live loop.
 
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use agegender::display::png::SaveFrames;
 use agegender::pipeline::{self, LoopOptions, Pipeline};
@@ -109,7 +113,22 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
             p.describe_display()
         ));
     }
+    // SIGTERM (systemctl stop, a reboot, busybox's poweroff) and SIGINT (Ctrl-C) end the run as
+    // the end of a stream does: the frames in flight are finished, the people in view become
+    // visits, a last counts and status line are written and the serial queue is flushed; then
+    // the MQTT publisher delivers what it holds for at most agegender::mqtt::LINGER, the
+    // watchdog is disarmed, and the exit status is 0. A second signal exits at once (128 + the
+    // signal's number, as a shell reports a process killed by it).
+    let stop = p.stop_handle();
+    for sig in [SIGTERM, SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(|e| Fail::Runtime(anyhow::anyhow!("cannot handle signal {sig}: {e}")))?;
+    }
     let status = p.run().map_err(Fail::Runtime)?;
+    if stop.load(Ordering::Relaxed) {
+        eprintln!("agegender: stopped by a signal: the run ended as at the end of its stream");
+    }
     eprintln!(
         "agegender: done: {} frames, {} faces reported, {} decode errors, {} capture errors",
         status.frames, status.faces_total, status.decode_errors, status.capture_errors

@@ -316,6 +316,9 @@ impl Pipeline {
     /// The end of a run: the people still in view leave with it (visits, the last counts),
     /// a last status line, everything flushed.
     pub fn end_run(&mut self) -> anyhow::Result<Status> {
+        if self.stop.load(Ordering::Relaxed) {
+            self.status.camera = CameraState::Stopped;
+        }
         // The people still in view leave with the run: their visits, then the last window.
         self.tracker.end_all();
         self.write_visits()?;
