@@ -24,7 +24,6 @@
 //! asks programs not to expose).
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
@@ -36,221 +35,23 @@ use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Packet, QoS, Tra
 
 use crate::report::{LineKind, Publish};
 
+mod settings;
+mod tls;
+
+pub use settings::*;
+use tls::read_file;
+pub use tls::tls_config;
+
 /// How long a closing publisher keeps trying to deliver what is queued.
 pub const LINGER: Duration = Duration::from_secs(5);
 
-/// A broker address from `mqtt://host[:port]` or `mqtts://host[:port]` (ports 1883 / 8883 by
-/// default).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl BrokerUrl {
-    pub fn parse(s: &str) -> Result<BrokerUrl, String> {
-        let (tls, rest) = if let Some(r) = s.strip_prefix("mqtts://") {
-            (true, r)
-        } else if let Some(r) = s.strip_prefix("mqtt://") {
-            (false, r)
-        } else {
-            return Err(format!(
-                "`{s}` is not mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
-            ));
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('@') {
-            return Err(format!(
-                "`{s}`: no user or password in the URL (mqtt_user, mqtt_password_file)"
-            ));
-        }
-        if rest.contains('/') || rest.contains('?') {
-            return Err(format!("`{s}`: no path or query after the host and port"));
-        }
-        let default_port = if tls { 8883 } else { 1883 };
-        // [v6]:port, host:port, host
-        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-            let (h, after) = r
-                .split_once(']')
-                .ok_or_else(|| format!("`{s}`: unclosed [ in the host"))?;
-            match after.strip_prefix(':') {
-                Some(p) => (h, Some(p)),
-                None if after.is_empty() => (h, None),
-                None => return Err(format!("`{s}`: expected :PORT after ]")),
-            }
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (rest, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("`{s}` has no host"));
-        }
-        let port = match port {
-            None => default_port,
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p > 0 => p,
-                _ => return Err(format!("`{s}`: port `{p}` is not in 1..=65535")),
-            },
-        };
-        Ok(BrokerUrl {
-            tls,
-            host: host.to_string(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Whether `s` may stand in a topic level (the client id) or be the prefix (levels joined by
-/// `/`): not empty, no wildcard, no NUL, no empty level.
-pub fn check_topic_part(s: &str, levels: bool) -> Result<(), String> {
-    if s.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if s.contains(['+', '#', '\0']) {
-        return Err(format!("`{s}` holds a wildcard (+, #) or NUL"));
-    }
-    if !levels && s.contains('/') {
-        return Err(format!("`{s}` holds a /"));
-    }
-    if levels && s.split('/').any(str::is_empty) {
-        return Err(format!(
-            "`{s}` has an empty level (a leading, trailing or double /)"
-        ));
-    }
-    Ok(())
-}
-
-/// The default client id: 12 hex digits of HMAC-SHA256(machine id, "agegender"): stable per
-/// machine, says nothing about the machine id itself.
-pub fn default_client_id() -> anyhow::Result<String> {
-    let id = ["/etc/machine-id", "/var/lib/dbus/machine-id"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .context("no /etc/machine-id to derive the MQTT client id from: set mqtt_client_id (--mqtt-client-id)")?;
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, id.as_bytes());
-    let tag = ring::hmac::sign(&key, b"agegender");
-    Ok(tag.as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// QoS of a setting (0 or 1; checked in [`Config::validate`]).
+/// QoS of a setting (0 or 1; checked in `Config::validate`).
 fn qos(n: u8) -> QoS {
     if n == 0 {
         QoS::AtMostOnce
     } else {
         QoS::AtLeastOnce
     }
-}
-
-/// Everything the publisher needs, from the [`Config`].
-#[derive(Clone, Debug)]
-pub struct MqttSettings {
-    pub url: BrokerUrl,
-    pub client_id: String,
-    pub prefix: String,
-    pub faces: bool,
-    /// QoS of face, visit, counts and status lines (index: [`LineKind`] as usize).
-    pub qos: [u8; 4],
-    pub ca: Option<PathBuf>,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub user: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub queue: usize,
-    pub keep_alive: Duration,
-}
-
-impl MqttSettings {
-    /// `<prefix>/<id>/<leaf>`.
-    pub fn topic(&self, leaf: &str) -> String {
-        format!("{}/{}/{leaf}", self.prefix, self.client_id)
-    }
-}
-
-fn read_file(key: &str, p: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("{key} {}: cannot read it", p.display()))
-}
-
-/// The rustls client configuration for `mqtts://`; errors name the key and the file.
-pub fn tls_config(s: &MqttSettings) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match &s.ca {
-        Some(p) => {
-            let pem = read_file("mqtt_ca", p)?;
-            let mut n = 0;
-            for c in CertificateDer::pem_slice_iter(&pem) {
-                let c = c.map_err(|e| {
-                    anyhow::anyhow!("mqtt_ca {}: not a PEM certificate: {e}", p.display())
-                })?;
-                roots.add(c).map_err(|e| {
-                    anyhow::anyhow!("mqtt_ca {}: not a usable CA certificate: {e}", p.display())
-                })?;
-                n += 1;
-            }
-            anyhow::ensure!(n > 0, "mqtt_ca {}: no PEM certificate in it", p.display());
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
-            }
-            anyhow::ensure!(
-                !roots.is_empty(),
-                "mqtts: no system CA certificates found; give the broker's CA with mqtt_ca (--mqtt-ca)"
-            );
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS setup")?
-        .with_root_certificates(roots);
-    let cfg = match (&s.cert, &s.key) {
-        (Some(cp), Some(kp)) => {
-            let pem = read_file("mqtt_cert", cp)?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow::anyhow!("mqtt_cert {}: not PEM: {e}", cp.display()))?;
-            anyhow::ensure!(
-                !certs.is_empty(),
-                "mqtt_cert {}: no PEM certificate in it",
-                cp.display()
-            );
-            let kpem = read_file("mqtt_key", kp)?;
-            let key = PrivateKeyDer::from_pem_slice(&kpem).map_err(|e| {
-                anyhow::anyhow!("mqtt_key {}: not a PEM private key: {e}", kp.display())
-            })?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| {
-                anyhow::anyhow!(
-                    "mqtt_cert {} / mqtt_key {}: {e}",
-                    cp.display(),
-                    kp.display()
-                )
-            })?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(cfg))
 }
 
 /// Counters shared by the frame loop's side and the publisher thread.
@@ -702,46 +503,5 @@ fn describe(e: &rumqttc::ConnectionError) -> String {
                 s
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn broker_urls() {
-        let u = BrokerUrl::parse("mqtt://broker.local").unwrap();
-        assert_eq!(
-            (u.tls, u.host.as_str(), u.port),
-            (false, "broker.local", 1883)
-        );
-        let u = BrokerUrl::parse("mqtts://10.0.0.2:18883/").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port), (true, "10.0.0.2", 18883));
-        let u = BrokerUrl::parse("mqtt://[::1]:2000").unwrap();
-        assert_eq!((u.host.as_str(), u.port), ("::1", 2000));
-        assert_eq!(u.to_string(), "mqtt://[::1]:2000");
-        for bad in [
-            "tcp://x",
-            "mqtt://",
-            "mqtt://h:0",
-            "mqtt://h:99999",
-            "mqtt://u:p@h",
-            "mqtt://h/topic",
-            "mqtt://[::1",
-        ] {
-            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn topic_parts() {
-        assert!(check_topic_part("agegender", true).is_ok());
-        assert!(check_topic_part("shop/floor1", true).is_ok());
-        assert!(check_topic_part("shop//x", true).is_err());
-        assert!(check_topic_part("/x", true).is_err());
-        assert!(check_topic_part("a+b", false).is_err());
-        assert!(check_topic_part("a/b", false).is_err());
-        assert!(check_topic_part("", false).is_err());
     }
 }
