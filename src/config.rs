@@ -106,7 +106,7 @@ pub struct Config {
     /// Seconds between `counts` lines (0: none).
     pub counts_interval_s: f32,
     // --- end of visits and counts ---
-    // --- MQTT publisher (src/mqtt.rs); off unless `mqtt` is set ---
+    // --- MQTT publisher (src/mqtt/); off unless `mqtt` is set ---
     /// Broker: `mqtt://host[:port]` or `mqtts://host[:port]` (TLS). Unset: no network at all.
     pub mqtt: Option<String>,
     /// Client id, also the topic level after the prefix (default: derived from /etc/machine-id).
@@ -634,7 +634,7 @@ impl Config {
         }
     }
 
-    /// The MQTT publisher's (src/mqtt.rs), `None` when `mqtt` is not set (no network at all).
+    /// The MQTT publisher's (src/mqtt/), `None` when `mqtt` is not set (no network at all).
     pub fn mqtt(&self) -> anyhow::Result<Option<crate::mqtt::MqttSettings>> {
         use crate::mqtt::{default_client_id, BrokerUrl, MqttSettings};
         let Some(url) = &self.mqtt else {

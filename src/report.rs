@@ -46,7 +46,7 @@ pub enum LineKind {
 }
 
 /// A second output beside the sink, that sorts lines by type: the MQTT publisher
-/// (`src/mqtt.rs`). Must not block the frame loop.
+/// (`src/mqtt/`). Must not block the frame loop.
 pub trait Publish {
     /// Hand over one line (without newline); a line that cannot be queued is dropped and counted.
     fn publish(&mut self, kind: LineKind, line: &[u8]);

@@ -1,4 +1,4 @@
-//! Track-guided detection (src/pipeline.rs `Perception::detect_windows`, through the real
+//! Track-guided detection (src/pipeline/frame_detector.rs `FrameDetector::detect_windows`, through the real
 //! BlazeFace models on real JPEG frames of UTKFace faces): a window search with the 128×128
 //! front model finds the face the whole-frame detector finds, at the same place, also when the
 //! window runs off the frame; in the loop, a moving face is followed in windows between

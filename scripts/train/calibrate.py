@@ -13,7 +13,7 @@ the validation split and one for the test split.
    exact age bucket (target 80%). The bound leaves a margin for sampling error: the validation
    split is a sample, and a threshold that only just meets the target there falls short on
    other faces about half of the time. Nothing is chosen on test: test is only measured. The
-   runtime's defaults (src/classify.rs) are what this rule gives on the committed models'
+   runtime's defaults (src/classify/labels.rs) are what this rule gives on the committed models'
    validation dump (models/calibration-val-f32.jsonl.gz), checked by a test.
 3. Expected calibration error (15 equal-width bins of the reported probability over 0..1) before and
    after, risk-coverage tables, a reliability diagram and a risk-coverage plot.
@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from dataset import AGE_BUCKETS  # the runtime's buckets (src/classify.rs)
+from dataset import AGE_BUCKETS  # the runtime's buckets (src/classify/labels.rs)
 
 ECE_BINS = 15
 GENDER_KEY = "agegender.gender_temperature"
 AGE_KEY = "agegender.age_temperature"
 PROVENANCE_KEY = "agegender.calibration"
-# Temperatures the runtime accepts (src/classify.rs, Calibration::from_metadata).
+# Temperatures the runtime accepts (src/classify/labels.rs, Calibration::from_metadata).
 T_MIN, T_MAX = 0.05, 20.0
 # Bucket index of every year 0..=100.
 YEAR_BUCKET = np.array([next(i for i, (_, lo, hi) in enumerate(AGE_BUCKETS) if lo <= y <= hi) for y in range(101)])
@@ -79,7 +79,7 @@ def load_dump(path: Path) -> Faces:
     )
 
 
-# ---- the runtime's arithmetic (src/classify.rs, attributes_calibrated) ----
+# ---- the runtime's arithmetic (src/classify/labels.rs, attributes_calibrated) ----
 
 
 def gender_logit(p_female: np.ndarray) -> np.ndarray:

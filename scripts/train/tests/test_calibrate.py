@@ -93,15 +93,15 @@ def test_the_margin_rule_asks_the_lower_bound_to_meet_the_target():
 
 
 def test_the_runtime_defaults_are_what_the_rule_gives_on_validation():
-    """src/classify.rs's DEFAULT_GENDER_MIN_P and DEFAULT_BUCKET_MIN_P, re-derived from the
+    """src/classify/labels.rs's DEFAULT_GENDER_MIN_P and DEFAULT_BUCKET_MIN_P, re-derived from the
     committed validation dump of the f32 model (`agegender eval --subset val --dump`) by the
     whole rule: temperatures fitted, then the thresholds chosen, on validation alone."""
     rule = cal.derive_thresholds(cal.load_dump(ROOT / "models/calibration-val-f32.jsonl.gz"))
-    src = (ROOT / "src/classify.rs").read_text()
+    src = (ROOT / "src/classify/labels.rs").read_text()
 
     def const(name: str) -> float:
         m = re.search(rf"pub const {name}: f32 = ([0-9.]+);", src)
-        assert m, f"{name} not found in src/classify.rs"
+        assert m, f"{name} not found in src/classify/labels.rs"
         return float(m.group(1))
 
     assert const("DEFAULT_GENDER_MIN_P") == rule["gender_min_p"], rule["why"]
