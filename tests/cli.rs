@@ -169,6 +169,103 @@ fn unknown_config_key_names_key_and_file() {
     one_error(&out, 2, &[s(&nothere)]);
 }
 
+/// A bad value is reported where it came from: the flag the user typed, or the file. A rule
+/// between two keys, broken by a flag over a file that passed, names that flag.
+#[test]
+fn config_errors_name_the_flag_or_the_file_the_value_came_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("kiosk.toml");
+    // Flags in seconds drop the key's `_s`; the message names the flag as typed.
+    one_error(
+        &agegender(&["run", "--classify-refresh=-1"]),
+        2,
+        &["--classify-refresh:", "seconds"],
+    );
+    one_error(
+        &agegender(&["run", "--watchdog-timeout", "0"]),
+        2,
+        &["--watchdog-timeout:"],
+    );
+    // The file sets a CA, which is fine with an mqtts:// broker; the flag then names a plain
+    // broker: the error is the flag's.
+    std::fs::write(
+        &cfg,
+        "mqtt = \"mqtts://broker.example\"\nmqtt_ca = \"ca.pem\"\n",
+    )
+    .unwrap();
+    let e = one_error(
+        &agegender(&[
+            "bench",
+            "--source",
+            "x.mjpeg",
+            "--config",
+            s(&cfg),
+            "--mqtt",
+            "mqtt://broker.example",
+        ]),
+        2,
+        &["--mqtt:", "mqtts://"],
+    );
+    assert!(!e.contains(s(&cfg)), "{e}");
+    // The same value from the file names the file and the key.
+    std::fs::write(
+        &cfg,
+        "mqtt = \"mqtt://broker.example\"\nmqtt_ca = \"ca.pem\"\n",
+    )
+    .unwrap();
+    one_error(
+        &agegender(&["bench", "--source", "x.mjpeg", "--config", s(&cfg)]),
+        2,
+        &[s(&cfg), "`mqtt_ca`"],
+    );
+}
+
+/// Every flag that the command line lays over the config (`overlay!` in src/cli/) is a flag
+/// of the commands that use it: an error never names a flag that does not exist.
+#[test]
+fn every_overlaid_flag_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let help = |cmd: &str| {
+        let out = agegender(&[cmd, "--help"]);
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (run, bench, image, eval) = (help("run"), help("bench"), help("image"), help("eval"));
+    let mut seen = 0;
+    for (file, helps) in [
+        ("src/cli/args.rs", vec![&run, &bench, &image, &eval]),
+        ("src/cli/run.rs", vec![&run]),
+        ("src/cli/bench.rs", vec![&bench]),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        // `overlay!(cfg, value, key, "--flag")`, on one line or several
+        let calls = text.split("overlay!(").skip(1);
+        for call in calls {
+            let Some(flag) = call
+                .split('"')
+                .nth(1)
+                .filter(|f| f.starts_with("--") && *f != "--flag")
+            else {
+                continue;
+            };
+            seen += 1;
+            // the base flags are everyone's; MqttArgs' are run's and bench's
+            let wanted: Vec<&String> = if flag.starts_with("--mqtt") {
+                vec![&run, &bench]
+            } else {
+                helps.clone()
+            };
+            for h in wanted {
+                assert!(
+                    h.contains(&format!("{flag} ")) || h.contains(&format!("{flag}\n")),
+                    "{file}: {flag} is not a flag of every command that lays it over the config"
+                );
+            }
+        }
+    }
+    assert!(seen > 40, "found only {seen} overlaid flags");
+}
+
 #[test]
 fn usage_errors_are_one_line_with_exit_2() {
     one_error(

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use agegender::config::Config;
+use agegender::config::{Config, Layered};
 use clap::Args;
 
 use crate::Fail;
@@ -214,35 +214,48 @@ pub(crate) struct MqttArgs {
 }
 
 impl MqttArgs {
-    pub(crate) fn apply(&self, cfg: &mut Config) {
+    pub(crate) fn apply(&self, cfg: &mut Layered) {
         let a = self.clone();
-        if a.mqtt.is_some() {
-            cfg.mqtt = a.mqtt;
-        }
-        if a.mqtt_client_id.is_some() {
-            cfg.mqtt_client_id = a.mqtt_client_id;
-        }
-        set(&mut cfg.mqtt_topic_prefix, a.mqtt_topic_prefix);
-        cfg.mqtt_faces |= a.mqtt_faces;
-        set(&mut cfg.mqtt_qos_face, a.mqtt_qos_face);
-        set(&mut cfg.mqtt_qos_visit, a.mqtt_qos_visit);
-        set(&mut cfg.mqtt_qos_counts, a.mqtt_qos_counts);
-        set(&mut cfg.mqtt_qos_status, a.mqtt_qos_status);
-        for (slot, v) in [
-            (&mut cfg.mqtt_ca, a.mqtt_ca),
-            (&mut cfg.mqtt_cert, a.mqtt_cert),
-            (&mut cfg.mqtt_key, a.mqtt_key),
-            (&mut cfg.mqtt_password_file, a.mqtt_password_file),
-        ] {
-            if v.is_some() {
-                *slot = v;
-            }
-        }
-        if a.mqtt_user.is_some() {
-            cfg.mqtt_user = a.mqtt_user;
-        }
-        set(&mut cfg.mqtt_queue, a.mqtt_queue);
-        set(&mut cfg.mqtt_keep_alive_s, a.mqtt_keep_alive);
+        overlay!(cfg, a.mqtt.map(Some), mqtt, "--mqtt");
+        overlay!(
+            cfg,
+            a.mqtt_client_id.map(Some),
+            mqtt_client_id,
+            "--mqtt-client-id"
+        );
+        overlay!(
+            cfg,
+            a.mqtt_topic_prefix,
+            mqtt_topic_prefix,
+            "--mqtt-topic-prefix"
+        );
+        overlay!(
+            cfg,
+            a.mqtt_faces.then_some(true),
+            mqtt_faces,
+            "--mqtt-faces"
+        );
+        overlay!(cfg, a.mqtt_qos_face, mqtt_qos_face, "--mqtt-qos-face");
+        overlay!(cfg, a.mqtt_qos_visit, mqtt_qos_visit, "--mqtt-qos-visit");
+        overlay!(cfg, a.mqtt_qos_counts, mqtt_qos_counts, "--mqtt-qos-counts");
+        overlay!(cfg, a.mqtt_qos_status, mqtt_qos_status, "--mqtt-qos-status");
+        overlay!(cfg, a.mqtt_ca.map(Some), mqtt_ca, "--mqtt-ca");
+        overlay!(cfg, a.mqtt_cert.map(Some), mqtt_cert, "--mqtt-cert");
+        overlay!(cfg, a.mqtt_key.map(Some), mqtt_key, "--mqtt-key");
+        overlay!(
+            cfg,
+            a.mqtt_password_file.map(Some),
+            mqtt_password_file,
+            "--mqtt-password-file"
+        );
+        overlay!(cfg, a.mqtt_user.map(Some), mqtt_user, "--mqtt-user");
+        overlay!(cfg, a.mqtt_queue, mqtt_queue, "--mqtt-queue");
+        overlay!(
+            cfg,
+            a.mqtt_keep_alive,
+            mqtt_keep_alive_s,
+            "--mqtt-keep-alive"
+        );
     }
 }
 
@@ -339,49 +352,53 @@ pub(crate) struct BenchArgs {
     pub(crate) mqtt: MqttArgs,
 }
 
-/// The config file (if any) with the common flags applied.
-pub(crate) fn base_config(c: &CommonArgs) -> Result<Config, Fail> {
-    let mut cfg = match &c.config {
-        Some(p) => Config::from_file(p).map_err(|e| Fail::Usage(e.into()))?,
-        None => Config::default(),
+/// `overlay!(layered, value, key, "--flag")`: `key` takes the flag's value when the flag was
+/// given, and a bad value is reported as the flag's.
+macro_rules! overlay {
+    ($cfg:expr, $value:expr, $key:ident, $flag:literal) => {
+        $cfg.set(|c| &mut c.$key, stringify!($key), $flag, $value)
     };
-    if c.model.is_some() {
-        cfg.model = c.model.clone();
-    }
-    if c.detector.is_some() {
-        cfg.detector = c.detector.clone();
-    }
-    if c.window_detector.is_some() {
-        cfg.window_detector = c.window_detector.clone();
-    }
-    set(&mut cfg.score_threshold, c.score_threshold);
-    set(&mut cfg.nms_iou, c.nms_iou);
-    set(&mut cfg.max_faces, c.max_faces);
-    set(&mut cfg.closeup_margin, c.closeup_margin);
-    set(&mut cfg.threads, c.threads);
-    set(&mut cfg.workers, c.workers);
-    set(&mut cfg.model_form, c.model_form);
-    set(&mut cfg.gender_min_p, c.gender_min_p);
-    set(&mut cfg.bucket_min_p, c.bucket_min_p);
-    set(&mut cfg.classify_budget, c.classify_budget);
-    set(&mut cfg.classify_grow, c.classify_grow);
-    set(&mut cfg.classify_quality_gain, c.classify_quality_gain);
-    set(&mut cfg.classify_refresh_s, c.classify_refresh);
+}
+pub(crate) use overlay;
+
+/// The config file (if any) with the common flags applied.
+pub(crate) fn base_config(c: &CommonArgs) -> Result<Layered, Fail> {
+    let mut cfg = Layered::new(c.config.as_deref()).map_err(|e| Fail::Usage(e.into()))?;
+    overlay!(cfg, c.model.clone().map(Some), model, "--model");
+    overlay!(cfg, c.detector.clone().map(Some), detector, "--detector");
+    overlay!(
+        cfg,
+        c.window_detector.clone().map(Some),
+        window_detector,
+        "--window-detector"
+    );
+    overlay!(cfg, c.score_threshold, score_threshold, "--score-threshold");
+    overlay!(cfg, c.nms_iou, nms_iou, "--nms-iou");
+    overlay!(cfg, c.max_faces, max_faces, "--max-faces");
+    overlay!(cfg, c.closeup_margin, closeup_margin, "--closeup-margin");
+    overlay!(cfg, c.threads, threads, "--threads");
+    overlay!(cfg, c.workers, workers, "--workers");
+    overlay!(cfg, c.model_form, model_form, "--model-form");
+    overlay!(cfg, c.gender_min_p, gender_min_p, "--gender-min-p");
+    overlay!(cfg, c.bucket_min_p, bucket_min_p, "--bucket-min-p");
+    overlay!(cfg, c.classify_budget, classify_budget, "--classify-budget");
+    overlay!(cfg, c.classify_grow, classify_grow, "--classify-grow");
+    overlay!(
+        cfg,
+        c.classify_quality_gain,
+        classify_quality_gain,
+        "--classify-quality-gain"
+    );
+    overlay!(
+        cfg,
+        c.classify_refresh,
+        classify_refresh_s,
+        "--classify-refresh"
+    );
     Ok(cfg)
 }
 
-pub(crate) fn set<T>(slot: &mut T, v: Option<T>) {
-    if let Some(v) = v {
-        *slot = v;
-    }
-}
-
-pub(crate) fn check(cfg: &Config) -> Result<(), Fail> {
-    cfg.validate().map_err(|(key, why)| {
-        Fail::Usage(anyhow::anyhow!(
-            "bad value for --{}: {why}",
-            // `status_interval_s` is `--status-interval`: flags in seconds drop the `_s`
-            key.strip_suffix("_s").unwrap_or(key).replace('_', "-")
-        ))
-    })
+/// The whole config checked: a bad value names the flag that set it, or the file.
+pub(crate) fn check(cfg: Layered) -> Result<Config, Fail> {
+    cfg.check().map_err(|e| Fail::Usage(e.into()))
 }

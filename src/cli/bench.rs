@@ -13,16 +13,32 @@ use crate::Fail;
 
 pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     let mut cfg = base_config(&a.common)?;
-    cfg.source = a.source;
+    overlay!(cfg, Some(a.source), source, "--source");
+    overlay!(cfg, a.detect_every, detect_every, "--detect-every");
+    overlay!(
+        cfg,
+        a.motion_threshold,
+        motion_threshold,
+        "--motion-threshold"
+    );
+    overlay!(
+        cfg,
+        a.detect_max_interval,
+        detect_max_interval_s,
+        "--detect-max-interval"
+    );
+    overlay!(
+        cfg,
+        a.full_detect_interval,
+        full_detect_interval_s,
+        "--full-detect-interval"
+    );
+    a.mqtt.apply(&mut cfg);
+    let mut cfg = check(cfg)?;
+    // What bench measures: the file replayed in a loop as fast as it goes, without end.
     cfg.fps = 0.0;
     cfg.loop_source = true;
     cfg.max_frames = 0;
-    set(&mut cfg.detect_every, a.detect_every);
-    set(&mut cfg.motion_threshold, a.motion_threshold);
-    set(&mut cfg.detect_max_interval_s, a.detect_max_interval);
-    set(&mut cfg.full_detect_interval_s, a.full_detect_interval);
-    a.mqtt.apply(&mut cfg);
-    check(&cfg)?;
     if cfg.source.starts_with("/dev/") || cfg.source.starts_with("v4l2:") {
         return Err(Fail::Usage(anyhow::anyhow!(
             "bench --source {}: give an .mjpeg file or a directory of images (a camera cannot be replayed)",

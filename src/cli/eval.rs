@@ -10,8 +10,7 @@ use crate::load::*;
 use crate::{print_error, Fail};
 
 pub(crate) fn cmd_eval(a: EvalArgs) -> Result<ExitCode, Fail> {
-    let cfg = base_config(&a.common)?;
-    check(&cfg)?;
+    let cfg = check(base_config(&a.common)?)?;
     if !a.faces.is_dir() {
         return Err(Fail::Runtime(anyhow::anyhow!(
             "face directory {} does not exist",

@@ -29,8 +29,7 @@ fn png_name(input: &Path, used: &mut HashSet<String>) -> String {
 }
 
 pub(crate) fn cmd_image(a: ImageArgs) -> Result<ExitCode, Fail> {
-    let cfg = base_config(&a.common)?;
-    check(&cfg)?;
+    let cfg = check(base_config(&a.common)?)?;
     let (mut perception, _) = load_perception(&cfg, false)?;
     std::fs::create_dir_all(&a.out).map_err(|e| {
         Fail::Runtime(anyhow::anyhow!(

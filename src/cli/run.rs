@@ -15,37 +15,73 @@ use crate::Fail;
 
 pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     let mut cfg = base_config(&a.common)?;
-    set(&mut cfg.source, a.source);
-    set(&mut cfg.fps, a.fps);
-    set(&mut cfg.width, a.width);
-    set(&mut cfg.height, a.height);
-    cfg.loop_source |= a.loop_source;
-    cfg.replay_as_camera |= a.as_camera;
-    set(&mut cfg.display, a.display);
-    if a.save_frames.is_some() {
-        cfg.save_frames = a.save_frames;
-    }
-    set(&mut cfg.serial, a.serial);
-    set(&mut cfg.baud, a.baud);
-    set(&mut cfg.max_frames, a.max_frames);
-    set(&mut cfg.detect_every, a.detect_every);
-    set(&mut cfg.motion_threshold, a.motion_threshold);
-    set(&mut cfg.detect_max_interval_s, a.detect_max_interval);
-    set(&mut cfg.full_detect_interval_s, a.full_detect_interval);
-    if a.watchdog_device.is_some() {
-        cfg.watchdog_device = a.watchdog_device;
-    }
-    set(&mut cfg.watchdog_timeout_s, a.watchdog_timeout);
-    set(&mut cfg.status_interval_s, a.status_interval);
-    set(&mut cfg.track_iou, a.track_iou);
-    set(&mut cfg.max_missed, a.max_missed);
-    set(&mut cfg.age_alpha, a.age_alpha);
+    overlay!(cfg, a.source, source, "--source");
+    overlay!(cfg, a.fps, fps, "--fps");
+    overlay!(cfg, a.width, width, "--width");
+    overlay!(cfg, a.height, height, "--height");
+    overlay!(cfg, a.loop_source.then_some(true), loop_source, "--loop");
+    overlay!(
+        cfg,
+        a.as_camera.then_some(true),
+        replay_as_camera,
+        "--as-camera"
+    );
+    overlay!(cfg, a.display, display, "--display");
+    overlay!(cfg, a.save_frames.map(Some), save_frames, "--save-frames");
+    overlay!(cfg, a.serial, serial, "--serial");
+    overlay!(cfg, a.baud, baud, "--baud");
+    overlay!(cfg, a.max_frames, max_frames, "--max-frames");
+    overlay!(cfg, a.detect_every, detect_every, "--detect-every");
+    overlay!(
+        cfg,
+        a.motion_threshold,
+        motion_threshold,
+        "--motion-threshold"
+    );
+    overlay!(
+        cfg,
+        a.detect_max_interval,
+        detect_max_interval_s,
+        "--detect-max-interval"
+    );
+    overlay!(
+        cfg,
+        a.full_detect_interval,
+        full_detect_interval_s,
+        "--full-detect-interval"
+    );
+    overlay!(
+        cfg,
+        a.watchdog_device.map(Some),
+        watchdog_device,
+        "--watchdog-device"
+    );
+    overlay!(
+        cfg,
+        a.watchdog_timeout,
+        watchdog_timeout_s,
+        "--watchdog-timeout"
+    );
+    overlay!(
+        cfg,
+        a.status_interval,
+        status_interval_s,
+        "--status-interval"
+    );
+    overlay!(cfg, a.track_iou, track_iou, "--track-iou");
+    overlay!(cfg, a.max_missed, max_missed, "--max-missed");
+    overlay!(cfg, a.age_alpha, age_alpha, "--age-alpha");
     // visits and counts
-    set(&mut cfg.min_dwell_s, a.min_dwell);
-    set(&mut cfg.visit_end_s, a.visit_end);
-    set(&mut cfg.counts_interval_s, a.counts_interval);
+    overlay!(cfg, a.min_dwell, min_dwell_s, "--min-dwell");
+    overlay!(cfg, a.visit_end, visit_end_s, "--visit-end");
+    overlay!(
+        cfg,
+        a.counts_interval,
+        counts_interval_s,
+        "--counts-interval"
+    );
     a.mqtt.apply(&mut cfg);
-    check(&cfg)?;
+    let cfg = check(cfg)?;
 
     let (perception, form) = load_perception(&cfg, true)?;
     let workers = load_workers(&cfg, &perception.detect)?;

@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod check;
+mod stages;
+
+pub use check::{ConfigError, Invalid, Layered, Origin};
+
 /// Context band around the frame for the detector's second look at close-ups (a face that fills
 /// the frame or runs off its edge), in frame sizes per side: chosen by measurement
 /// (`scripts/bench/closeups`, docs/detector.md, "Close-ups").
@@ -305,42 +310,36 @@ impl From<Workers> for WorkersToml {
         }
     }
 }
-
-/// A configuration problem: the message names the key and where it came from.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
+/// Read and check a config file (TOML).
 impl Config {
     /// Read and check a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        Self::from_toml_str(&text, &path.display().to_string())
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::from_toml_str(&text, path)
     }
 
-    /// Parse TOML text; `origin` names it in errors (a file path).
-    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e
+    /// Parse TOML text; `path` names it in errors.
+    pub fn from_toml_str(text: &str, path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
             // toml's message may span lines (it lists the expected keys); keep one line.
-            let msg = crate::one_line(e.message());
-            match line {
-                Some(l) => ConfigError(format!("config file {origin}, line {l}: {msg}")),
-                None => ConfigError(format!("config file {origin}: {msg}")),
-            }
+            message: crate::one_line(e.message()),
         })?;
-        cfg.validate().map_err(|(key, why)| {
-            ConfigError(format!(
-                "config file {origin}: bad value for `{key}`: {why}"
-            ))
-        })?;
+        cfg.validate()
+            .map_err(|bad| bad.at(Origin::File(path.to_path_buf())))?;
         #[cfg(target_os = "linux")]
         if let Some(spi) = &cfg.spi {
-            crate::display::spi::SpiConfig::from_table(spi)
-                .map_err(|e| ConfigError(format!("config file {origin}: {e:#}")))?;
+            crate::display::spi::SpiConfig::from_table(spi).map_err(|e| {
+                Invalid::of("spi", crate::one_line(&format!("{e:#}")))
+                    .at(Origin::File(path.to_path_buf()))
+            })?;
         }
         Ok(cfg)
     }
@@ -352,319 +351,11 @@ impl Config {
             bucket_min_p: self.bucket_min_p,
         }
     }
-
-    /// Check value ranges. Returns the offending key and why.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        fn unit(key: &'static str, v: f32) -> Result<(), (&'static str, String)> {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err((key, format!("{v} is not between 0 and 1")))
-            }
-        }
-        if self.source.is_empty() {
-            return Err(("source", "must not be empty".into()));
-        }
-        if !(self.fps.is_finite() && self.fps >= 0.0) {
-            return Err(("fps", format!("{} is not a rate ≥ 0", self.fps)));
-        }
-        if self.width == 0 || self.height == 0 || self.width > 8192 || self.height > 8192 {
-            return Err((
-                "width",
-                format!(
-                    "{}x{} is not a frame size (1..=8192)",
-                    self.width, self.height
-                ),
-            ));
-        }
-        if self.baud == 0 {
-            return Err(("baud", "must be > 0".into()));
-        }
-        if self.serial_queue == 0 {
-            return Err(("serial_queue", "must be > 0".into()));
-        }
-        unit("score_threshold", self.score_threshold)?;
-        unit("nms_iou", self.nms_iou)?;
-        unit("track_iou", self.track_iou)?;
-        if !(1..=64).contains(&self.max_faces) {
-            return Err(("max_faces", format!("{} is not in 1..=64", self.max_faces)));
-        }
-        if !(0.0..=2.0).contains(&self.closeup_margin) {
-            return Err((
-                "closeup_margin",
-                format!("{} is not in 0..=2", self.closeup_margin),
-            ));
-        }
-        if !(self.age_alpha > 0.0 && self.age_alpha <= 1.0) {
-            return Err(("age_alpha", format!("{} is not in (0, 1]", self.age_alpha)));
-        }
-        if !(self.gender_alpha > 0.0 && self.gender_alpha <= 1.0) {
-            return Err((
-                "gender_alpha",
-                format!("{} is not in (0, 1]", self.gender_alpha),
-            ));
-        }
-        for (key, v) in [
-            ("classify_grow", self.classify_grow),
-            ("classify_quality_gain", self.classify_quality_gain),
-        ] {
-            if !(v.is_finite() && (1.0..=100.0).contains(&v)) {
-                return Err((key, format!("{v} is not a factor in 1..=100")));
-            }
-        }
-        if !(self.classify_refresh_s.is_finite()
-            && (0.0..=86_400.0).contains(&self.classify_refresh_s))
-        {
-            return Err((
-                "classify_refresh_s",
-                format!(
-                    "{} is not a number of seconds in 0..=86400",
-                    self.classify_refresh_s
-                ),
-            ));
-        }
-        if !(0.5..=1.0).contains(&self.gender_min_p) {
-            return Err((
-                "gender_min_p",
-                format!(
-                    "{} is not between 0.5 and 1 (the more likely gender's probability is ≥ 0.5)",
-                    self.gender_min_p
-                ),
-            ));
-        }
-        unit("bucket_min_p", self.bucket_min_p)?;
-        for (key, v) in [
-            ("min_dwell_s", self.min_dwell_s),
-            ("visit_end_s", self.visit_end_s),
-            ("counts_interval_s", self.counts_interval_s),
-        ] {
-            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
-                return Err((key, format!("{v} is not a number of seconds in 0..=86400")));
-            }
-        }
-        self.validate_mqtt()?;
-        if !(self.gender_logodds_clamp > 0.0 && self.gender_logodds_clamp.is_finite()) {
-            return Err((
-                "gender_logodds_clamp",
-                format!("{} is not > 0", self.gender_logodds_clamp),
-            ));
-        }
-        if !(self.status_interval_s.is_finite() && self.status_interval_s >= 0.0) {
-            return Err((
-                "status_interval_s",
-                format!("{} is not ≥ 0", self.status_interval_s),
-            ));
-        }
-        if self.detect_every == 0 {
-            return Err(("detect_every", "must be ≥ 1".into()));
-        }
-        if !(0.0..=1.0).contains(&self.motion_threshold) {
-            return Err((
-                "motion_threshold",
-                format!(
-                    "{} is not a fraction of the grid between 0 and 1 (0: off)",
-                    self.motion_threshold
-                ),
-            ));
-        }
-        if !(self.detect_max_interval_s.is_finite()
-            && self.detect_max_interval_s > 0.0
-            && self.detect_max_interval_s <= 3600.0)
-        {
-            return Err((
-                "detect_max_interval_s",
-                format!(
-                    "{} is not a number of seconds in (0, 3600]",
-                    self.detect_max_interval_s
-                ),
-            ));
-        }
-        if !(self.full_detect_interval_s.is_finite()
-            && (0.0..=3600.0).contains(&self.full_detect_interval_s))
-        {
-            return Err((
-                "full_detect_interval_s",
-                format!(
-                    "{} is not a number of seconds in [0, 3600] (0: off)",
-                    self.full_detect_interval_s
-                ),
-            ));
-        }
-        if !(1..=3600).contains(&self.watchdog_timeout_s) {
-            return Err((
-                "watchdog_timeout_s",
-                format!("{} is not in 1..=3600", self.watchdog_timeout_s),
-            ));
-        }
-        if !(1..=64).contains(&self.threads) {
-            return Err(("threads", format!("{} is not in 1..=64", self.threads)));
-        }
-        if let Workers::Count(n) = self.workers {
-            if !(1..=64).contains(&n) {
-                return Err(("workers", format!("{n} is not \"auto\" or in 1..=64")));
-            }
-        }
-        if !(self.display == "none"
-            || self.display.starts_with("png:")
-            || self.display.starts_with("fb:")
-            || self.display.starts_with("spi"))
-        {
-            return Err((
-                "display",
-                format!(
-                    "`{}` is not one of none, png:DIR, fb:PATH, spi:",
-                    self.display
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Config {
-    /// The MQTT keys (only `mqtt`'s own syntax and the others' ranges; files are read when the
-    /// publisher starts).
-    fn validate_mqtt(&self) -> Result<(), (&'static str, String)> {
-        use crate::mqtt::{check_topic_part, BrokerUrl};
-        let url = match &self.mqtt {
-            Some(u) => Some(BrokerUrl::parse(u).map_err(|e| ("mqtt", e))?),
-            None => None,
-        };
-        check_topic_part(&self.mqtt_topic_prefix, true).map_err(|e| ("mqtt_topic_prefix", e))?;
-        if let Some(id) = &self.mqtt_client_id {
-            check_topic_part(id, false).map_err(|e| ("mqtt_client_id", e))?;
-            if id.len() > 64 {
-                return Err(("mqtt_client_id", format!("`{id}` is longer than 64 bytes")));
-            }
-        }
-        for (key, q) in [
-            ("mqtt_qos_face", self.mqtt_qos_face),
-            ("mqtt_qos_visit", self.mqtt_qos_visit),
-            ("mqtt_qos_counts", self.mqtt_qos_counts),
-            ("mqtt_qos_status", self.mqtt_qos_status),
-        ] {
-            if q > 1 {
-                return Err((key, format!("{q} is not a QoS of 0 or 1")));
-            }
-        }
-        if !(1..=100_000).contains(&self.mqtt_queue) {
-            return Err((
-                "mqtt_queue",
-                format!("{} is not in 1..=100000", self.mqtt_queue),
-            ));
-        }
-        if !(5..=3600).contains(&self.mqtt_keep_alive_s) {
-            return Err((
-                "mqtt_keep_alive_s",
-                format!("{} is not in 5..=3600 seconds", self.mqtt_keep_alive_s),
-            ));
-        }
-        if self.mqtt_cert.is_some() != self.mqtt_key.is_some() {
-            return Err((
-                if self.mqtt_cert.is_some() {
-                    "mqtt_key"
-                } else {
-                    "mqtt_cert"
-                },
-                "a client certificate needs both mqtt_cert and mqtt_key".into(),
-            ));
-        }
-        if self.mqtt_password_file.is_some() && self.mqtt_user.is_none() {
-            return Err((
-                "mqtt_user",
-                "mqtt_password_file is set without a user name".into(),
-            ));
-        }
-        let plain = url.as_ref().is_some_and(|u| !u.tls);
-        for (key, set) in [
-            ("mqtt_ca", self.mqtt_ca.is_some()),
-            ("mqtt_cert", self.mqtt_cert.is_some()),
-        ] {
-            if set && plain {
-                return Err((
-                    key,
-                    "is set but `mqtt` is mqtt:// (plain): use mqtts://".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Seconds as whole milliseconds, as the stages count time.
 pub fn ms(seconds: f32) -> u64 {
     (seconds as f64 * 1000.0).round() as u64
-}
-
-/// Each stage's own settings, from the file + flags: the stages know nothing of [`Config`].
-impl Config {
-    /// The tracker's (src/track.rs).
-    pub fn tracker(&self) -> crate::track::TrackerConfig {
-        crate::track::TrackerConfig {
-            max_faces: self.max_faces,
-            iou_threshold: self.track_iou,
-            max_missed: self.max_missed,
-            age_alpha: self.age_alpha,
-            gender_alpha: self.gender_alpha,
-            logodds_clamp: self.gender_logodds_clamp,
-            abstention: self.abstention(),
-            end_after_ms: ms(self.visit_end_s),
-            classify_budget: self.classify_budget,
-            classify_grow: self.classify_grow,
-            classify_quality_gain: self.classify_quality_gain,
-            classify_refresh_ms: ms(self.classify_refresh_s),
-            uniform_weights: false,
-        }
-    }
-
-    /// Visits and counts' (src/visits.rs).
-    pub fn visits(&self) -> crate::visits::VisitConfig {
-        crate::visits::VisitConfig {
-            min_dwell_ms: ms(self.min_dwell_s),
-            counts_interval_ms: ms(self.counts_interval_s),
-            abstention: self.abstention(),
-        }
-    }
-
-    /// The motion gate's (src/motion.rs).
-    pub fn motion(&self) -> crate::motion::MotionConfig {
-        crate::motion::MotionConfig {
-            threshold: self.motion_threshold,
-            max_interval_ms: ms(self.detect_max_interval_s),
-        }
-    }
-
-    /// The MQTT publisher's (src/mqtt/), `None` when `mqtt` is not set (no network at all).
-    pub fn mqtt(&self) -> anyhow::Result<Option<crate::mqtt::MqttSettings>> {
-        use crate::mqtt::{default_client_id, BrokerUrl, MqttSettings};
-        let Some(url) = &self.mqtt else {
-            return Ok(None);
-        };
-        let url = BrokerUrl::parse(url).map_err(|e| anyhow::anyhow!("mqtt: {e}"))?;
-        let client_id = match &self.mqtt_client_id {
-            Some(id) => id.clone(),
-            None => default_client_id()?,
-        };
-        Ok(Some(MqttSettings {
-            url,
-            client_id,
-            prefix: self.mqtt_topic_prefix.clone(),
-            faces: self.mqtt_faces,
-            qos: [
-                self.mqtt_qos_face,
-                self.mqtt_qos_visit,
-                self.mqtt_qos_counts,
-                self.mqtt_qos_status,
-            ],
-            ca: self.mqtt_ca.clone(),
-            cert: self.mqtt_cert.clone(),
-            key: self.mqtt_key.clone(),
-            user: self.mqtt_user.clone(),
-            password_file: self.mqtt_password_file.clone(),
-            queue: self.mqtt_queue,
-            keep_alive: std::time::Duration::from_secs(self.mqtt_keep_alive_s as u64),
-        }))
-    }
 }
 
 #[cfg(test)]
