@@ -103,7 +103,7 @@ pub struct BenchReport {
     /// Faces shown (tracked) per frame, on average.
     pub faces_per_frame: f64,
     /// Classifier runs per measured frame (tracks are classified only when a view is worth
-    /// it: src/track.rs).
+    /// it: src/track/).
     pub classifier_calls_per_frame: f64,
     pub fps: f64,
     pub wall_s: f64,

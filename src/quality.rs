@@ -1,5 +1,5 @@
 //! How much a view of a face is worth: the weight of one classified view in its track's fused
-//! labels (`src/track.rs`), and one of the reasons to classify a face again.
+//! labels (`src/track/`), and one of the reasons to classify a face again.
 //!
 //! `q = size × frontal × sharpness × detector score`, each term in [0, 1], so `q` is in
 //! (0, 1]. Why these terms (each is a known cause of the classifier's errors, and each is

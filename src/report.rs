@@ -144,7 +144,7 @@ pub struct Status {
     /// Face lines written so far.
     pub faces_total: u64,
     /// Classifier runs so far (a track is classified on first sight and then only when a
-    /// view is worth it: src/track.rs).
+    /// view is worth it: src/track/).
     pub classifier_calls: u64,
     /// `classifier_calls` per frame taken, over the run.
     pub classifier_calls_per_frame: f32,

@@ -1,6 +1,6 @@
 //! `docs/configuration.md`, every configuration key with its type, default and what it does, is
 //! generated from the definitions themselves: the fields of `Config` and their doc comments in
-//! `src/config.rs`, and the values of `Config::default()`. This test regenerates it and fails
+//! `src/config/mod.rs`, and the values of `Config::default()`. This test regenerates it and fails
 //! when the committed file is stale; `AGEGENDER_WRITE_DOCS=1 cargo test --release --test
 //! config_doc` writes it.
 
@@ -12,7 +12,7 @@ use agegender::config::Config;
 fn fields(source: &str) -> Vec<(String, String, String)> {
     let start = source
         .find("pub struct Config {")
-        .expect("src/config.rs defines pub struct Config");
+        .expect("src/config/mod.rs defines pub struct Config");
     let body = &source[start..];
     let body = &body[..body.find("\n}\n").expect("the struct ends")];
     let mut out = Vec::new();
@@ -70,7 +70,7 @@ fn toml_type(ty: &str) -> String {
 
 fn render() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(root.join("src/config.rs")).unwrap();
+    let source = std::fs::read_to_string(root.join("src/config/mod.rs")).unwrap();
     let defaults = toml::Table::try_from(Config::default()).unwrap();
     let mut out = String::from(
         "# Configuration\n\n\
@@ -78,7 +78,7 @@ fn render() -> String {
          `bench`); each also has a flag (`--key-with-dashes`, seconds keys without `_s`).\n\
          Precedence: built-in defaults < the file < flags. An unknown key or a bad value is an\n\
          error that names the key and the file. The board's file: `board/config.toml`.\n\n\
-         Generated from `src/config.rs` (the fields of `Config`, their comments and\n\
+         Generated from `src/config/mod.rs` (the fields of `Config`, their comments and\n\
          `Config::default()`) by `AGEGENDER_WRITE_DOCS=1 cargo test --release --test config_doc`;\n\
          a test fails when this file is stale.\n\n\
          | key | type | default | what it does |\n|---|---|---|---|\n",
@@ -124,7 +124,7 @@ fn every_key_of_the_config_is_documented_with_its_default() {
         );
     }
     let source =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config.rs"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config/mod.rs"))
             .unwrap();
     let undocumented: Vec<String> = fields(&source)
         .into_iter()
@@ -133,7 +133,7 @@ fn every_key_of_the_config_is_documented_with_its_default() {
         .collect();
     assert!(
         undocumented.is_empty(),
-        "keys without a doc comment in src/config.rs: {undocumented:?}"
+        "keys without a doc comment in src/config/mod.rs: {undocumented:?}"
     );
     assert!(text.contains(&format!(
         "| `gender_min_p` | number | `{}` |",

@@ -461,7 +461,7 @@ fn visits_and_counts_of_a_replayed_stream_match_the_truth_and_the_schema() {
         assert_eq!(visit["last_frame"].as_u64(), Some(*truth.end()), "{visit}");
         // Classified views, not detection frames: a track is classified on first sight, then
         // only when a view is worth it, at most `classify_budget` (4) times within the 3 s
-        // refresh (src/track.rs); the face is seen on every one of its frames.
+        // refresh (src/track/); the face is seen on every one of its frames.
         let views = visit["views"].as_u64().unwrap();
         assert!(
             (1..=4).contains(&views),

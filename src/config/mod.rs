@@ -82,7 +82,7 @@ pub struct Config {
     pub gender_alpha: f32,
     /// Classified views a track may have before only the refresh classifies it again; within
     /// them a face is classified again when it grew, the view is better or its labels still
-    /// abstain (src/track.rs). 0: classify every detection.
+    /// abstain (src/track/). 0: classify every detection.
     pub classify_budget: u32,
     /// Within the budget: classify again when the face's side is at least this many times the
     /// best view's (≥ 1).

@@ -5,7 +5,7 @@ use super::{ms, Config};
 
 /// Each stage's own settings, from the file + flags: the stages know nothing of [`Config`].
 impl Config {
-    /// The tracker's (src/track.rs).
+    /// The tracker's (src/track/).
     pub fn tracker(&self) -> crate::track::TrackerConfig {
         crate::track::TrackerConfig {
             max_faces: self.max_faces,

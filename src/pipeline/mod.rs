@@ -20,124 +20,33 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::capture::{CaptureError, FrameSource};
-use crate::config::Config;
 use crate::decode::Decoder;
 use crate::display::Display;
-use crate::motion::{MotionConfig, MotionGate};
+use crate::motion::MotionGate;
 use crate::report::{unix_ms, CameraState, Reporter, Status};
 use crate::rgb::RgbImage;
 use crate::service::Heartbeat;
-use crate::track::{TrackedFace, Tracker, TrackerConfig};
-use crate::visits::{VisitConfig, Visits};
+use crate::track::{TrackedFace, Tracker};
+use crate::visits::Visits;
 
+mod camera;
 mod frame_detector;
+mod latency;
 mod open;
+mod options;
 mod parallel;
 mod perception;
+mod stage;
 
 pub use frame_detector::*;
+pub use latency::{Latencies, LATENCY_WINDOW};
 pub use open::*;
+pub use options::LoopOptions;
 pub use parallel::LAG_SCALE;
 pub use perception::*;
+pub use stage::{Stage, StepOutcome};
 
-/// The stages of one frame, as marked by [`Pipeline::step_probed`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stage {
-    Capture,
-    Decode,
-    /// The motion gate's measure (src/motion.rs), on frames due for detection.
-    Motion,
-    Detect,
-    Align,
-    Classify,
-    Track,
-    Display,
-    Report,
-    /// End of the step (not a stage).
-    Done,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 9] = [
-        Stage::Capture,
-        Stage::Decode,
-        Stage::Motion,
-        Stage::Detect,
-        Stage::Align,
-        Stage::Classify,
-        Stage::Track,
-        Stage::Display,
-        Stage::Report,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Stage::Capture => "capture",
-            Stage::Decode => "decode",
-            Stage::Motion => "motion",
-            Stage::Detect => "detect",
-            Stage::Align => "align",
-            Stage::Classify => "classify",
-            Stage::Track => "track",
-            Stage::Display => "display",
-            Stage::Report => "report",
-            Stage::Done => "done",
-        }
-    }
-}
-
-/// Frames the status line's latency percentiles are taken over (the latest ones).
-pub const LATENCY_WINDOW: usize = 256;
-
-/// Loop settings taken from the [`Config`].
-#[derive(Clone, Debug)]
-pub struct LoopOptions {
-    pub max_faces: usize,
-    pub detect_every: u32,
-    /// 0: until the source ends.
-    pub max_frames: u64,
-    /// Zero: only the last status line (and camera events).
-    pub status_interval: Duration,
-    pub status_every_frames: u64,
-    pub tracker: TrackerConfig,
-    pub visits: VisitConfig,
-    pub motion: MotionConfig,
-    /// Track-guided detection: whole-frame detections at most this far apart (ms) while the
-    /// tracked faces are searched in windows between them; 0: off.
-    pub full_detect_interval_ms: u64,
-}
-
-impl LoopOptions {
-    pub fn from_config(c: &Config) -> Self {
-        LoopOptions {
-            max_faces: c.max_faces,
-            detect_every: c.detect_every.max(1),
-            max_frames: c.max_frames,
-            status_interval: Duration::from_secs_f32(c.status_interval_s),
-            status_every_frames: c.status_every_frames,
-            tracker: c.tracker(),
-            visits: c.visits(),
-            motion: c.motion(),
-            full_detect_interval_ms: crate::config::ms(c.full_detect_interval_s),
-        }
-    }
-}
-
-impl Default for LoopOptions {
-    fn default() -> Self {
-        LoopOptions::from_config(&Config::default())
-    }
-}
-
-/// What one [`Pipeline::step`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StepOutcome {
-    /// A frame went through; this many faces were reported.
-    Frame { faces: usize, detected: bool },
-    /// No frame this time (timeout, capture or decode error, camera reconnected); counted.
-    Skipped,
-    /// The source has no more frames, or the loop was asked to stop.
-    End,
-}
+use camera::sequence_gap;
 
 /// Every stage and every buffer of the live loop.
 pub struct Pipeline {
@@ -182,11 +91,8 @@ pub struct Pipeline {
     /// Detections in flight while a frame is planned (the stage-parallel loop's; the tracks
     /// are that many detections old): the person boxes grow by it.
     lag: usize,
-    /// The latest frames' latencies (ms, a ring of [`LATENCY_WINDOW`]), how many were
-    /// recorded, and room to sort them for the status line's percentiles.
-    latencies: Box<[f32; LATENCY_WINDOW]>,
-    latencies_recorded: u64,
-    latencies_sorted: Box<[f32; LATENCY_WINDOW]>,
+    /// The latest frames' latencies, for the status line's percentiles.
+    latencies: Latencies,
     /// The stage-parallel loop's detector workers' detectors; empty: the one-thread loop.
     workers: Vec<FrameDetector>,
     /// Whether the detectors can search windows (a window detector is loaded).
@@ -231,9 +137,7 @@ impl Pipeline {
             last_full_ms: None,
             person_boxes: Vec::with_capacity(MAX_WINDOWS),
             lag: 0,
-            latencies: Box::new([0.0; LATENCY_WINDOW]),
-            latencies_recorded: 0,
-            latencies_sorted: Box::new([0.0; LATENCY_WINDOW]),
+            latencies: Latencies::new(),
             workers: Vec::new(),
             window_search,
             opts,
@@ -574,8 +478,7 @@ impl Pipeline {
         }
         self.reporter.flush()?;
         let latency_ms = arrived.elapsed().as_secs_f32() * 1000.0;
-        self.latencies[(self.latencies_recorded % LATENCY_WINDOW as u64) as usize] = latency_ms;
-        self.latencies_recorded += 1;
+        self.latencies.record(latency_ms);
         probe(Stage::Done);
         Ok(StepOutcome::Frame {
             faces: self.faces.len(),
@@ -630,15 +533,9 @@ impl Pipeline {
         } else {
             0.0
         };
-        let n = self.latencies_recorded.min(LATENCY_WINDOW as u64) as usize;
-        if n > 0 {
-            let sorted = &mut self.latencies_sorted[..n];
-            sorted.copy_from_slice(&self.latencies[..n]);
-            sorted.sort_unstable_by(f32::total_cmp);
-            let q =
-                |p: f32| (sorted[((n - 1) as f32 * p).round() as usize] * 100.0).round() / 100.0;
-            self.status.latency_p50_ms = q(0.5);
-            self.status.latency_p95_ms = q(0.95);
+        if let Some([p50, p95]) = self.latencies.percentiles([0.5, 0.95]) {
+            self.status.latency_p50_ms = p50;
+            self.status.latency_p95_ms = p95;
         }
         self.reporter.status(unix_ms(), &self.status)?;
         self.last_status_at = now;
@@ -647,49 +544,6 @@ impl Pipeline {
             self.status.camera = CameraState::Ok;
         }
         Ok(())
-    }
-
-    /// The camera went away: say so, then reopen with backoff ([`reopen`]) until it returns
-    /// or the stop flag is set.
-    fn reconnect(&mut self, why: &str) -> anyhow::Result<()> {
-        self.camera_lost(why)?;
-        let hb = &self.heartbeat;
-        let mut failures = 0;
-        let back = reopen(
-            self.source.as_mut(),
-            &self.stop,
-            &mut || hb.beat(),
-            &mut || failures += 1,
-        );
-        self.status.capture_errors += failures;
-        if back {
-            self.last_sequence = None;
-            self.camera_resumed(&self.source.describe())?;
-        }
-        Ok(())
-    }
-
-    /// The camera is lost: whoever was in view leaves with it (visits), and a status line says so.
-    fn camera_lost(&mut self, why: &str) -> anyhow::Result<()> {
-        eprintln!("agegender: warning: camera lost ({why}); reconnecting");
-        self.status.capture_errors += 1;
-        self.status.camera = CameraState::Lost;
-        self.tracker.end_all();
-        self.write_visits()?;
-        self.faces.clear();
-        // no faces now: the first frame after the camera returns is detected, changed or not
-        self.motion.reset();
-        self.last_full_ms = None;
-        self.write_status()?;
-        self.reporter.flush()
-    }
-
-    /// The camera is back (`what`: its description): a status line says so.
-    fn camera_resumed(&mut self, what: &str) -> anyhow::Result<()> {
-        eprintln!("agegender: camera resumed: {what}");
-        self.status.camera = CameraState::Resumed;
-        self.write_status()?;
-        self.reporter.flush()
     }
 }
 
@@ -704,46 +558,4 @@ enum Plan {
     Whole,
     /// Only windows around the tracked faces are (track-guided detection).
     Windows,
-}
-
-/// Frames a source skipped before `sequence` (a gap in its numbers), given the last one seen.
-fn sequence_gap(last: &mut Option<u64>, sequence: u64) -> u64 {
-    let gap = match *last {
-        Some(prev) if sequence > prev.saturating_add(1) => sequence - prev - 1,
-        _ => 0,
-    };
-    *last = Some(sequence);
-    gap
-}
-
-/// Reopen a lost `source`: a try after 0.5 s, the wait doubling to 8 s, until it is back
-/// (`true`) or `stop` is set (`false`). `tick` runs around each wait (the watchdog's heartbeat),
-/// `failed` after each failed try (counted).
-fn reopen(
-    source: &mut dyn FrameSource,
-    stop: &AtomicBool,
-    tick: &mut dyn FnMut(),
-    failed: &mut dyn FnMut(),
-) -> bool {
-    let mut wait = Duration::from_millis(500);
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        // still alive while the camera is away: keep the watchdog fed
-        tick();
-        std::thread::sleep(wait);
-        tick();
-        match source.reconnect() {
-            Ok(()) => return true,
-            Err(e) => {
-                failed();
-                wait = (wait * 2).min(Duration::from_secs(8));
-                eprintln!(
-                    "agegender: warning: reconnect failed: {e:#}; next try in {:.1} s",
-                    wait.as_secs_f32()
-                );
-            }
-        }
-    }
 }

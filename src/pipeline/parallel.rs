@@ -42,7 +42,8 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{reopen, sequence_gap, FrameDetector, Pipeline, Plan, WINDOW_SCALE};
+use super::camera::{reopen, sequence_gap};
+use super::{FrameDetector, Pipeline, Plan, WINDOW_SCALE};
 use crate::capture::{CaptureError, FrameSource};
 use crate::decode::Decoder;
 use crate::detect::Detection;
