@@ -46,11 +46,9 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "scripts" / "train"))
-sys.path.insert(0, str(HERE))
 import ort_bench  # noqa: E402
 import streams  # noqa: E402
-from align import align_fast, crop_to_image_matrix  # noqa: E402
+from agegender_reference.align import align_fast, crop_to_image_matrix  # noqa: E402
 from streams import log  # noqa: E402
 
 DETECTOR = REPO / "models/detector/blazeface_back_256.onnx"
@@ -71,20 +69,20 @@ def rel(p: Path | str) -> str:
 
 
 def config_defaults() -> dict:
-    """The defaults of src/config.rs (impl Default for Config) that the Python side must match."""
+    """The defaults of src/config/mod.rs (impl Default for Config) that the Python side must match."""
     want = {"score_threshold": 0.6, "nms_iou": 0.3, "max_faces": 8, "track_iou": 0.3, "detect_every": 1}
     try:
-        src = (REPO / "src/config.rs").read_text()
+        src = (REPO / "src/config/mod.rs").read_text()
         block = src[src.index("impl Default for Config") :]
         block = block[: block.index("\n}\n")]
     except (OSError, ValueError):
-        log("warning: cannot read the defaults of src/config.rs; assuming " + json.dumps(want))
+        log("warning: cannot read the defaults of src/config/mod.rs; assuming " + json.dumps(want))
         return want
     out = {}
     for key, fallback in want.items():
         m = re.search(rf"\b{key}:\s*([0-9_.]+)", block)
         if m is None:
-            log(f"warning: src/config.rs: no default for {key}; assuming {fallback}")
+            log(f"warning: src/config/mod.rs: no default for {key}; assuming {fallback}")
             out[key] = fallback
         else:
             out[key] = type(fallback)(float(m.group(1).replace("_", "")))
@@ -183,8 +181,8 @@ def realtime(cmds: dict, frames: int, fps: float, rounds: int, what: str) -> dic
 
 
 def first_frame_inputs(stream: Path, det) -> tuple[np.ndarray, np.ndarray]:
-    """The detector's letterboxed input (1 x S x S x 3, -1..1, as blazeface.py builds it) and the
-    first face aligned (1 x 3 x 112 x 112, 0..255), from the stream's first frame."""
+    """The detector's letterboxed input (1 x S x S x 3, -1..1, as agegender_reference.blazeface
+    builds it) and the first face aligned (1 x 3 x 112 x 112, 0..255), from the stream's first frame."""
     data = stream.read_bytes()
     a, b = streams.next_jpeg(data, 0)
     rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(data[a:b], np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -482,11 +480,11 @@ def main(argv=None):
 
     onnxruntime.set_default_logger_severity(3)
     cv2.setNumThreads(1)
-    import blazeface
+    from agegender_reference import blazeface
 
     res: dict = {"frames": frames, "quick": args.quick, "seed": args.seed, "machine": machine()}
     cfg = config_defaults()
-    log(f"config defaults (src/config.rs): {cfg}")
+    log(f"config defaults (src/config/mod.rs): {cfg}")
     if cfg["nms_iou"] != 0.3:
         plain = blazeface.nms
         blazeface.nms = lambda dets, _iou: plain(dets, cfg["nms_iou"])

@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,8 +41,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "scripts" / "train"))
-sys.path.insert(0, str(HERE))
 import streams  # noqa: E402
 
 DETECTOR = REPO / "models/detector/blazeface_back_256.onnx"
@@ -219,7 +216,7 @@ def main() -> None:
     import onnxruntime
 
     onnxruntime.set_default_logger_severity(3)
-    import blazeface
+    from agegender_reference import blazeface
 
     det = blazeface.BlazeFace(str(DETECTOR), score_threshold=0.6, threads=1)
     source = streams.FaceSource(det, args.seed)

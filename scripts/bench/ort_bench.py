@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from streams import log  # noqa: E402
+from streams import log
 
 FORMS = {
     # name: (QDQ?, per-channel?)

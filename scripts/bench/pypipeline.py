@@ -4,10 +4,10 @@
 
 Reads a concatenated-JPEG stream frame by frame (looping, like `agegender bench`), decodes with
 OpenCV (cv2.imdecode, then BGR to RGB), detects with BlazeFace through onnxruntime
-(scripts/train/blazeface.py: letterbox, 1 thread), aligns with scripts/train/align.py (the same
-template as src/align.rs), classifies every face with the f32 classifier through onnxruntime
-(1 thread), keeps greedy IoU tracks with a smoothed age, draws boxes and labels on a copy of the
-frame with OpenCV, and serialises one JSON line per face. The detector runs on every frame.
+(agegender_reference.blazeface, scripts/reference: letterbox, 1 thread), aligns with
+agegender_reference.align (the same template as src/align.rs), classifies every face with the f32
+classifier through onnxruntime (1 thread), keeps greedy IoU tracks with a smoothed age, draws boxes
+and labels on a copy of the frame with OpenCV, and serialises one JSON line per face. The detector runs on every frame.
 With --pace FPS each frame waits for its time, as from a camera (scripts/bench/compare's
 real-time runs, which read the CPU time the process used).
 OpenCV is held to one thread, as the Rust frame loop is single-threaded.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -32,10 +31,8 @@ import onnxruntime as ort  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(REPO / "scripts" / "train"))
-sys.path.insert(0, str(HERE))
-import blazeface  # noqa: E402
-from align import INPUT_SIZE, align_fast, crop_to_image_matrix  # noqa: E402
+from agegender_reference import blazeface  # noqa: E402
+from agegender_reference.align import INPUT_SIZE, align_fast, crop_to_image_matrix  # noqa: E402
 from streams import next_jpeg  # noqa: E402
 
 STAGES = ("capture", "decode", "detect", "align", "classify_per_face", "track", "display", "report", "frame")
@@ -132,7 +129,7 @@ def frames_of(data: bytes):
 def run(args) -> dict:
     cv2.setNumThreads(1)
     ort.set_default_logger_severity(3)
-    if args.nms_iou != 0.3:  # blazeface.py merges at IoU 0.3; use the configured value instead
+    if args.nms_iou != 0.3:  # the reference BlazeFace merges at IoU 0.3; use the configured value instead
         plain = blazeface.nms
         blazeface.nms = lambda dets, _iou: plain(dets, args.nms_iou)
     det = blazeface.BlazeFace(args.detector, score_threshold=args.score_threshold, threads=1)

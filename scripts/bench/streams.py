@@ -31,9 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from agegender_reference.align import align_fast, crop_to_image_matrix, dataset_landmarks
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts" / "train"))
-from align import align_fast, crop_to_image_matrix, dataset_landmarks  # noqa: E402
 
 # Bump when the picture of a stream changes, so that cached streams are remade.
 GEN_VERSION = 2

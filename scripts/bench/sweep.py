@@ -23,9 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streams import next_jpeg
+
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from streams import next_jpeg  # noqa: E402
 
 CACHE = REPO / "scripts" / "bench" / ".cache"
 

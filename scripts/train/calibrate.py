@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from dataset import AGE_BUCKETS  # the runtime's buckets (src/classify/labels.rs)
 
 ECE_BINS = 15

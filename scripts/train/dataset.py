@@ -82,7 +82,7 @@ def landmarks_of(row: dict) -> np.ndarray:
 
 def aligned_faces(data: str, split: str, n: int, seed: int) -> np.ndarray:
     """n aligned faces of a split (N x 3 x S x S float32, 0..255), as the runtime would crop them."""
-    from align import align_fast, crop_to_image_matrix
+    from agegender_reference.align import align_fast, crop_to_image_matrix
 
     rows = [r for r in read_meta(data) if r["split"] == split]
     rng = np.random.default_rng(seed)

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from align import align_fast, crop_to_image_matrix  # noqa: E402
-from dataset import RACES, bucket_of, landmarks_of, read_meta  # noqa: E402
+from agegender_reference.align import align_fast, crop_to_image_matrix
+from dataset import RACES, bucket_of, landmarks_of, read_meta
 
 
 def metrics(rows, p_female, age):

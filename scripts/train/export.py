@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import INPUT_SIZE, AgeGenderNet, Exported, widths_of  # noqa: E402
+from model import INPUT_SIZE, AgeGenderNet, Exported, widths_of
 
 OPSET = 13
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from align import dataset_landmarks  # noqa: E402
-from dataset import list_faces, split  # noqa: E402
+from agegender_reference.align import dataset_landmarks
+from dataset import list_faces, split
 
 SIDE = 200  # UTKFace crops are 200 x 200; others are resized to it
 PAD = 100  # the face is letterboxed with this much black around it, as if further from the camera
@@ -31,7 +29,7 @@ _detector = None
 
 def _init(path: str):
     global _detector
-    from blazeface import BlazeFace
+    from agegender_reference.blazeface import BlazeFace
 
     _detector = BlazeFace(path, score_threshold=0.5)
 

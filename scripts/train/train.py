@@ -18,7 +18,6 @@ import csv
 import math
 import os
 import random
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,10 +29,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from align import INPUT_SIZE, align_fast, crop_to_image_matrix  # noqa: E402
-from dataset import bucket_of, landmarks_of, read_meta  # noqa: E402
-from model import AGE_CLASSES, AgeGenderNet, count_macs, expected_age, widths_of  # noqa: E402
+from agegender_reference.align import INPUT_SIZE, align_fast, crop_to_image_matrix
+from dataset import bucket_of, landmarks_of, read_meta
+from model import AGE_CLASSES, AgeGenderNet, count_macs, expected_age, widths_of
 
 AGES = torch.arange(AGE_CLASSES, dtype=torch.float32)
 

@@ -3,15 +3,13 @@ ECE drops, and the threshold choice meets its target (numpy only); and the runti
 thresholds are what the margin rule gives on the committed validation dump."""
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "scripts/train"))
+import calibrate as cal
 
-import calibrate as cal  # noqa: E402
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def overconfident_gender(n: int, t_true: float, seed: int = 0):

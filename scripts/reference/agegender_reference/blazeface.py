@@ -1,5 +1,6 @@
 """BlazeFace (MediaPipe, back-camera 256x256 model) through onnxruntime: the runtime's default
-detector, used here so training crops come from the same landmarks as the live loop."""
+detector, used by training so its crops come from the same landmarks as the live loop, and by the
+benchmarks' Python pipeline (scripts/bench/pypipeline.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-# Shared by scripts/image (the SD-card image) and scripts/board-test (which boots that image):
+# Shared by scripts/package/image (the SD-card image) and scripts/emulated-board/test (which boots
+# that image):
 # Debian arm64 packages, kernel modules with their dependencies, and reproducible cpio archives.
 # Source it; it defines functions only. Callers set CACHE (a cache folder) first.
 

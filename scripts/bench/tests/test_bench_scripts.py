@@ -5,23 +5,16 @@ tests are what keeps its modules from breaking unnoticed: importing all of them 
 removed from one module but still imported by another.
 """
 
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "scripts/train"))
-sys.path.insert(0, str(ROOT / "scripts/bench"))
-
-import arm_cost  # noqa: E402
-import compare  # noqa: E402, F401
-import ort_bench  # noqa: E402, F401
-import pypipeline  # noqa: E402
-import streams  # noqa: E402
-import sweep  # noqa: E402, F401
+import arm_cost
+import compare  # noqa: F401
+import ort_bench  # noqa: F401
+import pypipeline
+import streams
+import sweep  # noqa: F401
 
 
 def face(box, age, female):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Host side of the emulated-board test (driven by scripts/board-test).
+"""Host side of the emulated-board test (driven by scripts/emulated-board/test).
 
   board.py frame IMAGE W H OUT.yuyv      picture -> YUYV 4:2:2 (BT.601 limited range), letterboxed
   board.py run --kernel K --initrd I --append CMDLINE --disk IMG --bad-config-disk IMG2
@@ -7,7 +7,8 @@
 
 `run` boots the SD-card image on qemu-system-aarch64 (-M virt, the image as a virtio disk, an
 i6300esb watchdog, the serial port on stdio, a QMP socket) and drives the guest's test hook
-(scripts/board/test-hook.sh) with one command per line on the serial port, checking each step:
+(scripts/emulated-board/test-hook.sh) with one command per line on the serial port, checking each
+step:
   1. faces on the serial log, several in one frame;
   2. `unplug`: status lines say the camera was lost and came back, faces again after it;
   3. `kill`: the supervisor restarts agegender, faces again;

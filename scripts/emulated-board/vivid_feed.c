@@ -1,7 +1,7 @@
 /*
  * vivid_feed: push a still YUYV picture into vivid's video *output* device so that, with vivid's
  * "Loop Video" control on, the same picture comes out of its video *capture* device — real frames
- * through the real V4L2 capture path, for the emulated-board test (scripts/board-test).
+ * through the real V4L2 capture path, for the emulated-board test (scripts/emulated-board/test).
  *
  *   vivid_feed OUT_DEV CAP_DEV FRAME.yuyv WIDTH HEIGHT
  *
@@ -12,7 +12,7 @@
  * buffers cycling. When the device disappears (vivid unbound or unloaded) it closes everything and
  * retries every 200 ms, so it survives the unplug/replug test by itself.
  *
- * Built statically with aarch64-linux-gnu-gcc by scripts/board-test.
+ * Built statically with aarch64-linux-gnu-gcc by scripts/emulated-board/test.
  */
 #include <errno.h>
 #include <fcntl.h>

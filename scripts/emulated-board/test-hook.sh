@@ -1,13 +1,13 @@
 #!/bin/busybox sh
-# Test-only part of the emulated-board test (scripts/board-test), NOT in the SD-card image:
-# scripts/board-test appends a second initramfs with this file as /lib/agegender/boot.d/50-board-test,
-# the vivid modules in /lib/agegender-test/ and the face feed. The image's /init runs it before it
-# starts the kiosk (with $SERIAL, the report's port).
+# Test-only part of the emulated-board test (scripts/emulated-board/test), NOT in the SD-card
+# image: scripts/emulated-board/test appends a second initramfs with this file as
+# /lib/agegender/boot.d/50-board-test, the vivid modules in /lib/agegender-test/ and the face feed.
+# The image's /init runs it before it starts the kiosk (with $SERIAL, the report's port).
 #
 # It loads vivid (a virtual V4L2 camera), feeds a picture with faces through vivid's
 # output->capture loop, says "BOARD: booted ..." and leaves a command reader in the background:
-# the host (scripts/board/board.py) writes one command per line to the serial port, and the
-# answers come back as "BOARD: ..." lines among the report's JSON lines:
+# the host (scripts/emulated-board/board.py) writes one command per line to the serial port, and
+# the answers come back as "BOARD: ..." lines among the report's JSON lines:
 #   unplug   unbind and unload vivid, wait, load it again (the camera unplugged and back)
 #   kill     SIGKILL agegender; report the new pid once the supervisor has restarted it
 #   hang     SIGSTOP agegender: the process lives, its frame loop stops (the watchdog must reset)
