@@ -85,7 +85,7 @@ impl Sink for Discard {
     }
 }
 
-/// The demo picture's parts (see `scripts/make-demo-image.py`): the NASA portrait at 480×480 at
+/// The demo picture's parts (see `scripts/fixtures/make-demo-image.py`): the NASA portrait at 480×480 at
 /// x = 0, the Navy portrait at 409×480 at x = 480, a 240×240 copy of the first at (889, 120).
 const ASTRONAUT: (u32, u32, u32, u32) = (0, 0, 480, 480);
 const HOPPER: (u32, u32, u32, u32) = (480, 0, 409, 480);

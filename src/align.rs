@@ -1,7 +1,7 @@
 //! Align: map a face's landmarks onto a fixed template with a least-squares similarity
 //! transform, and warp the frame into the classifier's input tensor with bilinear sampling.
 //!
-//! The recipe is implemented twice, here and in `scripts/train/align.py`, and the two are
+//! The recipe is implemented twice, here and in `scripts/reference/agegender_reference/align.py`, and the two are
 //! parity-tested (`tests/align_parity.rs`). Change one, change both.
 //!
 //! Conventions: continuous image coordinates, pixel `k` covers `[k, k+1)` (its centre is

@@ -1,5 +1,5 @@
 //! The runtime's crop must be the training pipeline's crop: src/align.rs against the Python
-//! reference (scripts/train/align.py) on fixtures it wrote (scripts/train/make_align_fixture.py).
+//! reference (scripts/reference/agegender_reference/align.py) on fixtures it wrote (scripts/fixtures/make_align_fixture.py).
 
 use std::path::Path;
 

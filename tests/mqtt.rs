@@ -11,14 +11,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use common::process::{finish, Lines};
 
 /// Generous: the suite runs on a loaded 2-core machine.
 const WAIT: Duration = Duration::from_secs(60);
@@ -144,10 +145,7 @@ impl Broker {
     /// SIGTERM (mosquitto saves its persistent sessions) and wait for it to exit.
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            common::process::signal(&c, "-TERM");
             let _ = c.wait();
         }
     }
@@ -159,35 +157,6 @@ impl Drop for Broker {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-/// Lines a child writes to a pipe, collected by a thread, with when they came.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<(Instant, String)>>>);
-
-impl Lines {
-    fn collect(pipe: impl std::io::Read + Send + 'static) -> Lines {
-        let lines = Lines::default();
-        let l = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                l.0.lock().unwrap().push((Instant::now(), line));
-            }
-        });
-        lines
-    }
-    fn all(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect()
-    }
-    fn timed(&self) -> Vec<(Instant, String)> {
-        self.0.lock().unwrap().clone()
     }
 }
 
@@ -332,48 +301,6 @@ fn kiosk(source: &Path, extra: &[&str]) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
-}
-
-/// Run a kiosk to its end, like `Command::output`, but kill it and fail after 3 minutes: a
-/// publisher that hangs at exit must fail the test, not hang the suite.
-fn finish(cmd: &mut Command) -> std::process::Output {
-    use std::io::Read;
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipes = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = pipes.0.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = pipes.1.read_to_end(&mut v);
-        v
-    });
-    let end = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the kiosk did not finish in 3 minutes; stderr: {}",
-                String::from_utf8_lossy(&err.join().unwrap())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::process::Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
 }
 
 fn json_lines(lines: &[String]) -> Vec<Value> {

@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use common::process::{signal, wait_exit, Lines};
 
 /// Two people standing in view, swaying a little: a 2 s clip, replayed in a loop.
 fn two_people(dir: &Path) -> PathBuf {
@@ -33,29 +33,11 @@ fn two_people(dir: &Path) -> PathBuf {
     path
 }
 
-/// Stdout's lines as they come, collected by a thread.
-fn collect(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let l = lines.clone();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            l.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
 /// Wait (at most 3 minutes: a hang guard, not a speed bound) until `n` face lines have come.
-fn wait_for_faces(child: &mut Child, lines: &Mutex<Vec<String>>, n: usize) {
+fn wait_for_faces(child: &mut Child, lines: &Lines, n: usize) {
     let end = Instant::now() + Duration::from_secs(180);
     loop {
-        let faces = lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains("\"type\":\"face\""))
-            .count();
+        let faces = lines.count("\"type\":\"face\"");
         if faces >= n {
             return;
         }
@@ -67,29 +49,6 @@ fn wait_for_faces(child: &mut Child, lines: &Mutex<Vec<String>>, n: usize) {
             "only {faces} face lines after 3 minutes"
         );
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "kill {sig} failed");
-}
-
-/// The kiosk's exit status, or a failure after 3 minutes (a stop that hangs).
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let end = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the kiosk did not stop within 3 minutes of the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -115,10 +74,10 @@ fn stopped_by(sig: &str, workers: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let clip = two_people(tmp.path());
     let mut child = kiosk(&clip, &["--workers", workers]);
-    let lines = collect(&mut child);
+    let lines = Lines::collect(child.stdout.take().unwrap());
     wait_for_faces(&mut child, &lines, 90);
     signal(&child, sig);
-    let status = wait_exit(&mut child);
+    let status = wait_exit(&mut child, Duration::from_secs(180));
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{sig}: exit {status}; stderr:\n{stderr}");
@@ -126,8 +85,7 @@ fn stopped_by(sig: &str, workers: &str) {
     // the reader thread has seen stdout close
     std::thread::sleep(Duration::from_millis(100));
     let lines: Vec<Value> = lines
-        .lock()
-        .unwrap()
+        .all()
         .iter()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
         .collect();
@@ -181,21 +139,16 @@ fn a_second_signal_exits_at_once() {
     let clip = two_people(tmp.path());
     let url = format!("mqtt://127.0.0.1:{port}");
     let mut child = kiosk(&clip, &["--mqtt", &url, "--mqtt-client-id", "kiosk-stop"]);
-    let lines = collect(&mut child);
+    let lines = Lines::collect(child.stdout.take().unwrap());
     wait_for_faces(&mut child, &lines, 90);
     signal(&child, "-TERM");
     // the first stop has written its visits (to stdout) and is now lingering for the broker
     let end = Instant::now() + Duration::from_secs(60);
-    while !lines
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("\"camera\":\"stopped\""))
-    {
+    while !lines.any("\"camera\":\"stopped\"") {
         assert!(Instant::now() < end, "no last status line after the signal");
         std::thread::sleep(Duration::from_millis(10));
     }
     signal(&child, "-TERM");
-    let status = wait_exit(&mut child);
+    let status = wait_exit(&mut child, Duration::from_secs(180));
     assert_eq!(status.code(), Some(143), "{status}");
 }

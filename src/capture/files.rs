@@ -252,6 +252,11 @@ impl MjpegFileSource {
         self
     }
 
+    /// Boxed, replayed as a camera when `as_camera` ([`MjpegFileSource::as_camera`]).
+    pub fn boxed(self, as_camera: bool) -> Box<dyn FrameSource> {
+        Box::new(if as_camera { self.as_camera() } else { self })
+    }
+
     /// Loop forward and back (frames 0, 1, …, n−1, n−2, …, 1, 0, 1, …) instead of from the
     /// start again: a replay longer than the file has no seam where every face jumps back to
     /// where it started (a scene cut, which a camera does not show: `agegender bench --bounce`).
@@ -415,6 +420,11 @@ impl DirSource {
     pub fn as_camera(mut self) -> Self {
         self.pacer.camera = true;
         self
+    }
+
+    /// Boxed, replayed as a camera when `as_camera` ([`DirSource::as_camera`]).
+    pub fn boxed(self, as_camera: bool) -> Box<dyn FrameSource> {
+        Box::new(if as_camera { self.as_camera() } else { self })
     }
 
     /// The images, in replay order.

@@ -30,8 +30,12 @@ use crate::tract_runner::{describe_values, dims, read_onnx, real_inputs, Precisi
 mod form;
 mod labels;
 
-pub use form::*;
-pub use labels::*;
+pub use form::{choose_form, CpuFacts, FormChoice, FormSetting, ModelForm};
+pub use labels::{
+    attributes_calibrated, attributes_from, bucket_of, Abstention, Attributes, Calibration, Gender,
+    AGE_BUCKETS, AGE_TEMPERATURE_KEY, DEFAULT_BUCKET_MIN_P, DEFAULT_GENDER_MIN_P,
+    GENDER_TEMPERATURE_KEY,
+};
 
 /// True if the ONNX file holds QOperator integer ops (a quantized export).
 fn is_quantized(proto: &tract_onnx::pb::ModelProto) -> bool {

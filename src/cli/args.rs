@@ -112,21 +112,8 @@ pub(crate) struct RunArgs {
     /// Stop after N frames (0: until the source ends).
     #[arg(long, value_name = "N")]
     pub(crate) max_frames: Option<u64>,
-    /// Detect on every k-th frame, track in between.
-    #[arg(long, value_name = "K")]
-    pub(crate) detect_every: Option<u32>,
-    /// Motion gating: on a frame due for detection, detect only when at least this fraction
-    /// of a small luma grid changed since the last detection (0..=1; 0: off); the default is
-    /// chosen by measurement (docs/performance.md, "Motion gating").
-    #[arg(long, value_name = "F")]
-    pub(crate) motion_threshold: Option<f32>,
-    /// With motion gating on, detect at least this often even in a still scene.
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) detect_max_interval: Option<f32>,
-    /// Track-guided detection: between whole-frame detections at most this far apart, search
-    /// only windows around the tracked faces (0: always the whole frame).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) full_detect_interval: Option<f32>,
+    #[command(flatten)]
+    pub(crate) detection: DetectionArgs,
     /// Feed this hardware watchdog (/dev/watchdog) while the frame loop runs: a hung loop
     /// resets the board.
     #[arg(long, value_name = "PATH")]
@@ -160,6 +147,51 @@ pub(crate) struct RunArgs {
     // --- end of visits and counts ---
     #[command(flatten)]
     pub(crate) mqtt: MqttArgs,
+}
+
+/// When the detector runs (`run`, `bench`).
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct DetectionArgs {
+    /// Detect on every k-th frame, track in between.
+    #[arg(long, value_name = "K")]
+    pub(crate) detect_every: Option<u32>,
+    /// Motion gating: on a frame due for detection, detect only when at least this fraction
+    /// of a small luma grid changed since the last detection (0..=1; 0: off); the default is
+    /// chosen by measurement (docs/performance.md, "Motion gating").
+    #[arg(long, value_name = "F")]
+    pub(crate) motion_threshold: Option<f32>,
+    /// With motion gating on, detect at least this often even in a still scene.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) detect_max_interval: Option<f32>,
+    /// Track-guided detection: between whole-frame detections at most this far apart, search
+    /// only windows around the tracked faces (0: always the whole frame).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) full_detect_interval: Option<f32>,
+}
+
+impl DetectionArgs {
+    pub(crate) fn apply(&self, cfg: &mut Layered) {
+        let a = self.clone();
+        overlay!(cfg, a.detect_every, detect_every, "--detect-every");
+        overlay!(
+            cfg,
+            a.motion_threshold,
+            motion_threshold,
+            "--motion-threshold"
+        );
+        overlay!(
+            cfg,
+            a.detect_max_interval,
+            detect_max_interval_s,
+            "--detect-max-interval"
+        );
+        overlay!(
+            cfg,
+            a.full_detect_interval,
+            full_detect_interval_s,
+            "--full-detect-interval"
+        );
+    }
 }
 
 /// MQTT flags (`run`, `bench`); each is also a config key (`--mqtt-ca` is `mqtt_ca`).
@@ -333,18 +365,8 @@ pub(crate) struct BenchArgs {
     /// scene cut, which sends the tracker back to whole-frame detections).
     #[arg(long)]
     pub(crate) bounce: bool,
-    /// Detect faces on every N-th frame (tracking in between).
-    #[arg(long, value_name = "N")]
-    pub(crate) detect_every: Option<u32>,
-    /// Motion gating threshold (as `run --motion-threshold`).
-    #[arg(long, value_name = "F")]
-    pub(crate) motion_threshold: Option<f32>,
-    /// Longest time without a detection with motion gating on (as `run`).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) detect_max_interval: Option<f32>,
-    /// Whole-frame detections at most this far apart with track-guided detection (as `run`).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) full_detect_interval: Option<f32>,
+    #[command(flatten)]
+    pub(crate) detection: DetectionArgs,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -14,25 +14,7 @@ use crate::Fail;
 pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     let mut cfg = base_config(&a.common)?;
     overlay!(cfg, Some(a.source), source, "--source");
-    overlay!(cfg, a.detect_every, detect_every, "--detect-every");
-    overlay!(
-        cfg,
-        a.motion_threshold,
-        motion_threshold,
-        "--motion-threshold"
-    );
-    overlay!(
-        cfg,
-        a.detect_max_interval,
-        detect_max_interval_s,
-        "--detect-max-interval"
-    );
-    overlay!(
-        cfg,
-        a.full_detect_interval,
-        full_detect_interval_s,
-        "--full-detect-interval"
-    );
+    a.detection.apply(&mut cfg);
     a.mqtt.apply(&mut cfg);
     let mut cfg = check(cfg)?;
     // What bench measures: the file replayed in a loop as fast as it goes, without end.

@@ -31,25 +31,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     overlay!(cfg, a.serial, serial, "--serial");
     overlay!(cfg, a.baud, baud, "--baud");
     overlay!(cfg, a.max_frames, max_frames, "--max-frames");
-    overlay!(cfg, a.detect_every, detect_every, "--detect-every");
-    overlay!(
-        cfg,
-        a.motion_threshold,
-        motion_threshold,
-        "--motion-threshold"
-    );
-    overlay!(
-        cfg,
-        a.detect_max_interval,
-        detect_max_interval_s,
-        "--detect-max-interval"
-    );
-    overlay!(
-        cfg,
-        a.full_detect_interval,
-        full_detect_interval_s,
-        "--full-detect-interval"
-    );
+    a.detection.apply(&mut cfg);
     overlay!(
         cfg,
         a.watchdog_device.map(Some),

@@ -14,7 +14,7 @@ pub use check::{ConfigError, Invalid, Layered, Origin};
 
 /// Context band around the frame for the detector's second look at close-ups (a face that fills
 /// the frame or runs off its edge), in frame sizes per side: chosen by measurement
-/// (`scripts/bench/closeups`, docs/detector.md, "Close-ups").
+/// (`scripts/bench/closeups.py`, docs/detector.md, "Close-ups").
 pub const DEFAULT_CLOSEUP_MARGIN: f32 = 0.5;
 /// Motion gating (`motion_threshold`, `detect_max_interval_s`): chosen by measurement on the
 /// replay streams (`scripts/bench/motion.py`, docs/performance.md, "Motion gating").

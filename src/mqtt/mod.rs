@@ -38,7 +38,7 @@ use crate::report::{LineKind, Publish};
 mod settings;
 mod tls;
 
-pub use settings::*;
+pub use settings::{check_topic_part, default_client_id, BrokerUrl, MqttSettings};
 use tls::read_file;
 pub use tls::tls_config;
 

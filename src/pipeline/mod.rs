@@ -38,12 +38,18 @@ mod parallel;
 mod perception;
 mod stage;
 
-pub use frame_detector::*;
+pub use frame_detector::{
+    is_closeup, person_box, FrameDetector, CLOSEUP_EDGE_SIDE, CLOSEUP_SIDE, MAX_WINDOWS,
+    PERSON_WIDTH, WINDOW_MIN_SIDE, WINDOW_SCALE,
+};
 pub use latency::{Latencies, LATENCY_WINDOW};
-pub use open::*;
+pub use open::{
+    load_classifier, load_detector, load_live_detector, load_window_detector, open_display,
+    open_sink, open_source,
+};
 pub use options::LoopOptions;
 pub use parallel::LAG_SCALE;
-pub use perception::*;
+pub use perception::{FaceClassifier, Perception};
 pub use stage::{Stage, StepOutcome};
 
 use camera::sequence_gap;

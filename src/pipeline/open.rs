@@ -28,22 +28,14 @@ pub fn open_source(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {
     }
     if path.is_dir() {
         let dir = DirSource::open(path, cfg.fps, cfg.loop_source)?;
-        return Ok(if cfg.replay_as_camera {
-            Box::new(dir.as_camera())
-        } else {
-            Box::new(dir)
-        });
+        return Ok(dir.boxed(cfg.replay_as_camera));
     }
     if !path.exists() {
         anyhow::bail!("source {s} does not exist (expected a /dev/video device, a directory of images or an .mjpeg file)");
     }
     let file = MjpegFileSource::open(path, cfg.fps, cfg.loop_source)
         .with_context(|| format!("source {s}"))?;
-    Ok(if cfg.replay_as_camera {
-        Box::new(file.as_camera())
-    } else {
-        Box::new(file)
-    })
+    Ok(file.boxed(cfg.replay_as_camera))
 }
 
 fn open_v4l2(cfg: &Config) -> anyhow::Result<Box<dyn FrameSource>> {

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod process;
+
 use agegender::rgb::RgbImage;
 
 /// `../shared` relative to the crate root, if it exists. Tests that need it should call
