@@ -11,7 +11,7 @@ import numpy as np
 
 RACES = ["White", "Black", "Asian", "Indian", "Others"]
 # The seed's eight Adience buckets with the ages assigned to each (gaps go to the nearest bucket).
-# Must equal AGE_BUCKETS in src/classify/labels.rs.
+# Must equal AGE_BUCKETS in src/classify/labels.rs (test_pipeline.py checks).
 AGE_BUCKETS = [
     ("0-2", 0, 3),
     ("4-6", 4, 6),

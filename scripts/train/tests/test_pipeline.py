@@ -54,3 +54,14 @@ def test_buckets_cover_every_age_once():
     for age in range(0, 101):
         assert sum(lo <= age <= hi for _, lo, hi in AGE_BUCKETS) == 1
     assert bucket_of(27.4) == 4 and bucket_of(1.2) == 0 and bucket_of(99) == 7 and bucket_of(130) == 7
+
+
+def test_age_buckets_are_the_runtimes():
+    """dataset.AGE_BUCKETS (training, calibration) is src/classify/labels.rs's AGE_BUCKETS."""
+    import re
+
+    src = (ROOT / "src/classify/labels.rs").read_text()
+    table = re.search(r"pub const AGE_BUCKETS: \[\(&str, u32, u32\); \d+\] = \[(.*?)\];", src, re.S)
+    assert table, "AGE_BUCKETS not found in src/classify/labels.rs"
+    rust = [(n, int(lo), int(hi)) for n, lo, hi in re.findall(r'\("([^"]+)", (\d+), (\d+)\)', table.group(1))]
+    assert rust == AGE_BUCKETS
