@@ -14,7 +14,7 @@ mod common;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -285,15 +285,20 @@ fn clip(dir: &Path, cycles: usize) -> PathBuf {
     path
 }
 
-/// `agegender run` over `source` at 20 fps with visits of ≥ 0.5 s and `extra` flags; stdout
-/// and stderr piped.
+/// `agegender run` over `source` at 20 fps with visits of ≥ 0.5 s, status lines every second
+/// and `extra` flags; stdout and stderr piped.
 fn kiosk(source: &Path, extra: &[&str]) -> Command {
+    kiosk_status_every(source, "1", extra)
+}
+
+/// [`kiosk`] with status lines every `status_interval` seconds.
+fn kiosk_status_every(source: &Path, status_interval: &str, extra: &[&str]) -> Command {
     let mut c = common::agegender_command();
     c.arg("run")
         .arg("--source")
         .arg(source)
         .args(["--fps", "20", "--serial", "-", "--min-dwell", "0.5"])
-        .args(["--status-interval", "1", "--model"])
+        .args(["--status-interval", status_interval, "--model"])
         .arg(common::classifier_model())
         .arg("--detector")
         .arg(common::blazeface_model(false))
@@ -652,6 +657,11 @@ fn broker_restart_mid_run_loses_no_visit_and_never_blocks_the_loop() {
 
 /// Makes a CA and a server certificate for 127.0.0.1 with the openssl CLI.
 fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    make_ca_for(dir, name, "IP:127.0.0.1,DNS:localhost")
+}
+
+/// Makes a CA and a server certificate for the names `san` (openssl's subjectAltName syntax).
+fn make_ca_for(dir: &Path, name: &str, san: &str) -> (PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)
@@ -670,11 +680,7 @@ fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     let csr = format!("{name}-server.csr");
     let cert = format!("{name}-server.pem");
     let ext = format!("{name}-ext.cnf");
-    std::fs::write(
-        dir.join(&ext),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join(&ext), format!("subjectAltName={san}\n")).unwrap();
     run(&[
         "req",
         "-x509",
@@ -756,10 +762,16 @@ fn tls_with_a_password_file_and_the_two_ways_it_is_refused() {
     let sub = Subscriber::start(broker.port, "t-tls", &sub_auth);
     let source = clip(tmp.path(), 2);
     let url = format!("mqtts://127.0.0.1:{port}");
-    let good_pw = tmp.path().join("good.pw");
-    std::fs::write(&good_pw, "s3cret word\n").unwrap();
-    let bad_pw = tmp.path().join("bad.pw");
-    std::fs::write(&bad_pw, "guess\n").unwrap();
+    let private = |name: &str, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    };
+    // only the first line is the password (a comment may follow)
+    let good_pw = private("good.pw", "s3cret word\nkiosk 7, set 2026-12-07\n");
+    let bad_pw = private("bad.pw", "guess\n");
     let run = |ca: &Path, pw: &Path| {
         let out = finish(
             kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-t"])
@@ -807,6 +819,57 @@ fn tls_with_a_password_file_and_the_two_ways_it_is_refused() {
         assert_eq!(last["mqtt"], "disconnected", "{last}");
     }
     assert_eq!(sub.on("visit").len(), 2, "nothing more arrived");
+
+    // A password file that others may read is refused at start, naming it and its mode.
+    let open_pw = tmp.path().join("open.pw");
+    std::fs::write(&open_pw, "s3cret word\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open_pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out = finish(
+        kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-t"])
+            .arg("--mqtt-ca")
+            .arg(&ca)
+            .args(["--mqtt-user", "kiosk", "--mqtt-password-file"])
+            .arg(&open_pw),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("open.pw") && stderr.contains("644") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no line before the error");
+    drop(broker);
+
+    // A broker whose certificate (from a trusted CA) was issued for another host: refused.
+    let (elsewhere_ca, cert, key) = make_ca_for(tmp.path(), "elsewhere", "DNS:broker.example");
+    let port = free_port();
+    let _broker = Broker::start(
+        tmp.path(),
+        port,
+        &format!(
+            "allow_anonymous true\ncafile {}\ncertfile {}\nkeyfile {}\n",
+            elsewhere_ca.display(),
+            cert.display(),
+            key.display()
+        ),
+    );
+    let url = format!("mqtts://127.0.0.1:{port}");
+    let out = finish(
+        kiosk(&source, &["--mqtt", &url, "--mqtt-client-id", "kiosk-h"])
+            .arg("--mqtt-ca")
+            .arg(&elsewhere_ca),
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("warning: mqtt") && !l.contains("not delivered at exit"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(errors[0].contains("not issued for the host"), "{stderr}");
 }
 
 /// The fds of a process that are sockets.
@@ -895,6 +958,22 @@ fn bad_mqtt_settings_name_the_key_and_the_file() {
             "",
             vec!["--mqtt", "mqtt://127.0.0.1:1", "--mqtt-qos-face", "3"],
             vec!["--mqtt-qos-face"],
+        ),
+        // a password over plain mqtt://: the flag that made it plain is named
+        (
+            "mqtt_user = \"kiosk\"\nmqtt_password_file = \"/etc/agegender/mqtt.pw\"\n",
+            vec!["--mqtt", "mqtt://127.0.0.1:1"],
+            vec!["--mqtt:", "mqtts://", "mqtt_allow_plain_password"],
+        ),
+        (
+            "",
+            vec![
+                "--mqtt",
+                "mqtt://127.0.0.1:1",
+                "--mqtt-topic-prefix",
+                "$SYS/x",
+            ],
+            vec!["--mqtt-topic-prefix", "$"],
         ),
     ] {
         std::fs::write(&conf, toml).unwrap();
@@ -1016,5 +1095,213 @@ fn lines_beyond_the_queue_bound_are_dropped_and_counted() {
         refused.len(),
         1,
         "one line for the refused connection: {stderr}"
+    );
+}
+
+/// A PUBLISH a [`StuckBroker`] received.
+#[derive(Clone, Debug)]
+struct Received {
+    /// Which connection (0: the first).
+    conn: usize,
+    topic: String,
+    qos: u8,
+    at: Instant,
+}
+
+/// A broker that accepts connections, answers pings and acknowledges every QoS 1 PUBLISH except
+/// those on `.../visit`: a broker stuck on one message while it keeps the connection alive, a
+/// fault a real broker cannot be asked to show. MQTT 3.1.1 framing only, as much as the kiosk
+/// sends; it closes a connection on DISCONNECT, as a broker must.
+struct StuckBroker {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl StuckBroker {
+    fn start() -> StuckBroker {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let r = received.clone();
+        std::thread::spawn(move || {
+            for (conn, stream) in listener.incoming().enumerate() {
+                let Ok(mut s) = stream else { return };
+                let r = r.clone();
+                std::thread::spawn(move || loop {
+                    let mut head = [0u8; 1];
+                    if s.read_exact(&mut head).is_err() {
+                        return;
+                    }
+                    // remaining length: a base-128 varint
+                    let (mut len, mut shift) = (0usize, 0);
+                    loop {
+                        let mut b = [0u8; 1];
+                        if s.read_exact(&mut b).is_err() {
+                            return;
+                        }
+                        len |= ((b[0] & 0x7f) as usize) << shift;
+                        shift += 7;
+                        if b[0] & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if s.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let reply: &[u8] = match head[0] >> 4 {
+                        1 => &[0x20, 0x02, 0x00, 0x00], // CONNECT -> CONNACK, accepted
+                        12 => &[0xd0, 0x00],            // PINGREQ -> PINGRESP
+                        14 => return,                   // DISCONNECT: close
+                        3 => {
+                            let qos = (head[0] >> 1) & 3;
+                            let n = u16::from_be_bytes([body[0], body[1]]) as usize;
+                            let topic = String::from_utf8_lossy(&body[2..2 + n]).into_owned();
+                            let stuck = topic.ends_with("/visit");
+                            r.lock().unwrap().push(Received {
+                                conn,
+                                topic,
+                                qos,
+                                at: Instant::now(),
+                            });
+                            if qos == 1 && !stuck {
+                                let _ = s.write_all(&[0x40, 0x02, body[2 + n], body[3 + n]]);
+                            }
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    if s.write_all(reply).is_err() {
+                        return;
+                    }
+                });
+            }
+        });
+        StuckBroker { port, received }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// A broker that keeps the connection (pings answered) but never acknowledges a visit: status
+/// lines (QoS 0) go on arriving while the visit waits for its PUBACK, and after the ack deadline
+/// the kiosk connects again and sends the visit again.
+#[test]
+fn a_stuck_acknowledgement_holds_no_qos0_line_and_the_kiosk_connects_again() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = StuckBroker::start();
+    let source = clip(tmp.path(), 4);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    // keep-alive 5 s: an ack deadline of 10 s (agegender::mqtt::ack_deadline)
+    let deadline = agegender::mqtt::ack_deadline(Duration::from_secs(5));
+    let mut child = kiosk_status_every(
+        &source,
+        "0.5",
+        &["--mqtt", &url, "--mqtt-client-id", "kiosk-stuck", "--loop"],
+    )
+    .args(["--mqtt-keep-alive", "5"])
+    .spawn()
+    .unwrap();
+    let _out = Lines::collect(child.stdout.take().unwrap());
+    let err = Lines::collect(child.stderr.take().unwrap());
+    // The first visit is published, and never acknowledged.
+    let first_visit = wait_for("a first visit at the broker", WAIT, || {
+        broker
+            .received()
+            .into_iter()
+            .find(|m| m.topic.ends_with("/visit"))
+    });
+    assert_eq!(first_visit.qos, 1);
+    // The kiosk connects again once the deadline has passed, and sends the visit again.
+    let again = wait_for("the visit sent again on a new connection", WAIT, || {
+        broker
+            .received()
+            .into_iter()
+            .find(|m| m.conn > first_visit.conn && m.topic.ends_with("/visit"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        again.at.duration_since(first_visit.at) >= deadline,
+        "connected again before the deadline"
+    );
+    // Meanwhile, on the first connection, status lines (QoS 0, every 0.5 s) kept coming.
+    let statuses_while_stuck = broker
+        .received()
+        .iter()
+        .filter(|m| {
+            m.conn == first_visit.conn
+                && m.topic.ends_with("/status")
+                && m.at > first_visit.at + Duration::from_secs(1)
+        })
+        .count();
+    assert!(
+        statuses_while_stuck >= 5,
+        "QoS 0 lines held behind the unacknowledged visit: {statuses_while_stuck} status lines"
+    );
+    let warned: Vec<String> = err
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("no acknowledgement within"))
+        .collect();
+    assert!(!warned.is_empty(), "{:?}", err.all());
+}
+
+/// Two kiosks with one client id (a cloned card: the same machine id) knock each other off the
+/// broker at every connect. The backoff keeps doubling (jittered) until a connection has lasted,
+/// so in 20 s each connects at most 9 times, not every half second (about 40 times).
+#[test]
+fn two_kiosks_with_one_client_id_back_off() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let source = clip(tmp.path(), 2);
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let start = || {
+        let mut child = kiosk(
+            &source,
+            &["--mqtt", &url, "--mqtt-client-id", "kiosk-clone", "--loop"],
+        )
+        .args(["--max-frames", "400"])
+        .spawn()
+        .unwrap();
+        let out = Lines::collect(child.stdout.take().unwrap());
+        let err = Lines::collect(child.stderr.take().unwrap());
+        (child, out, err)
+    };
+    let began = Instant::now();
+    let (mut a, _a_out, a_err) = start();
+    let (mut b, _b_out, b_err) = start();
+    // 400 frames at 20 fps: 20 s of both kiosks fighting for the client id (longer on a slower
+    // machine: the bound below is of the time they ran)
+    for (child, err) in [(&mut a, &a_err), (&mut b, &b_err)] {
+        let status = common::process::wait_exit(child, Duration::from_secs(300));
+        assert!(status.success(), "{:?}", err.all());
+    }
+    let ran = began.elapsed().as_secs_f64();
+    // The most connects the backoff allows in that time: the first, then one after each wait,
+    // each at least half its backoff (0.5 s doubling to 8 s).
+    let mut allowed = 1;
+    let (mut t, mut backoff) = (0.0, 0.5_f64);
+    loop {
+        t += backoff / 2.0;
+        if t > ran {
+            break;
+        }
+        allowed += 1;
+        backoff = (backoff * 2.0).min(8.0);
+    }
+    let connects = |err: &Lines| err.count("agegender: mqtt: connected to");
+    let (ca, cb) = (connects(&a_err), connects(&b_err));
+    eprintln!("connects in {ran:.1} s: {ca} and {cb} (at most {allowed})");
+    assert!(ca >= 1 && cb >= 1, "{:?} {:?}", a_err.all(), b_err.all());
+    assert!(
+        ca <= allowed && cb <= allowed,
+        "reconnected {ca} and {cb} times in {ran:.1} s (at most {allowed}): {:?}",
+        a_err.all()
     );
 }

@@ -432,6 +432,14 @@ impl Config {
             );
         }
         let plain = url.as_ref().is_some_and(|u| !u.tls);
+        if plain && self.mqtt_password_file.is_some() && !self.mqtt_allow_plain_password {
+            return Err(Invalid::of(
+                "mqtt_password_file",
+                "a password over mqtt:// (plain) crosses the network readable by anyone on the \
+                 way: use mqtts://, or set mqtt_allow_plain_password = true on a network you trust",
+            )
+            .with("mqtt"));
+        }
         for (key, set) in [
             ("mqtt_ca", self.mqtt_ca.is_some()),
             ("mqtt_cert", self.mqtt_cert.is_some()),

@@ -136,8 +136,13 @@ pub struct Config {
     pub mqtt_key: Option<PathBuf>,
     /// User name; its password is read from `mqtt_password_file` (never a flag or the URL).
     pub mqtt_user: Option<String>,
-    /// File holding the MQTT password of `mqtt_user` (the whole file less its trailing newline).
+    /// File holding the MQTT password of `mqtt_user`: its first line. Refused when others may
+    /// read it (chmod 600), and over a plain `mqtt://` broker unless
+    /// `mqtt_allow_plain_password`.
     pub mqtt_password_file: Option<PathBuf>,
+    /// Send the password over a plain `mqtt://` connection, readable by anyone on the network
+    /// path (only on a network you trust; `mqtts://` is the way).
+    pub mqtt_allow_plain_password: bool,
     /// Lines the publisher may hold (twice this: the frame loop's queue and its own) before it
     /// drops and counts them.
     pub mqtt_queue: usize,
@@ -233,6 +238,7 @@ impl Default for Config {
             mqtt_key: None,
             mqtt_user: None,
             mqtt_password_file: None,
+            mqtt_allow_plain_password: false,
             mqtt_queue: 256,
             mqtt_keep_alive_s: 30,
             status_interval_s: 5.0,
@@ -416,6 +422,9 @@ mod tests {
             "mqtt_keep_alive_s = 1",
             "mqtt_cert = \"c.pem\"",
             "mqtt_password_file = \"pw\"",
+            "mqtt_user = \"u\"\nmqtt_password_file = \"pw\"\nmqtt = \"mqtt://h\"",
+            "mqtt_topic_prefix = \"$SYS\"",
+            "mqtt_client_id = \"a\\u0007b\"",
             "mqtt = \"mqtt://h\"\nmqtt_ca = \"ca.pem\"",
         ] {
             let e = Config::from_toml_str(bad, "c.toml")
@@ -430,6 +439,18 @@ mod tests {
             };
             assert!(e.contains(key) && e.contains("c.toml"), "{e}");
         }
+        // a password over plain mqtt:// only when asked for
+        Config::from_toml_str(
+            "mqtt = \"mqtt://h\"\nmqtt_user = \"u\"\nmqtt_password_file = \"pw\"\n\
+             mqtt_allow_plain_password = true\n",
+            "c.toml",
+        )
+        .unwrap();
+        Config::from_toml_str(
+            "mqtt = \"mqtts://h\"\nmqtt_user = \"u\"\nmqtt_password_file = \"pw\"\n",
+            "c.toml",
+        )
+        .unwrap();
         let c =
             Config::from_toml_str("gender_min_p = 0.9\nbucket_min_p = 0.5\n", "c.toml").unwrap();
         assert_eq!(

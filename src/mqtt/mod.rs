@@ -11,15 +11,22 @@
 //! publisher thread keeps up to `mqtt_queue` more in its own queue. QoS 1 lines (visits and
 //! counts by default) are sent one at a time and kept until the broker acknowledges them: while
 //! the broker is away they wait in the queue and go out, oldest first, once it is back (at least
-//! once: a line in flight when the connection broke is sent again). QoS 0 lines (faces, status)
-//! are sent only while connected; while away they are dropped and counted. A second thread
-//! drives the connection with blocking calls (a poll is never cut short) and reconnects with
-//! backoff, 0.5 s doubling to 8 s. Each new kind of connection error is one warning line on stderr; the
-//! serial log goes on.
+//! once: a line in flight when the connection broke is sent again). A QoS 1 line not
+//! acknowledged within [`ack_deadline`] (the keep-alive, at least 10 s) means a broker that
+//! answers pings but is stuck: the connection is made again and the line sent again. QoS 0
+//! lines (faces, status) are sent only while connected, and never wait behind a QoS 1 line that
+//! waits for its acknowledgement; while away they are dropped and counted. A second thread
+//! drives the connection with blocking calls (a poll is never cut short) and reconnects with a
+//! jittered backoff, 0.5 s doubling to 8 s, that starts again from 0.5 s only after a
+//! connection lasted [`CONNECTION_LASTED`] (two kiosks with one client id knock each other off
+//! less and less often, not every half second). Each new kind of connection error is one
+//! warning line on stderr; the serial log goes on.
 //!
 //! TLS (`mqtts://`): rustls with the ring provider; the CA from `mqtt_ca` (else the system's
 //! roots); a client certificate from `mqtt_cert` + `mqtt_key`; a user name from `mqtt_user`
-//! with the password read from `mqtt_password_file` (never a flag, never the URL). The default
+//! with the password read from `mqtt_password_file` (never a flag, never the URL; its first
+//! line; refused when others may read it, and over plain `mqtt://` unless
+//! `mqtt_allow_plain_password`). The default
 //! client id is derived from `/etc/machine-id` (an HMAC of it, not the id itself, which systemd
 //! asks programs not to expose).
 
@@ -44,6 +51,62 @@ pub use tls::tls_config;
 
 /// How long a closing publisher keeps trying to deliver what is queued.
 pub const LINGER: Duration = Duration::from_secs(5);
+
+/// Reconnect backoff: the first wait, and the longest.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(8);
+/// A connection that lasted this long starts the backoff again from [`BACKOFF_MIN`]; one
+/// that broke sooner (a broker that takes the connection and drops it, another kiosk with the
+/// same client id knocking this one off) goes on doubling it.
+pub const CONNECTION_LASTED: Duration = Duration::from_secs(30);
+
+/// How long a QoS 1 line may wait for its PUBACK before the broker is taken for stuck and the
+/// connection is made again (the line is sent again then): the keep-alive, at least 10 s. A
+/// broker that answers pings but never acknowledges would otherwise hold every QoS 1 line.
+pub fn ack_deadline(keep_alive: Duration) -> Duration {
+    keep_alive.max(Duration::from_secs(10))
+}
+
+/// A wait of `backoff` with jitter: uniform in `[backoff / 2, backoff]` ("equal jitter"), so
+/// kiosks that lost one broker together do not come back in step.
+fn jittered(backoff: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    // std's per-process random keys, hashed with the time: no crate for one random number
+    let r = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    let half = backoff / 2;
+    half + half.mul_f64((r >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// The password in `p`: its first line. A file others may read or change is refused (as ssh
+/// refuses a private key others can read): `chmod 600` it, owned by the kiosk's user.
+fn read_password(p: &std::path::Path) -> anyhow::Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p)
+            .with_context(|| format!("mqtt_password_file {}: cannot read it", p.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o007 != 0 {
+            anyhow::bail!(
+                "mqtt_password_file {}: others may read or change it (mode {:03o}): chmod 600 it",
+                p.display(),
+                mode & 0o777
+            );
+        }
+    }
+    let bytes = read_file("mqtt_password_file", p)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("mqtt_password_file {}: not UTF-8 text", p.display()))?;
+    let first = text.lines().next().unwrap_or("");
+    if first.is_empty() {
+        anyhow::bail!(
+            "mqtt_password_file {}: the first line (the password) is empty",
+            p.display()
+        );
+    }
+    Ok(first.to_string())
+}
 
 /// QoS of a setting (0 or 1; checked in `Config::validate`).
 fn qos(n: u8) -> QoS {
@@ -102,13 +165,7 @@ impl MqttPublisher {
         ));
         if let Some(user) = &s.user {
             let password = match &s.password_file {
-                Some(p) => {
-                    let bytes = read_file("mqtt_password_file", p)?;
-                    let text = String::from_utf8(bytes).map_err(|_| {
-                        anyhow::anyhow!("mqtt_password_file {}: not UTF-8 text", p.display())
-                    })?;
-                    text.trim_end_matches(['\r', '\n']).to_string()
-                }
+                Some(p) => read_password(p)?,
                 None => String::new(),
             };
             opts.set_credentials(user.clone(), password);
@@ -140,6 +197,7 @@ impl MqttPublisher {
             shared: shared.clone(),
             cap: s.queue,
             url: url.clone(),
+            ack_deadline: ack_deadline(s.keep_alive),
         };
         let thread = std::thread::Builder::new()
             .name("mqtt".into())
@@ -224,14 +282,17 @@ enum ConnEvent {
 }
 
 /// The connection thread: drives rumqttc's event loop with blocking calls only (a poll is never
-/// cut short, so no packet is left half written), reconnects with backoff 0.5 s → 8 s, and
-/// forwards what the publisher thread needs. Ends when the publisher is done with it.
+/// cut short, so no packet is left half written), reconnects with a jittered backoff
+/// ([`jittered`]) from 0.5 s doubling to 8 s, back to 0.5 s only after a connection that lasted
+/// [`CONNECTION_LASTED`], and forwards what the publisher thread needs. Ends when the publisher
+/// is done with it.
 fn drive(mut conn: Connection, events: mpsc::Sender<ConnEvent>, stop: Arc<AtomicBool>) {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = BACKOFF_MIN;
+    let mut connected_at: Option<Instant> = None;
     for event in conn.iter() {
         let forward = match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(500);
+                connected_at = Some(Instant::now());
                 Some(ConnEvent::Connected)
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => Some(ConnEvent::Acked),
@@ -241,13 +302,19 @@ fn drive(mut conn: Connection, events: mpsc::Sender<ConnEvent>, stop: Arc<Atomic
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
+                if connected_at
+                    .take()
+                    .is_some_and(|t| t.elapsed() >= CONNECTION_LASTED)
+                {
+                    backoff = BACKOFF_MIN;
+                }
                 let _ = events.send(ConnEvent::Failed(describe(&e)));
                 // Sleep the backoff in steps, so a closing publisher is not held up.
-                let until = Instant::now() + backoff;
+                let until = Instant::now() + jittered(backoff);
                 while Instant::now() < until && !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(8));
+                backoff = (backoff * 2).min(BACKOFF_MAX);
                 None
             }
         };
@@ -269,6 +336,8 @@ struct Worker {
     shared: Arc<Shared>,
     cap: usize,
     url: String,
+    /// A QoS 1 line unacknowledged this long means a broker that is stuck: reconnect.
+    ack_deadline: Duration,
 }
 
 impl Worker {
@@ -297,6 +366,8 @@ impl Worker {
         let mut queue: VecDeque<Msg> = VecDeque::with_capacity(self.cap + 1);
         // The QoS 1 line sent and not yet acknowledged.
         let mut inflight: Option<Msg> = None;
+        // When the line in flight was sent.
+        let mut inflight_since: Option<Instant> = None;
         let mut connected = false;
         let mut closing: Option<Instant> = None;
         let mut last_error = String::new();
@@ -329,32 +400,61 @@ impl Worker {
                     return;
                 }
             }
-            // 3. Connected: hand rumqttc what may go now.
+            // 3. Connected: hand rumqttc what may go now, in order, until a QoS 1 line must
+            // wait for the one in flight; the QoS 0 lines behind it go on (a slow or stuck
+            // acknowledgement holds only the QoS 1 lines).
             if connected {
                 while let Some(front) = queue.front() {
-                    let q = self.qos[front.topic];
-                    if q == 1 && inflight.is_some() {
+                    if self.qos[front.topic] == 1 && inflight.is_some() {
                         break;
                     }
                     let m = queue.pop_front().unwrap();
-                    let retain = m.topic == AVAILABILITY;
-                    match self.client.try_publish(
-                        self.topics[m.topic].as_str(),
-                        qos(q),
-                        retain,
-                        m.buf.clone(),
-                    ) {
-                        Ok(()) if q == 1 => inflight = Some(m),
-                        Ok(()) => {
-                            self.shared.sent.fetch_add(1, Ordering::Relaxed);
-                            self.recycle(m.buf);
-                        }
-                        Err(_) => {
+                    match self.send(m, &mut inflight) {
+                        Ok(()) => {}
+                        Err(m) => {
                             queue.push_front(m);
                             break;
                         }
                     }
                 }
+                if inflight.is_some() && queue.iter().any(|m| self.qos[m.topic] == 0) {
+                    let mut i = 0;
+                    while i < queue.len() {
+                        if self.qos[queue[i].topic] != 0 {
+                            i += 1;
+                            continue;
+                        }
+                        let m = queue.remove(i).unwrap();
+                        if let Err(m) = self.send(m, &mut inflight) {
+                            queue.insert(i, m);
+                            break;
+                        }
+                    }
+                }
+                // A broker that keeps the connection (answers pings) but never acknowledges:
+                // make the connection again; the line goes again then.
+                if inflight_since.is_some_and(|t| t.elapsed() >= self.ack_deadline) {
+                    let why = format!(
+                        "no acknowledgement within {} s",
+                        self.ack_deadline.as_secs()
+                    );
+                    if why != last_error {
+                        eprintln!(
+                            "agegender: warning: mqtt {}: {why}; connecting again (the serial log goes on)",
+                            self.url
+                        );
+                    }
+                    last_error = why;
+                    let _ = self.client.try_disconnect();
+                    connected = false;
+                    self.shared.connected.store(false, Ordering::Relaxed);
+                    self.away(&mut queue, &mut inflight);
+                }
+            }
+            if inflight.is_none() {
+                inflight_since = None;
+            } else if inflight_since.is_none() {
+                inflight_since = Some(Instant::now());
             }
             // 4. What the connection says (new lines are looked at every 20 ms).
             match events.recv_timeout(Duration::from_millis(20)) {
@@ -382,7 +482,9 @@ impl Worker {
                     }
                 }
                 Ok(ConnEvent::Failed(why)) => {
-                    if connected || why != last_error {
+                    // (after our own DISCONNECT for a missing acknowledgement, `connected` is
+                    // already false and the error is the broker closing: not news)
+                    if (connected || why != last_error) && !last_error.starts_with("no ack") {
                         eprintln!(
                             "agegender: warning: mqtt {}: {why}; retrying with backoff (the serial log goes on; further errors of this kind are not logged)",
                             self.url
@@ -391,21 +493,7 @@ impl Worker {
                     last_error = why;
                     connected = false;
                     self.shared.connected.store(false, Ordering::Relaxed);
-                    // The line in flight goes again; QoS 0 lines are not kept while away.
-                    if let Some(m) = inflight.take() {
-                        queue.push_front(m);
-                    }
-                    let mut kept = VecDeque::with_capacity(self.cap + 1);
-                    for m in queue.drain(..) {
-                        if m.topic == AVAILABILITY {
-                            self.recycle(m.buf);
-                        } else if self.qos[m.topic] == 1 {
-                            kept.push_back(m);
-                        } else {
-                            self.drop_msg(m);
-                        }
-                    }
-                    queue = kept;
+                    self.away(&mut queue, &mut inflight);
                 }
                 Ok(ConnEvent::Disconnected) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -414,6 +502,47 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Hand `m` to rumqttc: a QoS 1 line becomes the one in flight, a QoS 0 line is counted as
+    /// sent. `Err(m)`: rumqttc's queue is full, try again later.
+    fn send(&self, m: Msg, inflight: &mut Option<Msg>) -> Result<(), Msg> {
+        let q = self.qos[m.topic];
+        let retain = m.topic == AVAILABILITY;
+        match self
+            .client
+            .try_publish(self.topics[m.topic].as_str(), qos(q), retain, m.buf.clone())
+        {
+            Ok(()) if q == 1 => {
+                *inflight = Some(m);
+                Ok(())
+            }
+            Ok(()) => {
+                self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                self.recycle(m.buf);
+                Ok(())
+            }
+            Err(_) => Err(m),
+        }
+    }
+
+    /// The connection is gone: the line in flight goes again first; QoS 0 lines are not kept
+    /// while away (dropped and counted), nor is the `online` not yet sent.
+    fn away(&self, queue: &mut VecDeque<Msg>, inflight: &mut Option<Msg>) {
+        if let Some(m) = inflight.take() {
+            queue.push_front(m);
+        }
+        let mut kept = VecDeque::with_capacity(self.cap + 1);
+        for m in queue.drain(..) {
+            if m.topic == AVAILABILITY {
+                self.recycle(m.buf);
+            } else if self.qos[m.topic] == 1 {
+                kept.push_back(m);
+            } else {
+                self.drop_msg(m);
+            }
+        }
+        *queue = kept;
     }
 
     /// A new line: queued, or (QoS 0 while away) dropped and counted.
@@ -497,7 +626,9 @@ fn describe(e: &rumqttc::ConnectionError) -> String {
         }
         other => {
             let s = crate::one_line(&other.to_string());
-            if s.contains("certificate") || s.contains("Certificate") {
+            if s.contains("NotValidForName") || s.contains("not valid for name") {
+                format!("TLS: the broker's certificate is not issued for the host in `mqtt`: {s}")
+            } else if s.contains("certificate") || s.contains("Certificate") {
                 format!("TLS: the broker's certificate is not trusted (mqtt_ca): {s}")
             } else {
                 s

@@ -81,14 +81,29 @@ impl std::fmt::Display for BrokerUrl {
     }
 }
 
+/// Longest topic part (prefix or client id) accepted, in bytes: far below MQTT's 65 535 for a
+/// whole topic, and long enough for any real prefix.
+pub const MAX_TOPIC_PART: usize = 256;
+
 /// Whether `s` may stand in a topic level (the client id) or be the prefix (levels joined by
-/// `/`): not empty, no wildcard, no NUL, no empty level.
+/// `/`): not empty, at most [`MAX_TOPIC_PART`] bytes, no wildcard, no NUL or other control
+/// character, no empty level, and no level starting with `$` (topics the broker reserves, as
+/// `$SYS`, which a subscription to `#` does not see).
 pub fn check_topic_part(s: &str, levels: bool) -> Result<(), String> {
     if s.is_empty() {
         return Err("must not be empty".into());
     }
-    if s.contains(['+', '#', '\0']) {
-        return Err(format!("`{s}` holds a wildcard (+, #) or NUL"));
+    if s.len() > MAX_TOPIC_PART {
+        return Err(format!(
+            "is {} bytes long, more than {MAX_TOPIC_PART}",
+            s.len()
+        ));
+    }
+    if s.contains(['+', '#']) {
+        return Err(format!("`{s}` holds a wildcard (+, #)"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("{s:?} holds a control character"));
     }
     if !levels && s.contains('/') {
         return Err(format!("`{s}` holds a /"));
@@ -96,6 +111,11 @@ pub fn check_topic_part(s: &str, levels: bool) -> Result<(), String> {
     if levels && s.split('/').any(str::is_empty) {
         return Err(format!(
             "`{s}` has an empty level (a leading, trailing or double /)"
+        ));
+    }
+    if s.split('/').any(|level| level.starts_with('$')) {
+        return Err(format!(
+            "`{s}` has a level starting with $ (topics the broker reserves, like $SYS)"
         ));
     }
     Ok(())
@@ -181,5 +201,14 @@ mod tests {
         assert!(check_topic_part("a+b", false).is_err());
         assert!(check_topic_part("a/b", false).is_err());
         assert!(check_topic_part("", false).is_err());
+        assert!(check_topic_part("$SYS", true).is_err());
+        assert!(check_topic_part("shop/$share", true).is_err());
+        assert!(check_topic_part("$kiosk", false).is_err());
+        assert!(check_topic_part("a\u{7}b", false).is_err());
+        assert!(check_topic_part("a\nb", true).is_err());
+        assert!(check_topic_part("a\0b", false).is_err());
+        assert!(check_topic_part("price$", false).is_ok());
+        assert!(check_topic_part(&"x".repeat(MAX_TOPIC_PART), true).is_ok());
+        assert!(check_topic_part(&"x".repeat(MAX_TOPIC_PART + 1), true).is_err());
     }
 }
