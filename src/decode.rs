@@ -445,20 +445,25 @@ pub fn load_image_into(path: &Path, dec: &mut Decoder, out: &mut RgbImage) -> an
         return Err(named("is a directory, not a picture".into()));
     }
     let bytes = std::fs::read(path).map_err(|e| named(format!("cannot read: {e}")))?;
+    decode_still(&bytes, dec, out).map_err(|e| named(format!("{e:#}")))
+}
+
+/// A still picture's bytes (JPEG or PNG) as upright RGB: [`load_image_into`] without the file.
+/// Errors say what is wrong with the bytes (the caller names where they came from).
+pub fn decode_still(bytes: &[u8], dec: &mut Decoder, out: &mut RgbImage) -> anyhow::Result<()> {
     if bytes.is_empty() {
-        return Err(named("empty file (0 bytes), not a picture".into()));
+        anyhow::bail!("empty file (0 bytes), not a picture");
     }
     if bytes.starts_with(&[0xFF, 0xD8]) {
-        dec.decode_still_jpeg(&bytes, out)
-            .map_err(|e| named(e.to_string()))
+        Ok(dec.decode_still_jpeg(bytes, out)?)
     } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(&bytes, out).map_err(|e| named(format!("PNG: {e}")))
+        decode_png(bytes, out).map_err(|e| anyhow::anyhow!("PNG: {e}"))
     } else {
         let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02X}")).collect();
-        Err(named(format!(
+        anyhow::bail!(
             "not a JPEG or PNG picture (it starts with {})",
             head.join(" ")
-        )))
+        )
     }
 }
 

@@ -184,3 +184,13 @@ fn config_corpus() {
 fn detector_outputs_corpus() {
     replay("detector_outputs", checks::detector_outputs);
 }
+
+#[test]
+fn stills_corpus() {
+    replay("stills", checks::stills);
+}
+
+#[test]
+fn mqtt_settings_corpus() {
+    replay("mqtt_settings", checks::mqtt_settings);
+}

@@ -548,3 +548,52 @@ fn eval_names_an_unreadable_face_measures_the_others_and_exits_1() {
     assert_eq!(report["images"], 3);
     assert_eq!(report["unreadable"], 1);
 }
+
+// ---- the sources: sizes clamped before anything is sized from them --------------------------
+
+/// An `.mjpeg` whose frame headers claim more than the decoder's limit, and a directory whose
+/// only picture does: an error naming the file and the limit at open, never buffers of
+/// w·h·3 bytes. A file with some such frames leaves them out and sizes from the others.
+#[test]
+fn sources_refuse_frame_sizes_beyond_the_decoder_limit() {
+    use agegender::capture::files::{DirSource, MjpegFileSource};
+    use agegender::capture::FrameSource;
+    let tmp = tempfile::tempdir().unwrap();
+    let huge = jpeg_claiming(20000, 16);
+    let small = rgb_jpeg(&common::background(64, 48), None);
+
+    let all_huge = tmp.path().join("huge.mjpeg");
+    std::fs::write(&all_huge, [huge.clone(), huge.clone()].concat()).unwrap();
+    let e = match MjpegFileSource::open(&all_huge, 0.0, false) {
+        Ok(_) => panic!("a file of 20000-pixel frames opened"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("huge.mjpeg") && e.contains("20000x16") && e.contains("8192"),
+        "{e}"
+    );
+
+    let mixed = tmp.path().join("mixed.mjpeg");
+    std::fs::write(
+        &mixed,
+        [small.clone(), huge.clone(), small.clone()].concat(),
+    )
+    .unwrap();
+    let src = MjpegFileSource::open(&mixed, 0.0, false).unwrap();
+    assert_eq!(src.frame_size(), (64, 48));
+
+    let dir = tmp.path().join("pictures");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("huge.png"), png_claiming(9000, 9000)).unwrap();
+    let e = match DirSource::open(&dir, 0.0, false) {
+        Ok(_) => panic!("a directory of one 9000x9000 picture opened"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("huge.png") && e.contains("9000x9000") && e.contains("8192"),
+        "{e}"
+    );
+    std::fs::write(dir.join("small.jpg"), &small).unwrap();
+    let src = DirSource::open(&dir, 0.0, false).unwrap();
+    assert_eq!(src.frame_size(), (64, 48));
+}

@@ -31,10 +31,16 @@ pub fn jpeg_frames(data: &[u8]) {
         assert_eq!(out.data.len(), out.width as usize * out.height as usize * 3);
     }
 
-    // The input as an MJPEG stream: every frame found is decoded at its announced size.
+    // The input as an MJPEG stream: the size every buffer is made from fits the decoder
+    // (what `Pipeline::new` allocates), and every frame found is decoded at its announced size.
     if let Ok(mut source) =
         MjpegFileSource::from_bytes(Path::new("fuzz.mjpeg"), data.to_vec(), 0.0, false)
     {
+        let (w, h) = source.frame_size();
+        assert!(
+            agegender::capture::frame_size_fits(w, h),
+            "buffers sized {w}x{h}"
+        );
         for _ in 0..source.frame_count() {
             let Ok(Some(frame)) = source.next_frame() else {
                 break;
@@ -43,6 +49,43 @@ pub fn jpeg_frames(data: &[u8]) {
             if decoder.decode(&frame, &mut out).is_ok() {
                 assert_eq!((out.width, out.height), (w, h));
             }
+        }
+    }
+}
+
+/// Still pictures (`agegender image`, a directory source): any bytes as a JPEG or PNG file (the
+/// corpus holds PNGs of every colour type and bit depth, and JPEGs). An error, or an upright RGB
+/// image within the size limit. Never a panic.
+pub fn stills(data: &[u8]) {
+    let mut decoder = Decoder::new();
+    let mut out = RgbImage::new(1, 1);
+    if agegender::decode::decode_still(data, &mut decoder, &mut out).is_ok() {
+        assert!(agegender::capture::frame_size_fits(out.width, out.height));
+        assert_eq!(out.data.len(), out.width as usize * out.height as usize * 3);
+    }
+}
+
+/// Broker URLs and topic parts (the `mqtt`, `mqtt_topic_prefix` and `mqtt_client_id` keys):
+/// an error or a value whose parts are what the publisher may use. Never a panic.
+pub fn mqtt_settings(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(url) = agegender::mqtt::BrokerUrl::parse(text) {
+        assert!(!url.host.is_empty() && url.port > 0, "{url:?}");
+        // what it prints parses back to itself
+        assert_eq!(
+            agegender::mqtt::BrokerUrl::parse(&url.to_string()),
+            Ok(url.clone())
+        );
+    }
+    for levels in [false, true] {
+        if agegender::mqtt::check_topic_part(text, levels).is_ok() {
+            assert!(!text.is_empty() && text.len() <= agegender::mqtt::MAX_TOPIC_PART);
+            assert!(!text.contains(['+', '#']) && !text.chars().any(char::is_control));
+            assert!(!text
+                .split('/')
+                .any(|l| l.starts_with('$') || (levels && l.is_empty())));
         }
     }
 }

@@ -216,12 +216,33 @@ impl MjpegFileSource {
 
     /// Index frames already in memory (`path` is only used to describe the source).
     pub fn from_bytes(path: &Path, data: Vec<u8>, fps: f32, looping: bool) -> anyhow::Result<Self> {
-        let spans = split_jpegs(&data);
+        let mut spans = split_jpegs(&data);
         anyhow::ensure!(
             !spans.is_empty(),
             "{} holds no JPEG frame (expected concatenated JPEG images)",
             path.display()
         );
+        // Buffers are sized from the largest frame: a frame whose header claims a size the
+        // decoder refuses is left out (one warning), and a file of only such frames is an error.
+        let before = spans.len();
+        let largest = spans.iter().map(|s| (s.width, s.height)).max();
+        spans.retain(|s| super::frame_size_fits(s.width, s.height));
+        if spans.is_empty() {
+            let (w, h) = largest.unwrap_or((0, 0));
+            anyhow::bail!(
+                "{}: its frames are {w}x{h}, outside the {}-pixel limit on either side",
+                path.display(),
+                super::MAX_FRAME_SIDE
+            );
+        }
+        if spans.len() < before {
+            eprintln!(
+                "agegender: warning: {}: {} of its {before} frames claim a size outside the {}-pixel limit on either side; left out",
+                path.display(),
+                before - spans.len(),
+                super::MAX_FRAME_SIDE
+            );
+        }
         Ok(MjpegFileSource {
             path: path.to_path_buf(),
             data,
@@ -393,13 +414,27 @@ impl DirSource {
             dir.display(),
             IMAGE_EXTENSIONS.join(", ")
         );
-        // Size every buffer from the largest image (headers only).
+        // Size every buffer from the largest image (headers only). An image whose header claims
+        // a size the decoder refuses does not count (it fails, named, when its turn comes).
         let (mut w, mut h) = (0, 0);
+        let mut too_large = None;
         for f in &files {
             if let Ok((fw, fh)) = image::image_dimensions(f) {
-                w = w.max(fw);
-                h = h.max(fh);
+                if super::frame_size_fits(fw, fh) {
+                    w = w.max(fw);
+                    h = h.max(fh);
+                } else {
+                    too_large.get_or_insert((f.clone(), fw, fh));
+                }
             }
+        }
+        if let (0, Some((f, fw, fh))) = (w, &too_large) {
+            anyhow::bail!(
+                "{}: {fw}x{fh}, outside the {}-pixel limit on either side, and no image in {} fits it",
+                f.display(),
+                super::MAX_FRAME_SIDE,
+                dir.display()
+            );
         }
         anyhow::ensure!(w > 0 && h > 0, "no readable image in {}", dir.display());
         Ok(DirSource {

@@ -68,3 +68,14 @@ pub trait FrameSource: Send {
 
 pub mod files;
 pub mod v4l2;
+
+/// Whether a frame of `w`×`h` fits the decoder: both sides in 1..=[`MAX_FRAME_SIDE`]. Every
+/// source checks the size it announces with this before anything is sized from it, so a
+/// frame header or a driver that claims a huge size is an error naming the source, not an
+/// allocation of w·h·3 bytes per buffer at start-up.
+pub fn frame_size_fits(w: u32, h: u32) -> bool {
+    (1..=MAX_FRAME_SIDE).contains(&w) && (1..=MAX_FRAME_SIDE).contains(&h)
+}
+
+/// The largest frame side any source may deliver: the decoder's limit.
+pub const MAX_FRAME_SIDE: u32 = crate::decode::MAX_JPEG_SIDE as u32;

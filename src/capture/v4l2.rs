@@ -110,6 +110,14 @@ impl V4l2Source {
             stream: None,
         };
         let stream = src.start()?;
+        // The driver's answer sizes every buffer: a size the decoder refuses is an error here.
+        anyhow::ensure!(
+            super::frame_size_fits(stream.width, stream.height),
+            "camera {device}: the driver chose {}x{}, outside the {}-pixel limit on either side",
+            stream.width,
+            stream.height,
+            super::MAX_FRAME_SIDE
+        );
         src.negotiated = (stream.width, stream.height);
         src.stream = Some(stream);
         Ok(src)

@@ -45,7 +45,7 @@ use crate::report::{LineKind, Publish};
 mod settings;
 mod tls;
 
-pub use settings::{check_topic_part, default_client_id, BrokerUrl, MqttSettings};
+pub use settings::{check_topic_part, default_client_id, BrokerUrl, MqttSettings, MAX_TOPIC_PART};
 use tls::read_file;
 pub use tls::tls_config;
 

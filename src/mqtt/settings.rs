@@ -55,6 +55,22 @@ impl BrokerUrl {
         if host.is_empty() {
             return Err(format!("`{s}` has no host"));
         }
+        // A name or IPv4 address (letters, digits, - . _), or an IPv6 address in [ ].
+        let bracketed = rest.starts_with('[');
+        let fits = if bracketed {
+            host.contains(':')
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || ":.".contains(c))
+        } else {
+            host.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        };
+        if !fits {
+            return Err(format!(
+                "`{s}`: `{host}` is not a host name or an IP address (IPv6 in [ ])"
+            ));
+        }
         let port = match port {
             None => default_port,
             Some(p) => match p.parse::<u16>() {
@@ -178,6 +194,11 @@ mod tests {
         assert_eq!((u.tls, u.host.as_str(), u.port), (true, "10.0.0.2", 18883));
         let u = BrokerUrl::parse("mqtt://[::1]:2000").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 2000));
+        // found by the fuzz smoke: a host that prints as a URL that does not parse back
+        assert!(BrokerUrl::parse("mqtt://Y:81]:2000").is_err());
+        assert!(BrokerUrl::parse("mqtt://[broker]:1883").is_err());
+        assert!(BrokerUrl::parse("mqtt://bro ker").is_err());
+        assert!(BrokerUrl::parse("mqtt://kiosk-hub_1.local:1883").is_ok());
         assert_eq!(u.to_string(), "mqtt://[::1]:2000");
         for bad in [
             "tcp://x",
