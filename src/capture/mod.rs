@@ -77,5 +77,6 @@ pub fn frame_size_fits(w: u32, h: u32) -> bool {
     (1..=MAX_FRAME_SIDE).contains(&w) && (1..=MAX_FRAME_SIDE).contains(&h)
 }
 
-/// The largest frame side any source may deliver: the decoder's limit.
-pub const MAX_FRAME_SIDE: u32 = crate::decode::MAX_JPEG_SIDE as u32;
+/// The largest frame side any source may deliver; the decoder refuses larger pictures too
+/// ([`crate::decode::MAX_JPEG_SIDE`] is this).
+pub const MAX_FRAME_SIDE: u32 = 8192;

@@ -20,8 +20,6 @@
 //! decoding allocate nothing. Measured: 4 allocations per 640x480 MJPEG frame (`tests/decode.rs`,
 //! `yuyv_and_rgb_decoding_allocate_nothing_and_jpeg_allocations_are_bounded`).
 
-use std::path::Path;
-
 use image::metadata::Orientation;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
 use zune_jpeg::zune_core::options::DecoderOptions;
@@ -30,10 +28,16 @@ use zune_jpeg::JpegDecoder;
 use crate::capture::{Frame, PixelFormat};
 use crate::rgb::RgbImage;
 
+mod dht;
+mod still;
+
+pub use dht::{strip_dht, DEFAULT_DHT};
+pub use still::{decode_still, load_image, load_image_into};
+
 /// Largest picture side accepted, from a camera frame or a file (JPEG and PNG alike): checked
 /// against the header before any pixel buffer is allocated, so a corrupt or hostile header
 /// cannot ask for gigabytes (8192x8192 RGB is 192 MiB).
-pub const MAX_JPEG_SIDE: usize = 8192;
+pub const MAX_JPEG_SIDE: usize = crate::capture::MAX_FRAME_SIDE as usize;
 
 /// Why a frame could not be decoded. Every variant says what was wrong with the input.
 #[derive(Debug, thiserror::Error)]
@@ -425,180 +429,6 @@ fn decode_yuyv(data: &[u8], w: u32, h: u32, out: &mut RgbImage) -> Result<(), De
         h,
         reason: e.to_string(),
     })
-}
-
-/// Load a still picture (JPEG or PNG) from disk as upright RGB. Every error starts with the
-/// path and says what is wrong with the file: missing, a directory, empty, cut short, damaged,
-/// too large (checked against [`MAX_JPEG_SIDE`] from the header, before the pixels are
-/// allocated), or not a JPEG or PNG. JPEGs go through the frame decoder ([`Decoder`]), so a
-/// still and a camera frame with the same bytes are judged alike.
-pub fn load_image(path: &Path) -> anyhow::Result<RgbImage> {
-    let mut out = RgbImage::default();
-    load_image_into(path, &mut Decoder::new(), &mut out)?;
-    Ok(out)
-}
-
-/// [`load_image`] into a reused image, with a reused decoder.
-pub fn load_image_into(path: &Path, dec: &mut Decoder, out: &mut RgbImage) -> anyhow::Result<()> {
-    let named = |what: String| anyhow::anyhow!("{}: {what}", path.display());
-    if path.is_dir() {
-        return Err(named("is a directory, not a picture".into()));
-    }
-    let bytes = std::fs::read(path).map_err(|e| named(format!("cannot read: {e}")))?;
-    decode_still(&bytes, dec, out).map_err(|e| named(format!("{e:#}")))
-}
-
-/// A still picture's bytes (JPEG or PNG) as upright RGB: [`load_image_into`] without the file.
-/// Errors say what is wrong with the bytes (the caller names where they came from).
-pub fn decode_still(bytes: &[u8], dec: &mut Decoder, out: &mut RgbImage) -> anyhow::Result<()> {
-    if bytes.is_empty() {
-        anyhow::bail!("empty file (0 bytes), not a picture");
-    }
-    if bytes.starts_with(&[0xFF, 0xD8]) {
-        Ok(dec.decode_still_jpeg(bytes, out)?)
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(bytes, out).map_err(|e| anyhow::anyhow!("PNG: {e}"))
-    } else {
-        let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02X}")).collect();
-        anyhow::bail!(
-            "not a JPEG or PNG picture (it starts with {})",
-            head.join(" ")
-        )
-    }
-}
-
-/// A PNG of any bit depth and colour type as upright 8-bit RGB; the size is checked against
-/// [`MAX_JPEG_SIDE`] from the header before the pixels are allocated.
-fn decode_png(bytes: &[u8], out: &mut RgbImage) -> anyhow::Result<()> {
-    use image::ImageDecoder;
-    let mut reader =
-        image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png);
-    // The default limits (no size limit, 512 MiB of allocations) stay as a backstop; our size
-    // check below names the limit the user hit.
-    reader.limits(image::Limits::default());
-    let mut decoder = reader.into_decoder()?;
-    let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 || w as usize > MAX_JPEG_SIDE || h as usize > MAX_JPEG_SIDE {
-        anyhow::bail!(DecodeError::TooLarge {
-            w: w as usize,
-            h: h as usize
-        });
-    }
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut picture = image::DynamicImage::from_decoder(decoder)?;
-    picture.apply_orientation(orientation);
-    let rgb = picture.into_rgb8();
-    out.width = rgb.width();
-    out.height = rgb.height();
-    out.data = rgb.into_raw();
-    Ok(())
-}
-
-/// Remove every DHT segment before the first SOS (what MJPEG cameras send). Used by tests and
-/// fuzzing to build DHT-less frames from ordinary JPEGs.
-pub fn strip_dht(jpeg: &[u8]) -> Result<Vec<u8>, String> {
-    let (_, sos) = find_dht_and_sos(jpeg)?;
-    let mut out = Vec::with_capacity(jpeg.len());
-    out.extend_from_slice(&jpeg[..2]);
-    let mut i = 2;
-    while i < sos {
-        while jpeg[i + 1] == 0xFF {
-            i += 1;
-        }
-        let marker = jpeg[i + 1];
-        let len = if matches!(marker, 0x01 | 0xD0..=0xD7) {
-            0
-        } else {
-            u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize
-        };
-        if marker != 0xC4 {
-            out.extend_from_slice(&jpeg[i..i + 2 + len]);
-        }
-        i += 2 + len;
-    }
-    out.extend_from_slice(&jpeg[sos..]);
-    Ok(out)
-}
-
-const DC_LUMA_BITS: [u8; 16] = [0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0];
-const DC_CHROMA_BITS: [u8; 16] = [0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0];
-const DC_VALUES: [u8; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-const AC_LUMA_BITS: [u8; 16] = [0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d];
-#[rustfmt::skip]
-const AC_LUMA_VALUES: [u8; 162] = [
-    0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
-    0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xa1, 0x08, 0x23, 0x42, 0xb1, 0xc1, 0x15, 0x52, 0xd1, 0xf0,
-    0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0a, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x25, 0x26, 0x27, 0x28,
-    0x29, 0x2a, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
-    0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69,
-    0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
-    0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
-    0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3, 0xc4, 0xc5,
-    0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda, 0xe1, 0xe2,
-    0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
-    0xf9, 0xfa,
-];
-const AC_CHROMA_BITS: [u8; 16] = [0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77];
-#[rustfmt::skip]
-const AC_CHROMA_VALUES: [u8; 162] = [
-    0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71,
-    0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xa1, 0xb1, 0xc1, 0x09, 0x23, 0x33, 0x52, 0xf0,
-    0x15, 0x62, 0x72, 0xd1, 0x0a, 0x16, 0x24, 0x34, 0xe1, 0x25, 0xf1, 0x17, 0x18, 0x19, 0x1a, 0x26,
-    0x27, 0x28, 0x29, 0x2a, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
-    0x49, 0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
-    0x69, 0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87,
-    0x88, 0x89, 0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5,
-    0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3,
-    0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda,
-    0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
-    0xf9, 0xfa,
-];
-
-const DHT_LEN: usize = 2 + 4 * 17 + 12 + 12 + 162 + 162;
-
-/// One DHT segment holding the four tables of ITU T.81 Annex K.3 (Tables K.3–K.6):
-/// DC 0 / AC 0 luminance, DC 1 / AC 1 chrominance.
-pub const DEFAULT_DHT: [u8; 2 + DHT_LEN] = build_dht();
-
-const fn build_dht() -> [u8; 2 + DHT_LEN] {
-    let mut out = [0u8; 2 + DHT_LEN];
-    out[0] = 0xFF;
-    out[1] = 0xC4;
-    out[2] = (DHT_LEN >> 8) as u8;
-    out[3] = (DHT_LEN & 0xFF) as u8;
-    let mut i = 4;
-    // (class << 4 | id, bits, values)
-    i = put_table(&mut out, i, 0x00, &DC_LUMA_BITS, &DC_VALUES);
-    i = put_table(&mut out, i, 0x10, &AC_LUMA_BITS, &AC_LUMA_VALUES);
-    i = put_table(&mut out, i, 0x01, &DC_CHROMA_BITS, &DC_VALUES);
-    i = put_table(&mut out, i, 0x11, &AC_CHROMA_BITS, &AC_CHROMA_VALUES);
-    assert!(i == out.len());
-    out
-}
-
-const fn put_table(out: &mut [u8], mut i: usize, tc_th: u8, bits: &[u8; 16], vals: &[u8]) -> usize {
-    let mut total = 0usize;
-    let mut k = 0;
-    while k < 16 {
-        total += bits[k] as usize;
-        k += 1;
-    }
-    assert!(total == vals.len());
-    out[i] = tc_th;
-    i += 1;
-    k = 0;
-    while k < 16 {
-        out[i] = bits[k];
-        i += 1;
-        k += 1;
-    }
-    k = 0;
-    while k < vals.len() {
-        out[i] = vals[k];
-        i += 1;
-        k += 1;
-    }
-    i
 }
 
 #[cfg(test)]
