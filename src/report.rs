@@ -76,42 +76,99 @@ impl Sink for StdoutSink {
 /// Lines appended to a file, flushed at every [`Sink::flush`] (once per frame).
 pub struct FileSink {
     path: std::path::PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    file: Option<std::fs::File>,
+    /// Bytes in the file: whole lines only (a write that fails is cut back off).
+    size: u64,
+    max_bytes: u64,
+    /// A write failed and was reported; the next one that succeeds says so.
+    failing: bool,
+    /// The line and its newline, written with one call.
+    buf: Vec<u8>,
 }
 
 impl FileSink {
-    /// Open for appending (create if missing): earlier lines are never lost.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let f = std::fs::OpenOptions::new()
+    /// Open for appending (create if missing): earlier lines are never lost. At `max_bytes`
+    /// the file is renamed to `FILE.1` (replacing an older one) and started again. Each line is
+    /// one write (report lines are a few per frame), so the file holds whole lines only.
+    pub fn open(path: &Path, max_bytes: u64) -> anyhow::Result<Self> {
+        let f = Self::append(path)?;
+        Ok(FileSink {
+            path: path.to_path_buf(),
+            size: f.metadata().map(|m| m.len()).unwrap_or(0),
+            file: Some(f),
+            max_bytes,
+            failing: false,
+            buf: Vec::with_capacity(1024),
+        })
+    }
+
+    fn append(path: &Path) -> anyhow::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .with_context(|| format!("cannot open report file {}", path.display()))?;
-        Ok(FileSink {
-            path: path.to_path_buf(),
-            out: std::io::BufWriter::with_capacity(64 * 1024, f),
-        })
+            .with_context(|| format!("cannot open report file {}", path.display()))
+    }
+
+    /// The file renamed to `FILE.1`, and a new one opened.
+    fn rotate(&mut self) -> anyhow::Result<()> {
+        self.file = None;
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        std::fs::rename(&self.path, &old)
+            .with_context(|| format!("cannot rename {} to .1", self.path.display()))?;
+        self.file = Some(Self::append(&self.path)?);
+        self.size = 0;
+        Ok(())
+    }
+
+    fn try_write(&mut self) -> anyhow::Result<()> {
+        let n = self.buf.len() as u64;
+        if self.size > 0 && self.size + n > self.max_bytes {
+            self.rotate()?;
+        }
+        if self.file.is_none() {
+            let f = Self::append(&self.path)?;
+            self.size = f.metadata().map(|m| m.len()).unwrap_or(self.size);
+            self.file = Some(f);
+        }
+        let f = self.file.as_mut().unwrap();
+        if let Err(e) = f.write_all(&self.buf) {
+            // a line cut short by a full disk is taken back: the file ends with a whole line
+            let _ = f.set_len(self.size);
+            return Err(e.into());
+        }
+        self.size += n;
+        Ok(())
     }
 }
 
 impl Sink for FileSink {
+    /// A line that cannot be written is dropped (and counted: `serial_dropped`), with one
+    /// warning until writing works again; the run goes on (a full disk is not a crash loop).
     fn write_line(&mut self, line: &[u8]) -> anyhow::Result<bool> {
-        self.out
-            .write_all(line)
-            .and_then(|_| self.out.write_all(b"\n"))
-            .with_context(|| format!("cannot write to {}", self.path.display()))?;
-        Ok(true)
-    }
-    fn flush(&mut self) -> anyhow::Result<()> {
-        self.out
-            .flush()
-            .with_context(|| format!("cannot write to {}", self.path.display()))
-    }
-}
-
-impl Drop for FileSink {
-    fn drop(&mut self) {
-        let _ = self.out.flush();
+        self.buf.clear();
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
+        match self.try_write() {
+            Ok(()) => {
+                if self.failing {
+                    eprintln!("agegender: {}: writing again", self.path.display());
+                    self.failing = false;
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                if !self.failing {
+                    eprintln!(
+                        "agegender: warning: cannot write to {}: {e:#}; lines are dropped (and counted) until it can",
+                        self.path.display()
+                    );
+                    self.failing = true;
+                }
+                Ok(false)
+            }
+        }
     }
 }
 
@@ -193,6 +250,9 @@ pub struct Status {
     pub mqtt: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt_dropped: Option<u64>,
+    /// With `save_frames` or `png:`: `ok`, or `stopped` once a write failed (a full disk).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub saving: &'static str,
 }
 
 impl Default for Status {
@@ -224,6 +284,7 @@ impl Default for Status {
             model_form_why: "",
             mqtt: "",
             mqtt_dropped: None,
+            saving: "",
         }
     }
 }
@@ -486,5 +547,40 @@ impl Reporter {
     }
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_file_rotates_at_its_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("report.jsonl");
+        std::fs::write(&path, "earlier\n").unwrap();
+        // 8 bytes there; lines of 10 bytes with the newline; at most 30 bytes a file
+        let mut sink = FileSink::open(&path, 30).unwrap();
+        for i in 0..5 {
+            assert!(sink.write_line(format!("line {i:04}").as_bytes()).unwrap());
+        }
+        sink.flush().unwrap();
+        drop(sink);
+        let old = std::fs::read_to_string(tmp.path().join("report.jsonl.1")).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        // nothing lost: the earlier line and the first two in .1, the other three after it
+        assert_eq!(old, "earlier\nline 0000\nline 0001\n");
+        assert_eq!(new, "line 0002\nline 0003\nline 0004\n");
+        assert!(old.len() <= 30 && new.len() <= 30);
+    }
+
+    #[test]
+    fn a_report_file_that_cannot_be_written_drops_lines_and_goes_on() {
+        // /dev/full: every write fails with ENOSPC, as a full disk does
+        let mut sink = FileSink::open(Path::new("/dev/full"), 1 << 20).unwrap();
+        for _ in 0..3 {
+            assert!(!sink.write_line(b"{}").unwrap(), "dropped, not an error");
+        }
+        sink.flush().unwrap();
     }
 }

@@ -78,7 +78,7 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
     agegender::heap::start_pooling();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("report.jsonl");
-    let reporter = Reporter::new(Box::new(FileSink::open(&log).unwrap()));
+    let reporter = Reporter::new(Box::new(FileSink::open(&log, u64::MAX).unwrap()));
     let mut p = Pipeline::new(
         Box::new(source),
         Perception::new(detector, classifier, cfg.max_faces),

@@ -128,7 +128,7 @@ fn run_with_faults(workers: usize) {
         Box::new(source),
         perception,
         Box::new(NullDisplay),
-        Reporter::new(Box::new(FileSink::open(&log).unwrap())),
+        Reporter::new(Box::new(FileSink::open(&log, u64::MAX).unwrap())),
         LoopOptions::from_config(&cfg),
     );
     p.set_detect_workers(more);
@@ -261,7 +261,7 @@ fn status_line_with_the_model_form_matches_the_schema() {
     let v = validator();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("status.jsonl");
-    let mut reporter = Reporter::new(Box::new(FileSink::open(&log).unwrap()));
+    let mut reporter = Reporter::new(Box::new(FileSink::open(&log, u64::MAX).unwrap()));
     let status = agegender::report::Status {
         frames: 10,
         model_form: "f16",
@@ -311,7 +311,7 @@ fn an_unsure_face_line_matches_the_schema() {
     let v = validator();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("faces.jsonl");
-    let mut reporter = Reporter::new(Box::new(FileSink::open(&log).unwrap()));
+    let mut reporter = Reporter::new(Box::new(FileSink::open(&log, u64::MAX).unwrap()));
     let face = |p_female: f32, bucket_p: f32| TrackedFace {
         id: 7,
         detection: agegender::detect::Detection {

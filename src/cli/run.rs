@@ -83,7 +83,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     };
     let display = match &cfg.save_frames {
         Some(dir) => Box::new(
-            SaveFrames::open(dir, display, w, h)
+            SaveFrames::open(dir, display, w, h, cfg.save_limits())
                 .map_err(|e| Fail::Runtime(e.context("--save-frames")))?,
         ),
         None => display,

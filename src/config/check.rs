@@ -215,6 +215,23 @@ impl Config {
         if self.baud == 0 {
             return Err(Invalid::of("baud", "must be > 0"));
         }
+        if !(1..=1_000_000).contains(&self.save_max_files) {
+            return Err(Invalid::of(
+                "save_max_files",
+                format!("{} is not in 1..=1000000", self.save_max_files),
+            ));
+        }
+        for (key, mb) in [
+            ("save_max_mb", self.save_max_mb),
+            ("report_max_mb", self.report_max_mb),
+        ] {
+            if !(1..=1_000_000).contains(&mb) {
+                return Err(Invalid::of(
+                    key,
+                    format!("{mb} is not a number of megabytes in 1..=1000000"),
+                ));
+            }
+        }
         if self.serial_queue == 0 {
             return Err(Invalid::of("serial_queue", "must be > 0"));
         }

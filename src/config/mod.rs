@@ -48,8 +48,17 @@ pub struct Config {
     /// Also write every frame that shows a face, annotated, as a PNG into this directory
     /// (empty: never; no frame touches the disk unless asked, see docs/privacy-and-security.md).
     pub save_frames: Option<PathBuf>,
+    /// Most PNG files `save_frames` (and the `png:` display) keep in their directory; the oldest
+    /// are removed first. Numbering goes on from the files already there.
+    pub save_max_files: usize,
+    /// Most megabytes (MiB) of PNG files `save_frames` (and `png:`) keep; the oldest are removed
+    /// first. The default fits the SD-card image's FRAMES partition (64 MiB).
+    pub save_max_mb: u32,
     /// Where JSON lines go: `-` for stdout, a file path, or a serial device (`/dev/tty...`).
     pub serial: String,
+    /// A report file (`serial` a file path) is renamed to `FILE.1` (replacing an older one) and
+    /// started again once it reaches this many megabytes (MiB).
+    pub report_max_mb: u32,
     /// Baud rate of a serial device given as `serial`.
     pub baud: u32,
     /// Lines the serial writer may queue before it drops (and counts) them.
@@ -201,7 +210,10 @@ impl Default for Config {
             replay_as_camera: false,
             display: "none".into(),
             save_frames: None,
+            save_max_files: 1000,
+            save_max_mb: 48,
             serial: "-".into(),
+            report_max_mb: 64,
             baud: 115_200,
             serial_queue: 256,
             model: None,

@@ -33,6 +33,14 @@ impl Config {
         }
     }
 
+    /// What `save_frames` and the `png:` display may keep on disk (src/display/png.rs).
+    pub fn save_limits(&self) -> crate::display::png::FileLimits {
+        crate::display::png::FileLimits {
+            max_files: self.save_max_files,
+            max_bytes: self.save_max_mb as u64 * 1024 * 1024,
+        }
+    }
+
     /// The motion gate's (src/motion.rs).
     pub fn motion(&self) -> crate::motion::MotionConfig {
         crate::motion::MotionConfig {

@@ -9,6 +9,11 @@ pub trait Display {
     fn show(&mut self, frame: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()>;
     /// One line for the log.
     fn describe(&self) -> String;
+    /// For displays that write files (`png:`, `save_frames`): `ok`, or `stopped` once a write
+    /// failed (a full disk); the status line's `saving`.
+    fn saving(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 pub mod fb;

@@ -534,6 +534,7 @@ impl Pipeline {
         self.status.fps = if dt > 0.0 { df as f32 / dt } else { 0.0 };
         self.status.uptime_s = now.duration_since(self.started).as_secs_f32();
         self.status.serial_dropped = self.reporter.dropped();
+        self.status.saving = self.display.saving().unwrap_or("");
         self.status.classifier_calls_per_frame = if self.status.frames > 0 {
             self.status.classifier_calls as f32 / self.status.frames as f32
         } else {

@@ -67,7 +67,12 @@ pub fn open_display(cfg: &Config, width: u32, height: u32) -> anyhow::Result<Box
             !dir.is_empty(),
             "display png: needs a directory, e.g. png:out/"
         );
-        return Ok(Box::new(PngDisplay::open(Path::new(dir), width, height)?));
+        return Ok(Box::new(PngDisplay::open(
+            Path::new(dir),
+            width,
+            height,
+            cfg.save_limits(),
+        )?));
     }
     #[cfg(target_os = "linux")]
     {
@@ -111,7 +116,10 @@ pub fn open_sink(cfg: &Config) -> anyhow::Result<Box<dyn Sink>> {
             )?));
         }
     }
-    Ok(Box::new(FileSink::open(Path::new(s))?))
+    Ok(Box::new(FileSink::open(
+        Path::new(s),
+        cfg.report_max_mb as u64 * 1024 * 1024,
+    )?))
 }
 
 /// Load the face detector at `path` with the thresholds of `cfg`, for pictures of any shape.

@@ -349,7 +349,9 @@ pub fn replay_loop_with(
         Box::new(source),
         perception,
         Box::new(agegender::display::png::NullDisplay),
-        agegender::report::Reporter::new(Box::new(agegender::report::FileSink::open(log).unwrap())),
+        agegender::report::Reporter::new(Box::new(
+            agegender::report::FileSink::open(log, u64::MAX).unwrap(),
+        )),
         LoopOptions::from_config(cfg),
     );
     p.set_detect_workers(more);
