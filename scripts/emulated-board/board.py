@@ -14,7 +14,8 @@ step:
   3. `kill`: the supervisor restarts agegender, faces again;
   4. agegender.toml edited on the disk (max_faces = 1), then `hang`: the watchdog resets the board,
      it boots back into the kiosk, and now no frame has more than one face; a screendump shows the
-     camera picture with the overlay boxes;
+     camera picture with the overlay boxes; then `reboot` with the person in view: /init stops the
+     kiosk first, and the visit and a last status line reach the serial log and the broker;
   5. all along, agegender.toml sets `mqtt` (a mosquitto on the host, reached through QEMU's user
      network): the board gets an address by DHCP, and the broker receives `online`, status lines
      and the visits the unplug ended, each valid against the schema;
@@ -410,6 +411,29 @@ def run(a: argparse.Namespace) -> int:
     shot = None
     if ok:
         shot = g.screendump(out / "screen.png")
+    # A reboot with people in view: /init stops the kiosk with SIGTERM first, so the visits of
+    # the people in view reach the serial log and the broker before the board goes down.
+    if ok:
+        visits_before = sum(1 for t, _ in broker.messages() if t.endswith("/visit"))
+        g.send("reboot")
+        ok = check(
+            g.wait("the reboot", lambda ls: len(boots(ls)) >= 3, 120), "the board did not come back after `reboot`"
+        )
+        if ok:
+            ls = g.snapshot()
+            at = index_of(ls, "BOARD: reboot at", boots(ls)[1]) or boots(ls)[1]
+            seen = json_lines(ls, at, boots(ls)[2])
+            last = [o for o in seen if o.get("type") == "status" and o.get("camera") == "stopped"]
+            visits = [o for o in seen if o.get("type") == "visit"]
+            check(bool(last), "no last status line (camera stopped) between `reboot` and the next boot")
+            check(bool(visits), "no visit on the serial log for the person in view at `reboot`")
+            marks["reboot_visits"] = len(visits)
+            time.sleep(2)
+            after = sum(1 for t, _ in broker.messages() if t.endswith("/visit"))
+            check(
+                after > visits_before,
+                f"no visit over MQTT for the person in view at `reboot` ({visits_before} before, {after} after)",
+            )
     if failures:
         g.send("log")
         time.sleep(3)
@@ -522,6 +546,7 @@ def run(a: argparse.Namespace) -> int:
         f"(max_faces = 1: at most {most_per_frame(after_reset)} per frame), "
         f"camera {'/'.join(dict.fromkeys(cams))}, restart by the supervisor, watchdog reset "
         f"{marks.get('reset_after_hang', float('nan')):.0f} s after the hang, "
+        f"reboot: {marks.get('reboot_visits', 0)} visit(s) written first; "
         f"bad key: {'one line, no reboot' if bad_line else '-'}; overlay {overlay} px; "
         f"MQTT over DHCP: {kinds.get('visit', 0)} visit, {kinds.get('status', 0)} status, "
         f"{kinds.get('availability', 0)} availability; without mqtt only lo; "

@@ -12,6 +12,7 @@
 #   kill     SIGKILL agegender; report the new pid once the supervisor has restarted it
 #   hang     SIGSTOP agegender: the process lives, its frame loop stops (the watchdog must reset)
 #   log      the system log (logread) as BOARD-LOG: lines
+#   reboot   busybox reboot (SIGTERM to /init, which stops the kiosk first)
 . /lib/agegender-test/board.env
 
 say() { echo "BOARD: $*" >"$SERIAL"; }
@@ -81,6 +82,10 @@ commands() {
 			pid=$(pidof agegender)
 			kill -STOP "$pid"
 			say "agegender pid $pid stopped at $(uptime_s) s: its frame loop hangs"
+			;;
+		reboot)
+			say "reboot at $(uptime_s) s"
+			reboot
 			;;
 		log)
 			logread | sed 's/^/BOARD-LOG: /' >"$SERIAL"
