@@ -31,10 +31,16 @@ fn clip(dir: &Path) -> PathBuf {
     path
 }
 
-/// `agegender run` with `args`, in a mount namespace where `mountpoint` is a fresh tmpfs of
-/// `size` (root, or an unprivileged user namespace: `unshare -rm`). After the run, a
-/// `report.jsonl` it wrote there is printed to stdout (the tmpfs goes with the namespace).
-fn run_on_tmpfs(mountpoint: &Path, size: &str, args: &[&str]) -> std::process::Output {
+/// `agegender run --source SOURCE` with the test models and `args`, in a mount namespace where
+/// `mountpoint` is a fresh tmpfs of `size` (root, or an unprivileged user namespace:
+/// `unshare -rm`). After the run, a `report.jsonl` it wrote there is printed to stdout (the tmpfs
+/// goes with the namespace).
+fn run_on_tmpfs(
+    mountpoint: &Path,
+    size: &str,
+    source: &Path,
+    args: &[&str],
+) -> std::process::Output {
     let kiosk = common::agegender_command();
     let mut cmd = Command::new("unshare");
     cmd.args(["-rm", "sh", "-c"])
@@ -45,6 +51,13 @@ fn run_on_tmpfs(mountpoint: &Path, size: &str, args: &[&str]) -> std::process::O
         .arg(mountpoint)
         .arg(kiosk.get_program())
         .args(kiosk.get_args())
+        .arg("run")
+        .arg("--source")
+        .arg(source)
+        .arg("--model")
+        .arg(common::classifier_model())
+        .arg("--detector")
+        .arg(common::blazeface_model(false))
         .args(args);
     let out = finish(&mut cmd);
     assert_ne!(
@@ -69,25 +82,17 @@ fn a_full_disk_stops_saving_frames_not_the_run() {
     let source = clip(tmp.path());
     let frames = tmp.path().join("frames");
     std::fs::create_dir(&frames).unwrap();
-    let model = common::classifier_model();
-    let detector = common::blazeface_model(false);
     let out = run_on_tmpfs(
         &frames,
         "160k",
+        &source,
         &[
-            "run",
-            "--source",
-            source.to_str().unwrap(),
             "--serial",
             "-",
             "--status-interval",
             "0",
             "--save-frames",
             frames.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--detector",
-            detector.to_str().unwrap(),
         ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -115,24 +120,16 @@ fn a_full_disk_under_the_report_file_is_not_the_end_of_the_run() {
     let dir = tmp.path().join("log");
     std::fs::create_dir(&dir).unwrap();
     let report = dir.join("report.jsonl");
-    let model = common::classifier_model();
-    let detector = common::blazeface_model(false);
     let out = run_on_tmpfs(
         &dir,
         "16k",
+        &source,
         &[
-            "run",
-            "--source",
-            source.to_str().unwrap(),
             "--loop",
             "--max-frames",
             "200",
             "--serial",
             report.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--detector",
-            detector.to_str().unwrap(),
         ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -189,7 +189,8 @@ impl Decoder {
         let (jw, jh) = dec
             .dimensions()
             .ok_or_else(|| corrupt("no frame header".into()))?;
-        if jw == 0 || jh == 0 || jw > MAX_JPEG_SIDE || jh > MAX_JPEG_SIDE {
+        // (at most u16::MAX each: the options above)
+        if !crate::capture::frame_size_fits(jw as u32, jh as u32) {
             return Err(DecodeError::TooLarge { w: jw, h: jh });
         }
         let (jw, jh) = (jw as u32, jh as u32);

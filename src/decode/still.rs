@@ -1,18 +1,18 @@
 //! Still pictures (`agegender image`, a directory source): JPEG through the frame
 //! [`Decoder`] (so a still and a camera frame with the same bytes are judged alike), PNG through
 //! the image crate; upright (EXIF orientation), and refused from the header when larger than
-//! [`MAX_JPEG_SIDE`] on a side.
+//! [`MAX_JPEG_SIDE`](super::MAX_JPEG_SIDE) on a side.
 
 use std::path::Path;
 
 use image::metadata::Orientation;
 
-use super::{DecodeError, Decoder, MAX_JPEG_SIDE};
+use super::{DecodeError, Decoder};
 use crate::rgb::RgbImage;
 
 /// Load a still picture (JPEG or PNG) from disk as upright RGB. Every error starts with the
 /// path and says what is wrong with the file: missing, a directory, empty, cut short, damaged,
-/// too large (checked against [`MAX_JPEG_SIDE`] from the header, before the pixels are
+/// too large (checked against [`MAX_JPEG_SIDE`](super::MAX_JPEG_SIDE) from the header, before the pixels are
 /// allocated), or not a JPEG or PNG. JPEGs go through the frame decoder ([`Decoder`]), so a
 /// still and a camera frame with the same bytes are judged alike.
 pub fn load_image(path: &Path) -> anyhow::Result<RgbImage> {
@@ -51,7 +51,7 @@ pub fn decode_still(bytes: &[u8], dec: &mut Decoder, out: &mut RgbImage) -> anyh
 }
 
 /// A PNG of any bit depth and colour type as upright 8-bit RGB; the size is checked against
-/// [`MAX_JPEG_SIDE`] from the header before the pixels are allocated.
+/// [`MAX_JPEG_SIDE`](super::MAX_JPEG_SIDE) from the header before the pixels are allocated.
 fn decode_png(bytes: &[u8], out: &mut RgbImage) -> anyhow::Result<()> {
     use image::ImageDecoder;
     let mut reader =
@@ -61,7 +61,7 @@ fn decode_png(bytes: &[u8], out: &mut RgbImage) -> anyhow::Result<()> {
     reader.limits(image::Limits::default());
     let mut decoder = reader.into_decoder()?;
     let (w, h) = decoder.dimensions();
-    if w == 0 || h == 0 || w as usize > MAX_JPEG_SIDE || h as usize > MAX_JPEG_SIDE {
+    if !crate::capture::frame_size_fits(w, h) {
         anyhow::bail!(DecodeError::TooLarge {
             w: w as usize,
             h: h as usize

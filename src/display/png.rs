@@ -75,7 +75,7 @@ impl PngRing {
             stopped: None,
             encoded: Vec::new(),
         };
-        ring.trim();
+        ring.make_room(0, 0);
         Ok(ring)
     }
 
@@ -83,12 +83,14 @@ impl PngRing {
         self.dir.join(format!("{}_{n:06}.png", self.prefix))
     }
 
-    /// Remove the oldest files while over the limits.
-    fn trim(&mut self) {
-        while self.files.len() > self.limits.max_files || self.bytes > self.limits.max_bytes {
-            let Some((n, size)) = self.files.pop_front() else {
-                break;
-            };
+    /// Remove the oldest files until `files` more files of `bytes` more bytes fit the limits
+    /// (or none is left).
+    fn make_room(&mut self, files: usize, bytes: u64) {
+        while !self.files.is_empty()
+            && (self.files.len() + files > self.limits.max_files
+                || self.bytes + bytes > self.limits.max_bytes)
+        {
+            let (n, size) = self.files.pop_front().unwrap();
             let _ = std::fs::remove_file(self.path(n));
             self.bytes = self.bytes.saturating_sub(size);
         }
@@ -112,14 +114,7 @@ impl PngRing {
         .context("cannot encode PNG")?;
         let size = self.encoded.len() as u64;
         // make room first: the new file must fit the limits with the ones kept
-        while !self.files.is_empty()
-            && (self.files.len() + 1 > self.limits.max_files
-                || self.bytes + size > self.limits.max_bytes)
-        {
-            let (n, old) = self.files.pop_front().unwrap();
-            let _ = std::fs::remove_file(self.path(n));
-            self.bytes = self.bytes.saturating_sub(old);
-        }
+        self.make_room(1, size);
         let path = self.path(self.next);
         if let Err(e) = std::fs::write(&path, &self.encoded) {
             let _ = std::fs::remove_file(&path);
@@ -148,6 +143,15 @@ impl PngRing {
     /// Why saving stopped, if it did.
     pub fn stopped(&self) -> Option<&str> {
         self.stopped.as_deref()
+    }
+
+    /// The status line's `saving`: `ok`, or `stopped` once a write failed.
+    pub fn state(&self) -> &'static str {
+        if self.stopped.is_some() {
+            "stopped"
+        } else {
+            "ok"
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -213,11 +217,7 @@ impl Display for PngDisplay {
     }
 
     fn saving(&self) -> Option<&'static str> {
-        Some(if self.ring.stopped().is_some() {
-            "stopped"
-        } else {
-            "ok"
-        })
+        Some(self.ring.state())
     }
 }
 
@@ -274,11 +274,7 @@ impl Display for SaveFrames {
     }
 
     fn saving(&self) -> Option<&'static str> {
-        Some(if self.ring.stopped().is_some() {
-            "stopped"
-        } else {
-            "ok"
-        })
+        Some(self.ring.state())
     }
 }
 

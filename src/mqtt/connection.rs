@@ -11,7 +11,7 @@ use rumqttc::{Connection, Event, Packet};
 /// Reconnect backoff: the first wait, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(8);
-/// A connection that lasted this long starts the backoff again from [`BACKOFF_MIN`]; one
+/// A connection that lasted this long starts the backoff again from 0.5 s (`BACKOFF_MIN`); one
 /// that broke sooner (a broker that takes the connection and drops it, another kiosk with the
 /// same client id knocking this one off) goes on doubling it.
 pub const CONNECTION_LASTED: Duration = Duration::from_secs(30);
