@@ -401,6 +401,9 @@ pub struct Reporter {
     buf: Vec<u8>,
     lines: u64,
     dropped: u64,
+    /// Added to the loop's times (visits, counts) to give the wall clock's: the frame loop
+    /// counts on a monotonic clock, and the wall clock may be set while it runs.
+    wall_shift_ms: i64,
 }
 
 impl Reporter {
@@ -411,7 +414,18 @@ impl Reporter {
             buf: Vec::with_capacity(4096),
             lines: 0,
             dropped: 0,
+            wall_shift_ms: 0,
         }
+    }
+
+    /// From now on, a visit's or counts window's time `t` of the frame loop is written as
+    /// `t + shift_ms`: the wall clock's time of that moment (the loop sets it before it writes).
+    pub fn set_wall_shift(&mut self, shift_ms: i64) {
+        self.wall_shift_ms = shift_ms;
+    }
+
+    fn wall(&self, t_ms: u64) -> u64 {
+        t_ms.saturating_add_signed(self.wall_shift_ms)
     }
 
     /// Also hand every line to `p` (MQTT).
@@ -483,15 +497,16 @@ impl Reporter {
         self.emit(LineKind::Status)
     }
 
-    /// One visit line at `ts_ms` (when the visit was found to have ended).
+    /// One visit line at `ts_ms` (when the visit was found to have ended). Its times are the
+    /// frame loop's, written on the wall clock ([`Reporter::set_wall_shift`]).
     pub fn visit(&mut self, ts_ms: u64, v: &Visit) -> anyhow::Result<()> {
         let line = VisitLine {
             schema: VISIT_SCHEMA,
             kind: "visit",
-            ts: ts_ms,
+            ts: self.wall(ts_ms),
             track_id: v.track_id,
-            first_ts: v.first_ms,
-            last_ts: v.last_ms,
+            first_ts: self.wall(v.first_ms),
+            last_ts: self.wall(v.last_ms),
             first_frame: v.first_frame,
             last_frame: v.last_frame,
             dwell_s: round(v.dwell_ms() as f32 / 1000.0, 2),
@@ -513,8 +528,8 @@ impl Reporter {
         let line = CountsLine {
             schema: COUNTS_SCHEMA,
             kind: "counts",
-            ts: ts_ms,
-            from_ts: c.from_ms,
+            ts: self.wall(ts_ms),
+            from_ts: self.wall(c.from_ms),
             visits: c.visits,
             in_view,
             mean_dwell_s: c.mean_dwell_s().map(|d| round(d, 2)),

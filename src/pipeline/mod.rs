@@ -84,9 +84,14 @@ pub struct Pipeline {
     visits: Visits,
     /// Whether a frame due for detection changed enough to run the detector.
     motion: MotionGate,
-    /// Unix ms when the loop started: frame times of a source with its own clock
-    /// ([`FrameSource::stream_time`]) count from here.
+    /// Unix ms when the loop started: frame times count from here, on the source's clock where
+    /// it has one ([`FrameSource::stream_time`]: a file), else on the loop's monotonic one.
     clock_origin_ms: u64,
+    /// The source has no clock of its own (a camera): its frame times are the loop's monotonic
+    /// clock, and reports convert them to the wall clock when they are written.
+    loop_clock: bool,
+    /// The wall clock (Unix ms): report time stamps ([`crate::report::unix_ms`]; a test sets it).
+    wall_clock: fn() -> u64,
     /// Time of the latest frame (ms): the source's clock where it has one, else arrival.
     now_ms: u64,
     /// Time of the latest whole-frame detection (track-guided detection); `None`: none yet,
@@ -114,6 +119,7 @@ impl Pipeline {
         opts: LoopOptions,
     ) -> Self {
         let (w, h) = source.frame_size();
+        let source_is_live = source.stream_time(0).is_none(); // no clock of its own
         let now = Instant::now();
         let window_search = perception.has_window_detector();
         Pipeline {
@@ -139,6 +145,8 @@ impl Pipeline {
             visits: Visits::new(opts.visits),
             motion: MotionGate::new(opts.motion, w, h),
             clock_origin_ms: unix_ms(),
+            loop_clock: source_is_live,
+            wall_clock: unix_ms,
             now_ms: 0,
             last_full_ms: None,
             person_boxes: Vec::with_capacity(MAX_WINDOWS),
@@ -159,6 +167,13 @@ impl Pipeline {
     /// End [`Pipeline::run`] once `n` frames were taken in all (0: never).
     pub fn set_max_frames(&mut self, n: u64) {
         self.opts.max_frames = n;
+    }
+
+    /// Read the wall clock (Unix ms) from `clock` instead of the system's: the loop starts at
+    /// its time now. For tests of a clock that is set while the kiosk runs.
+    pub fn set_wall_clock(&mut self, clock: fn() -> u64) {
+        self.wall_clock = clock;
+        self.clock_origin_ms = clock();
     }
 
     /// Set this flag (from another thread) to end [`Pipeline::run`] after the current frame.
@@ -231,6 +246,7 @@ impl Pipeline {
         }
         // The people still in view leave with the run: their visits, then the last window.
         self.tracker.end_all();
+        self.report_wall_clock();
         self.write_visits()?;
         if let Some(c) = self.visits.take_counts(self.now_ms) {
             self.reporter
@@ -329,12 +345,26 @@ impl Pipeline {
         out
     }
 
-    /// Frame time (ms): the source's clock where it has one (`stream_time`), else now.
+    /// Frame time (ms): the source's clock where it has one (`stream_time`), else the loop's
+    /// monotonic clock, both counted from the wall clock at the start. Tracks, dwell and counts
+    /// windows never jump when the wall clock is set (a board with no clock that survives power
+    /// off sets it from NTP after the kiosk started): [`Pipeline::report_wall_clock`] converts.
     fn frame_time(&self, stream_time: Option<Duration>) -> u64 {
-        match stream_time {
-            Some(t) => self.clock_origin_ms + t.as_millis() as u64,
-            None => unix_ms(),
-        }
+        let t = stream_time.unwrap_or_else(|| self.started.elapsed());
+        self.clock_origin_ms + t.as_millis() as u64
+    }
+
+    /// Tell the reporter how the loop's clock stands to the wall clock now (before visits and
+    /// counts are written): for a camera, the wall clock's step since the start (0 until it
+    /// is set); a file's times are its own and are written as they are.
+    fn report_wall_clock(&mut self) {
+        let shift = if self.loop_clock {
+            let loop_now = self.clock_origin_ms + self.started.elapsed().as_millis() as u64;
+            (self.wall_clock)() as i64 - loop_now as i64
+        } else {
+            0
+        };
+        self.reporter.set_wall_shift(shift);
     }
 
     /// A frame that could not be decoded: counted, and the first one logged.
@@ -459,7 +489,8 @@ impl Pipeline {
         }
 
         probe(Stage::Report);
-        let ts = unix_ms();
+        self.report_wall_clock();
+        let ts = (self.wall_clock)();
         let latency_ms = arrived.elapsed().as_secs_f32() * 1000.0;
         for f in &self.faces {
             self.reporter.face(ts, frame_no, f, latency_ms, None)?;
@@ -544,7 +575,7 @@ impl Pipeline {
             self.status.latency_p50_ms = p50;
             self.status.latency_p95_ms = p95;
         }
-        self.reporter.status(unix_ms(), &self.status)?;
+        self.reporter.status((self.wall_clock)(), &self.status)?;
         self.last_status_at = now;
         self.frames_at_last_status = self.status.frames;
         if self.status.camera == CameraState::Resumed {
