@@ -26,6 +26,8 @@ pub const MALE_COLOR: Rgb888 = Rgb888::new(60, 170, 255);
 pub const UNKNOWN_COLOR: Rgb888 = Rgb888::new(200, 200, 200);
 /// Label text.
 pub const TEXT_COLOR: Rgb888 = Rgb888::BLACK;
+/// Background of the screen notice (`screen_notice`: the image's debug shell says it is on).
+pub const NOTICE_COLOR: Rgb888 = Rgb888::new(255, 176, 0);
 
 impl OriginDimensions for RgbImage {
     fn size(&self) -> Size {
@@ -140,6 +142,40 @@ pub fn format_label<const N: usize>(face: &TrackedFace, out: &mut ArrayWriter<N>
     );
 }
 
+/// The screen notice (`screen_notice`): one line of black text on a band of [`NOTICE_COLOR`]
+/// across the bottom of the target, over whatever is there; nothing for an empty text.
+pub fn draw_notice<D, C>(target: &mut D, text: &str) -> Result<(), D::Error>
+where
+    D: DrawTarget<Color = C>,
+    C: PixelColor + From<Rgb888>,
+{
+    if text.is_empty() {
+        return Ok(());
+    }
+    let bounds = target.bounding_box();
+    let font = font_for_height(bounds.size.height);
+    let band = font.character_size.height + 4;
+    let top = bounds.top_left.y + bounds.size.height.saturating_sub(band) as i32;
+    Rectangle::new(
+        Point::new(bounds.top_left.x, top),
+        Size::new(bounds.size.width, band.min(bounds.size.height)),
+    )
+    .into_styled(PrimitiveStyle::with_fill(NOTICE_COLOR.into()))
+    .draw(target)?;
+    let style = MonoTextStyleBuilder::new()
+        .font(font)
+        .text_color(TEXT_COLOR.into())
+        .build();
+    Text::with_baseline(
+        text,
+        Point::new(bounds.top_left.x + 4, top + 2),
+        style,
+        Baseline::Top,
+    )
+    .draw(target)?;
+    Ok(())
+}
+
 /// A font that stays readable for a target of the given height.
 pub fn font_for_height(height: u32) -> &'static MonoFont<'static> {
     match height {
@@ -235,6 +271,37 @@ mod tests {
             },
             hits: 1,
         }
+    }
+
+    #[test]
+    fn notice_is_a_band_along_the_bottom_with_its_text() {
+        let mut img = RgbImage::new(200, 100);
+        draw_notice(&mut img, "").unwrap();
+        assert!(
+            img.data.iter().all(|&b| b == 0),
+            "an empty notice draws nothing"
+        );
+        draw_notice(&mut img, "debug shell on ttyUSB0").unwrap();
+        let px = |x: u32, y: u32| {
+            let i = (y * 200 + x) as usize * 3;
+            [img.data[i], img.data[i + 1], img.data[i + 2]]
+        };
+        let amber = [NOTICE_COLOR.r(), NOTICE_COLOR.g(), NOTICE_COLOR.b()];
+        assert_eq!(
+            px(199, 99),
+            amber,
+            "the band reaches the bottom right corner"
+        );
+        assert_eq!(px(0, 50), [0, 0, 0], "above the band nothing is drawn");
+        let band: Vec<[u8; 3]> = (86..100)
+            .flat_map(|y| (0..200).map(move |x| (x, y)))
+            .map(|(x, y)| px(x, y))
+            .collect();
+        let text = band.iter().filter(|p| **p == [0, 0, 0]).count();
+        assert!(
+            text > 40,
+            "the text is drawn on the band ({text} black pixels)"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use embedded_graphics::pixelcolor::RgbColor;
 use std::path::Path;
 use std::process::Output;
 
@@ -185,6 +186,11 @@ fn config_errors_name_the_flag_or_the_file_the_value_came_from() {
         &agegender(&["run", "--watchdog-timeout", "0"]),
         2,
         &["--watchdog-timeout:"],
+    );
+    one_error(
+        &agegender(&["run", "--screen-notice", "d\u{e9}bogage"]),
+        2,
+        &["--screen-notice:", "ASCII"],
     );
     // The file sets a CA, which is fine with an mqtts:// broker; the flag then names a plain
     // broker: the error is the flag's.
@@ -455,6 +461,31 @@ fn frames_are_saved_only_when_asked_and_only_with_faces() {
     assert_eq!(names, ["face_000001.png", "face_000002.png"]);
     let img = image::open(saved.join(&names[0])).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (320, 240));
+
+    // The screen notice (the image's debug shell): a band along the bottom of every frame shown,
+    // and only when asked.
+    let amber = |dir: &Path| {
+        let img = image::open(dir.join("frame_000001.png")).unwrap().to_rgb8();
+        let c = agegender::draw::NOTICE_COLOR;
+        (0..img.width())
+            .filter(|&x| img.get_pixel(x, img.height() - 1).0 == [c.r(), c.g(), c.b()])
+            .count()
+    };
+    let plain = tmp.path().join("plain");
+    run(&["--display", &format!("png:{}", s(&plain))]);
+    assert_eq!(amber(&plain), 0, "no notice unless asked");
+    let noticed = tmp.path().join("noticed");
+    run(&[
+        "--display",
+        &format!("png:{}", s(&noticed)),
+        "--screen-notice",
+        "DEBUG SHELL ON ttyUSB0",
+    ]);
+    assert_eq!(
+        amber(&noticed),
+        320,
+        "the notice's band spans the bottom row"
+    );
 }
 
 /// Without the `multithread` feature more than one inference thread is refused, saying how to

@@ -100,6 +100,10 @@ pub(crate) struct RunArgs {
     /// none | png:DIR | fb:/dev/fb0 | spi:
     #[arg(long)]
     pub(crate) display: Option<String>,
+    /// One line of text along the bottom of the screen on every frame (the SD-card image's debug
+    /// shell says it is on).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) screen_notice: Option<String>,
     /// Also save every frame that shows a face, annotated, as a PNG in DIR (off by default:
     /// no frame is written to disk unless asked).
     #[arg(long, value_name = "DIR")]

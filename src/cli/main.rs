@@ -44,7 +44,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// The live loop: frames from a camera, a directory of images or an .mjpeg file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Label still pictures: an annotated PNG per input (in --out), JSON lines on stdout.
     Image(ImageArgs),
     /// Measure the model on a directory of UTKFace-named faces; prints one JSON object.
@@ -149,7 +149,7 @@ fn main() -> ExitCode {
     };
     agegender::heap::fix_mmap_threshold();
     let result = match cli.cmd {
-        Cmd::Run(a) => run::cmd_run(a),
+        Cmd::Run(a) => run::cmd_run(*a),
         Cmd::Image(a) => image::cmd_image(a),
         Cmd::Eval(a) => eval::cmd_eval(a),
         Cmd::Bench(a) => bench::cmd_bench(a),

@@ -27,6 +27,12 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
         "--as-camera"
     );
     overlay!(cfg, a.display, display, "--display");
+    overlay!(
+        cfg,
+        a.screen_notice.map(Some),
+        screen_notice,
+        "--screen-notice"
+    );
     overlay!(cfg, a.save_frames.map(Some), save_frames, "--save-frames");
     overlay!(cfg, a.serial, serial, "--serial");
     overlay!(cfg, a.baud, baud, "--baud");
@@ -81,13 +87,16 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
             Box::new(agegender::display::png::NullDisplay)
         }
     };
-    let display = match &cfg.save_frames {
+    let mut display = match &cfg.save_frames {
         Some(dir) => Box::new(
             SaveFrames::open(dir, display, w, h, cfg.save_limits())
                 .map_err(|e| Fail::Runtime(e.context("--save-frames")))?,
         ),
         None => display,
     };
+    if let Some(notice) = &cfg.screen_notice {
+        display.set_notice(notice);
+    }
     let sink = pipeline::open_sink(&cfg).map_err(Fail::Runtime)?;
     let reporter = reporter_for(&cfg, sink)?;
     let mut p = Pipeline::new(

@@ -371,6 +371,14 @@ impl Config {
                 ));
             }
         }
+        if let Some(n) = &self.screen_notice {
+            if n.len() > 100 || !n.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+                return Err(Invalid::of(
+                    "screen_notice",
+                    "must be printable ASCII (the screen's font) and at most 100 characters",
+                ));
+            }
+        }
         if !(self.display == "none"
             || self.display.starts_with("png:")
             || self.display.starts_with("fb:")

@@ -45,6 +45,9 @@ pub struct Config {
     pub replay_as_camera: bool,
     /// `none`, `png:DIR`, `fb:/dev/fb0` or `spi:`.
     pub display: String,
+    /// One line of text shown along the bottom of the screen on every frame (printable ASCII, at
+    /// most 100 characters; empty: none). The SD-card image sets it while its debug shell is on.
+    pub screen_notice: Option<String>,
     /// Also write every frame that shows a face, annotated, as a PNG into this directory
     /// (empty: never; no frame touches the disk unless asked, see docs/privacy-and-security.md).
     pub save_frames: Option<PathBuf>,
@@ -209,6 +212,7 @@ impl Default for Config {
             loop_source: false,
             replay_as_camera: false,
             display: "none".into(),
+            screen_notice: None,
             save_frames: None,
             save_max_files: 1000,
             save_max_mb: 48,

@@ -122,6 +122,8 @@ pub struct Canvas {
     offset: Point,
     scaled: (u32, u32),
     scale: f32,
+    /// Drawn along the bottom of every frame (`screen_notice`); empty: none.
+    notice: String,
 }
 
 impl Canvas {
@@ -138,7 +140,13 @@ impl Canvas {
             offset: Point::zero(),
             scaled: (0, 0),
             scale: 1.0,
+            notice: String::new(),
         }
+    }
+
+    /// The line drawn along the bottom of every frame from now on (empty: none).
+    pub fn set_notice(&mut self, text: &str) {
+        self.notice = text.to_string();
     }
 
     /// Recompute the scaling tables when the frame size changes (no allocation after the first).
@@ -195,6 +203,9 @@ impl Canvas {
         self.clear_borders();
         let (scale, offset) = (self.scale, self.offset);
         let _ = crate::draw::draw_faces(self, faces, scale, offset);
+        let notice = std::mem::take(&mut self.notice);
+        let _ = crate::draw::draw_notice(self, &notice);
+        self.notice = notice;
     }
 
     fn clear_borders(&mut self) {
@@ -428,6 +439,10 @@ impl Display for FbDisplay {
         self.file
             .write_all_at(&self.canvas.data, self.write_offset)
             .with_context(|| format!("framebuffer {}: write failed", self.path))
+    }
+
+    fn set_notice(&mut self, text: &str) {
+        self.canvas.set_notice(text);
     }
 
     fn describe(&self) -> String {

@@ -14,6 +14,9 @@ pub trait Display {
     fn saving(&self) -> Option<&'static str> {
         None
     }
+    /// A line shown at the bottom of every frame from now on (`screen_notice`: the SD-card
+    /// image's debug shell says it is on); empty: none. Displays that show nothing ignore it.
+    fn set_notice(&mut self, _text: &str) {}
 }
 
 pub mod fb;

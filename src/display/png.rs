@@ -164,6 +164,7 @@ pub struct PngDisplay {
     ring: PngRing,
     canvas: RgbImage,
     shown: u64,
+    notice: String,
 }
 
 impl PngDisplay {
@@ -173,6 +174,7 @@ impl PngDisplay {
             ring: PngRing::open(dir, "frame", limits)?,
             canvas: RgbImage::new(width, height),
             shown: 0,
+            notice: String::new(),
         })
     }
 
@@ -208,8 +210,13 @@ pub fn save_png(img: &RgbImage, path: &Path) -> anyhow::Result<()> {
 impl Display for PngDisplay {
     fn show(&mut self, frame: &RgbImage, faces: &[TrackedFace]) -> anyhow::Result<()> {
         annotate_into(frame, faces, &mut self.canvas);
+        let _ = crate::draw::draw_notice(&mut self.canvas, &self.notice);
         self.shown += 1;
         self.ring.save(&self.canvas)
+    }
+
+    fn set_notice(&mut self, text: &str) {
+        self.notice = text.to_string();
     }
 
     fn describe(&self) -> String {
@@ -230,6 +237,7 @@ pub struct SaveFrames {
     ring: PngRing,
     canvas: RgbImage,
     saved: u64,
+    notice: String,
 }
 
 impl SaveFrames {
@@ -245,6 +253,7 @@ impl SaveFrames {
             ring: PngRing::open(dir, "face", limits)?,
             canvas: RgbImage::new(width, height),
             saved: 0,
+            notice: String::new(),
         })
     }
 
@@ -259,6 +268,7 @@ impl Display for SaveFrames {
         let shown = self.inner.show(frame, faces);
         if !faces.is_empty() && self.ring.stopped().is_none() {
             annotate_into(frame, faces, &mut self.canvas);
+            let _ = crate::draw::draw_notice(&mut self.canvas, &self.notice);
             self.ring.save(&self.canvas)?;
             self.saved += 1;
         }
@@ -275,6 +285,11 @@ impl Display for SaveFrames {
 
     fn saving(&self) -> Option<&'static str> {
         Some(self.ring.state())
+    }
+
+    fn set_notice(&mut self, text: &str) {
+        self.notice = text.to_string();
+        self.inner.set_notice(text);
     }
 }
 

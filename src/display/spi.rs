@@ -330,6 +330,10 @@ impl Display for SpiDisplay {
         .with_context(|| format!("SPI display {}", self.cfg.device))
     }
 
+    fn set_notice(&mut self, text: &str) {
+        self.canvas.set_notice(text);
+    }
+
     fn describe(&self) -> String {
         format!(
             "SPI {} {}x{} on {} at {} MHz (rotation {}°, {}-byte transfers, dc line {} of {})",
