@@ -16,12 +16,19 @@ step:
      it boots back into the kiosk, and now no frame has more than one face; a screendump shows the
      camera picture with the overlay boxes; then `reboot` with the person in view: /init stops the
      kiosk first, and the visit and a last status line reach the serial log and the broker;
+  4b. least privilege: `who` shows the kiosk running as a user other than root, with no new
+     privileges and no capabilities, chronyd not as root, and no login prompt (the debug shell is
+     off by default); every step above is that user's work (camera, screen, serial, watchdog, MQTT);
+  4c. before the reboot, debug-shell.txt with a password hash naming the virtio console (hvc0)
+     goes on the card: after the reboot a wrong password is refused and the right one gives a
+     root shell there, and the screen's bottom line says the debug shell is on;
   5. all along, agegender.toml sets `mqtt` (a mosquitto on the host, reached through QEMU's user
      network): the board gets an address by DHCP, and the broker receives `online`, status lines
      and the visits the unplug ended, each valid against the schema;
   6. a second boot from a disk whose agegender.toml has a bad key (and no `mqtt`): one line on the
      serial port names the key and the file, the screen shows text, the board does not reboot,
-     and it has no network interface but lo although a network card is there.
+     and it has no network interface but lo although a network card is there; its card has a
+     debug-shell.txt without a password hash: refused, on the serial port, no login prompt.
 Every JSON line must validate against the report schema. Writes serial.log, serial-bad-config.log,
 screen.png and screen-bad-config.png to --out; prints one summary line last; exit 0 only when
 every check passed.
@@ -121,7 +128,7 @@ def read_ppm(path: str) -> tuple[int, int, bytes]:
 def overlay_colors(draw_rs: str) -> dict[str, tuple[int, int, int]]:
     text = Path(draw_rs).read_text()
     out = {}
-    for name in ("FEMALE_COLOR", "MALE_COLOR"):
+    for name in ("FEMALE_COLOR", "MALE_COLOR", "NOTICE_COLOR"):
         m = re.search(r"\b" + name + r": Rgb888 = Rgb888::new\((\d+), (\d+), (\d+)\)", text)
         if not m:
             raise SystemExit(f"cannot find {name} in {draw_rs}")
@@ -135,8 +142,10 @@ class Guest:
     def __init__(self, a: argparse.Namespace, disk: str, name: str):
         self.out = Path(a.out)
         self.qmp_path = str(self.out / f"qmp-{name}.sock")
-        if os.path.exists(self.qmp_path):
-            os.unlink(self.qmp_path)
+        self.console_path = str(self.out / f"console-{name}.sock")
+        for sock in (self.qmp_path, self.console_path):
+            if os.path.exists(sock):
+                os.unlink(sock)
         cmd = [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "1024",
             "-device", "virtio-gpu-pci", "-netdev", "user,id=net0",
@@ -145,6 +154,8 @@ class Guest:
             "-device", "virtio-blk-pci,drive=sd",
             "-device", "i6300esb", "-action", "watchdog=reset",
             "-serial", "stdio", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+            "-device", "virtio-serial-pci", "-chardev", f"socket,id=dbg,path={self.console_path},server=on,wait=off",
+            "-device", "virtconsole,chardev=dbg",
             "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.append,
         ]  # fmt: skip
         print("board: " + " ".join(cmd), flush=True)
@@ -217,6 +228,81 @@ class Guest:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+class Console:
+    """The guest's virtio console (hvc0), the board test's debug-shell port: a unix socket."""
+
+    def __init__(self, path: str):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.sock.settimeout(0.5)
+        self.seen = b""
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\r")
+
+    def expect(self, pattern: str, timeout: float) -> re.Match | None:
+        """Wait for `pattern` in what the guest wrote since the last match; None after timeout."""
+        end = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern.encode(), self.seen)
+            if m:
+                self.seen = self.seen[m.end() :]
+                return m
+            if time.monotonic() > end:
+                print(f"board: console: no {pattern!r} within {timeout:.0f} s; got {self.seen[-200:]!r}", flush=True)
+                return None
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            if not data:
+                return None
+            self.seen += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def debug_login(path: str, password: str) -> tuple[bool, bool, str]:
+    """On the debug-shell console: (a wrong password refused, the right one logged in, `id`)."""
+    c = Console(path)
+    try:
+        c.send("")
+        if not c.expect(r"login: ", 60):
+            return False, False, "no login prompt"
+        c.send("root")
+        c.expect(r"Password: ", 20)
+        c.send("not-" + password)
+        refused = c.expect(r"Login incorrect", 30) is not None
+        c.send("")
+        c.expect(r"login: ", 30)
+        c.send("root")
+        c.expect(r"Password: ", 20)
+        c.send(password)
+        c.send("echo ID-IS $(id -u):$(id -g)")
+        m = c.expect(r"\nID-IS (\d+):(\d+)", 30)
+        ident = m.group(1).decode() + ":" + m.group(2).decode() if m else "none"
+        c.send("exit")
+        return refused, ident == "0:0", ident
+    finally:
+        c.close()
+
+
+def console_silent(path: str, seconds: float) -> bool:
+    """True when the console answers nothing (no login prompt) for `seconds`."""
+    c = Console(path)
+    try:
+        c.send("")
+        return c.expect(r"login: ", seconds) is None
+    finally:
+        c.close()
+
+
+def notice_px(px: bytes, w: int, h: int, color: bytes) -> int:
+    """Pixels of `color` in the bottom 40 rows (the screen notice's band)."""
+    return sum(1 for y in range(h - 40, h) for x in range(w) if px[(y * w + x) * 3 : (y * w + x) * 3 + 3] == color)
 
 
 class Broker:
@@ -297,6 +383,11 @@ def longest_track_ms(faces: list[dict]) -> int:
     return max((b - a for a, b in span.values()), default=0)
 
 
+def rebooted_at(lines: list[tuple[float, str]]) -> int:
+    """Index of the `reboot` command's answer (0 if there is none)."""
+    return index_of(lines, "BOARD: reboot at") or 0
+
+
 def most_per_frame(faces: list[dict]) -> int:
     per: dict[int, int] = {}
     for f in faces:
@@ -327,7 +418,8 @@ def run(a: argparse.Namespace) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     validator = jsonschema.Draft202012Validator(json.loads(Path(a.schema).read_text()))
-    colors = {bytes(c) for c in overlay_colors(a.draw).values()}
+    palette = overlay_colors(a.draw)
+    colors = {bytes(palette[k]) for k in ("FEMALE_COLOR", "MALE_COLOR")}
     failures: list[str] = []
     marks: dict[str, float] = {}
     t_start = time.monotonic()
@@ -362,6 +454,35 @@ def run(a: argparse.Namespace) -> int:
             g.wait("a track lasting 3 s", lambda ls: longest_track_ms(faces_in(ls, boots(ls)[0])) >= 3000, 120),
             "no face tracked for 3 s after the first boot",
         )
+    who: dict[str, str] = {}
+    if ok:
+        # Least privilege: who runs the kiosk (whose work every step below is) and chronyd, and
+        # no login prompt anywhere (the debug shell is off unless the card asks for it). chronyd
+        # starts with the DHCP lease.
+        ok = check(
+            g.wait("the DHCP lease", lambda ls: any(" via DHCP " in t for _, t in ls), 120),
+            "no DHCP lease with mqtt set",
+        )
+    if ok:
+        g.send("who")
+        ok = check(g.wait("who", lambda ls: index_of(ls, "BOARD: who: ") is not None, 30), "no answer to `who`")
+    if ok:
+        line = g.snapshot()[index_of(g.snapshot(), "BOARD: who: ")][1]
+        print(f"board: {line}", flush=True)
+        m = re.search(
+            r"agegender uid (\d+) gid (\d+) groups ([\d ]*?) nnp (\d) capeff ([0-9a-f]+); "
+            r"chronyd uid (\S+); login prompts (\d+)",
+            line,
+        )
+        if check(m is not None, f"cannot read the `who` line: {line}"):
+            who = dict(zip(("uid", "gid", "groups", "nnp", "capeff", "chronyd", "logins"), m.groups(), strict=True))
+            check(who["uid"] != "0" and who["gid"] != "0", f"the kiosk runs as root: {line}")
+            groups = set(who["groups"].split())
+            # video (camera, screen), dialout (serial), watchdog: board/image/group
+            check({"44", "20", "103"} <= groups, f"the kiosk lacks a device group (44 20 103): {line}")
+            check(who["nnp"] == "1" and int(who["capeff"], 16) == 0, f"the kiosk may gain privileges: {line}")
+            check(who["chronyd"] not in ("0", "none"), f"chronyd runs as root or not at all: {line}")
+            check(who["logins"] == "0", f"a login prompt runs without debug-shell.txt: {line}")
     if ok:
         g.send("unplug")
         ok = check(
@@ -413,6 +534,15 @@ def run(a: argparse.Namespace) -> int:
         shot = g.screendump(out / "screen.png")
     # A reboot with people in view: /init stops the kiosk with SIGTERM first, so the visits of
     # the people in view reach the serial log and the broker before the board goes down.
+    # The debug shell for the next boot: root's password hash, on the virtio console (hvc0).
+    password = "board-test-" + str(os.getpid())
+    if ok:
+        pw_hash = subprocess.run(
+            ["openssl", "passwd", "-6", "-salt", "boardtest", password], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        f = out / "work" / "debug-shell.txt"
+        f.write_text(f"# the board test's\npassword_hash = {pw_hash}\nport = hvc0\n")
+        subprocess.run(["mcopy", "-o", "-i", f"{a.disk}@@{a.part_offset}", str(f), "::debug-shell.txt"], check=True)
     if ok:
         visits_before = sum(1 for t, _ in broker.messages() if t.endswith("/visit"))
         g.send("reboot")
@@ -434,6 +564,35 @@ def run(a: argparse.Namespace) -> int:
                 after > visits_before,
                 f"no visit over MQTT for the person in view at `reboot` ({visits_before} before, {after} after)",
             )
+    # The debug shell the card now asks for: a wrong password refused, the right one a root shell,
+    # and the screen says it is on.
+    notice = 0
+    if ok:
+        ok = check(
+            g.wait(
+                "the debug shell",
+                # (/init starts it before the test hook says "booted")
+                lambda ls: (
+                    index_of(ls, "agegender-image: debug shell: a root login on /dev/hvc0", rebooted_at(ls)) is not None
+                ),
+                60,
+            ),
+            "no debug shell on hvc0 after debug-shell.txt was put on the card",
+        )
+    if ok:
+        refused, root, ident = debug_login(g.console_path, password)
+        check(refused, "the debug shell did not refuse a wrong password")
+        check(root, f"no root shell with the right password (id: {ident})")
+        marks["debug_login"] = 1.0 if refused and root else 0.0
+        ok = check(
+            g.wait("faces after the reboot", lambda ls: len(faces_in(ls, boots(ls)[2])) >= 1, 240),
+            "no faces after the reboot",
+        )
+    if ok:
+        shot3 = g.screendump(out / "screen-debug-shell.png")
+        if check(shot3 is not None, "no screendump with the debug shell on"):
+            notice = notice_px(shot3[2], shot3[0], shot3[1], bytes(palette["NOTICE_COLOR"]))
+            check(notice >= 5000, f"the screen does not say the debug shell is on ({notice} notice pixels)")
     if failures:
         g.send("log")
         time.sleep(3)
@@ -451,7 +610,8 @@ def run(a: argparse.Namespace) -> int:
     check(not bad, f"{len(bad)} report lines fail the schema, first: {bad[:1]}")
     b = boots(lines)
     before_reset = faces_in(lines, 0, b[1] if len(b) > 1 else None)
-    after_reset = faces_in(lines, b[1]) if len(b) > 1 else []
+    # (the boot after the reset only: frame numbers start again at each boot)
+    after_reset = faces_in(lines, b[1], b[2] if len(b) > 2 else None) if len(b) > 1 else []
     check(
         most_per_frame(before_reset) >= a.min_faces_per_frame,
         f"at most {most_per_frame(before_reset)} faces in one frame (the picture has {a.min_faces_per_frame}+)",
@@ -527,6 +687,9 @@ def run(a: argparse.Namespace) -> int:
         check(len(boots(ls2)) == 1, f"{len(boots(ls2))} boots with the bad key (want 1: no reboot loop)")
         starts = sum(1 for _, t in ls2 if t.startswith("agegender-image: agegender: error:"))
         check(starts == 1, f"agegender started {starts} times with the bad key (want 1)")
+        refusal = [t for _, t in ls2 if t.startswith("agegender-image: debug shell refused: ")]
+        check(bool(refusal), "debug-shell.txt without a password hash was not refused on the serial port")
+        check(console_silent(g2.console_path, 10), "a login prompt runs although debug-shell.txt has no hash")
         shot2 = g2.screendump(out / "screen-bad-config.png")
         if check(shot2 is not None, "no screendump of the bad-key boot"):
             lit2, _ = lit_and_overlay(shot2[2], shot2[0], shot2[1], set())
@@ -547,6 +710,9 @@ def run(a: argparse.Namespace) -> int:
         f"camera {'/'.join(dict.fromkeys(cams))}, restart by the supervisor, watchdog reset "
         f"{marks.get('reset_after_hang', float('nan')):.0f} s after the hang, "
         f"reboot: {marks.get('reboot_visits', 0)} visit(s) written first; "
+        f"kiosk uid {who.get('uid', '?')} groups {who.get('groups', '?')}, chronyd uid {who.get('chronyd', '?')}; "
+        f"debug shell: off by default, {'a wrong password refused, root' if marks.get('debug_login') else '-'}, "
+        f"notice {notice} px, refused without a hash; "
         f"bad key: {'one line, no reboot' if bad_line else '-'}; overlay {overlay} px; "
         f"MQTT over DHCP: {kinds.get('visit', 0)} visit, {kinds.get('status', 0)} status, "
         f"{kinds.get('availability', 0)} availability; without mqtt only lo; "

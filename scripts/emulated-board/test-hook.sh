@@ -13,6 +13,7 @@
 #   hang     SIGSTOP agegender: the process lives, its frame loop stops (the watchdog must reset)
 #   log      the system log (logread) as BOARD-LOG: lines
 #   reboot   busybox reboot (SIGTERM to /init, which stops the kiosk first)
+#   who      the kiosk's user, groups and privileges, chronyd's user, and the login prompts running
 . /lib/agegender-test/board.env
 
 say() { echo "BOARD: $*" >"$SERIAL"; }
@@ -86,6 +87,13 @@ commands() {
 		reboot)
 			say "reboot at $(uptime_s) s"
 			reboot
+			;;
+		who)
+			st=/proc/$(pidof agegender | cut -d' ' -f1)/status
+			field() { sed -n "s/^$1:[[:space:]]*//p" "$st" | tr -s ' \t' ' '; }
+			cuid=$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$(pidof chronyd | cut -d' ' -f1)/status" 2>/dev/null)
+			logins=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^(getty|login)$')
+			say "who: agegender uid $(field Uid | cut -d' ' -f1) gid $(field Gid | cut -d' ' -f1) groups $(field Groups) nnp $(field NoNewPrivs) capeff $(field CapEff); chronyd uid ${cuid:-none}; login prompts $logins"
 			;;
 		log)
 			logread | sed 's/^/BOARD-LOG: /' >"$SERIAL"
