@@ -36,7 +36,12 @@
 //! over the still rest of the picture, 2 px a frame, a 64-frame cycle at 30 fps by the
 //! stream's own clock; K should be a multiple of 64 (whole cycles: the 2K child's cycles after
 //! the K child's are what is counted, the tracks then long established).
-//! So `loop` counts whatever the loop decides per frame (when to detect, which faces to
+//! The `crowd` input is the same for four people (the `four` frame's portraits, one per
+//! quarter, over a plain wall) moving as kiosk visitors do, in a 32-frame cycle
+//! ([`CROWD_FRAMES`], 30 fps): one stands still, one sways left and right, one sways up and
+//! down (a nod, a shift of weight), and one walks in from the left edge, stands, and walks out
+//! again (mostly out of view for a few frames around the cycle's end); K should be a multiple of
+//! 32. So `loop` counts whatever the loop decides per frame (when to detect, which faces to
 //! classify), where `frame` replays a fixed schedule on a still frame; `loop-alt` is `loop` with
 //! the `--alt-model` classifier. The report lines' time stamps and latencies come from the
 //! clock in `loop` (their digits move the count by a few hundred instructions a frame); nothing
@@ -212,6 +217,91 @@ const DRIFT_SPAN: u32 = 64;
 const DRIFT_FRAMES: u64 = (2 * DRIFT_SPAN / DRIFT_STEP) as u64;
 const DRIFT_FPS: f32 = 30.0;
 
+/// The `crowd` input's cycle: [`crowd_frames`].
+const CROWD_FRAMES: u32 = 32;
+
+/// The `crowd` frames: the `four` frame's four portraits (each with the patch of its own
+/// picture around it, cut where the quarter's is), one per quarter, over the plain background,
+/// moving over a [`CROWD_FRAMES`]-frame cycle: top left stands still; top right sways 2 px a
+/// frame, ±16 px; bottom right sways up and down 1 px a frame, ±8 px; bottom left walks in from
+/// the left edge (8 frames), stands (16 frames) and walks out again (8 frames).
+fn crowd_frames(crew: &RgbImage) -> anyhow::Result<Vec<Vec<u8>>> {
+    // the four people as `compose` places them in `four`, each its own picture
+    let cells = [
+        (ASTRONAUT_SMALL, false),
+        (HOPPER, true),
+        (HOPPER, true),
+        (ASTRONAUT_SMALL, false),
+    ];
+    let people: Vec<(RgbImage, i32, i32)> = cells
+        .into_iter()
+        .enumerate()
+        .map(|(k, (r, half))| {
+            let (cw, ch) = if half { (r.2 / 2, r.3 / 2) } else { (r.2, r.3) };
+            let mut img = RgbImage::new(cw, ch);
+            paste(&mut img, crew, r, 0, 0, half);
+            let (cx, cy) = ((k as u32 % 2) * W / 2, (k as u32 / 2) * H / 2);
+            let (x, y) = (cx + (W / 2 - cw) / 2, cy + (H / 2 - ch) / 2);
+            (img, x as i32, y as i32)
+        })
+        .collect();
+    let tri = |n: u32, step: i32, half: u32| -> i32 {
+        // 0 up to step * half, down to -step * half, back to 0 over 4 * half frames
+        let p = (n % (4 * half)) as i32;
+        let h = half as i32;
+        step * if p <= h {
+            p
+        } else if p <= 3 * h {
+            2 * h - p
+        } else {
+            p - 4 * h
+        }
+    };
+    (0..CROWD_FRAMES)
+        .map(|n| {
+            let mut img = blank();
+            let walk = |w: i32| -> i32 {
+                // in over frames 0..8 (from 7/8 of the way out), stand, out over 24..32
+                let n = n as i32;
+                match n {
+                    0..=7 => -w * (7 - n) / 8,
+                    8..=23 => 0,
+                    _ => -w * (n - 23) / 8,
+                }
+            };
+            let moves = [
+                (0, 0),
+                (tri(n, 2, CROWD_FRAMES / 4), 0),
+                (walk(people[2].0.width as i32 + people[2].1), 0),
+                (0, tri(n, 1, CROWD_FRAMES / 4)),
+            ];
+            for ((pic, x, y), (dx, dy)) in people.iter().zip(moves) {
+                blit(&mut img, pic, x + dx, y + dy);
+            }
+            encode_jpeg(&img)
+        })
+        .collect()
+}
+
+/// Copy all of `src` into `dst` with its top left corner at (x, y), clipped to `dst`.
+fn blit(dst: &mut RgbImage, src: &RgbImage, x: i32, y: i32) {
+    let x0 = x.max(0);
+    let x1 = (x + src.width as i32).min(dst.width as i32);
+    if x1 <= x0 {
+        return;
+    }
+    for j in 0..src.height as i32 {
+        let dy = y + j;
+        if dy < 0 || dy >= dst.height as i32 {
+            continue;
+        }
+        let s = ((j * src.width as i32 + (x0 - x)) * 3) as usize;
+        let d = ((dy * dst.width as i32 + x0) * 3) as usize;
+        let n = ((x1 - x0) * 3) as usize;
+        dst.data[d..d + n].copy_from_slice(&src.data[s..s + n]);
+    }
+}
+
 /// The framebuffer display's work without a framebuffer: the overlay composed into a canvas.
 struct CanvasDisplay(RgbImage);
 
@@ -254,12 +344,15 @@ struct Stages {
     reporter: Reporter,
     /// `--alt-model`, for `classify-alt` and `frame-alt`.
     alt: Option<Box<dyn FaceClassifier>>,
-    /// The shipped loop itself on the `drift` input (`loop`), and with `--alt-model` (`loop-alt`).
-    drift: Option<Pipeline>,
-    drift_alt: Option<Pipeline>,
+    /// The shipped loop itself on the `drift` and `crowd` inputs (`loop`), and with
+    /// `--alt-model` (`loop-alt`): (input, alt, its loop).
+    loops: Vec<(&'static str, bool, Pipeline)>,
     /// Track-guided detection's window detector (`window`), when the measurements name it.
     window: Option<BlazeFace>,
 }
+
+/// The inputs that only the shipped loop itself runs (`loop`, `loop-alt`).
+const LOOP_INPUTS: [&str; 2] = ["drift", "crowd"];
 
 const STAGES: [&str; 13] = [
     "decode",
@@ -404,10 +497,10 @@ fn main() -> anyhow::Result<()> {
                 let parts: Vec<&str> = m.split(':').collect();
                 ensure!(
                     parts.len() == 3
-                        && ["one", "four", "none", "drift"].contains(&parts[0])
+                        && ["one", "four", "none", "drift", "crowd"].contains(&parts[0])
                         && STAGES.contains(&parts[1])
-                        && (parts[0] == "drift") == parts[1].starts_with("loop"),
-                    "{m}: expected INPUT:STAGE:K, INPUT one of one, four, none, STAGE one of {STAGES:?}; or drift:loop:K, drift:loop-alt:K"
+                        && LOOP_INPUTS.contains(&parts[0]) == parts[1].starts_with("loop"),
+                    "{m}: expected INPUT:STAGE:K, INPUT one of one, four, none, STAGE one of {STAGES:?}; or drift:loop:K, drift:loop-alt:K, crowd:loop:K, crowd:loop-alt:K"
                 );
                 let k: u64 = parts[2].parse().with_context(|| format!("{m}: K"))?;
                 ensure!(k > 0, "{m}: K must be at least 1");
@@ -454,10 +547,10 @@ fn main() -> anyhow::Result<()> {
         true => Some(load_window()?),
         false => None,
     };
-    // The `loop` stages' own detector and classifier (their Pipeline owns its Perception).
-    let drift_perception = |alt: bool| -> anyhow::Result<Option<Perception>> {
+    // The `loop` stages' own detector and classifier (each Pipeline owns its Perception).
+    let loop_perception = |input: &str, alt: bool| -> anyhow::Result<Option<Perception>> {
         let stage = if alt { "loop-alt" } else { "loop" };
-        if !measures.iter().any(|m| m.1 == stage) {
+        if !measures.iter().any(|m| m.0 == input && m.1 == stage) {
             return Ok(None);
         }
         let cls = match alt {
@@ -472,8 +565,14 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(Some(p))
     };
-    let drift_main = drift_perception(false)?;
-    let drift_alt = drift_perception(true)?;
+    let mut loop_perceptions = Vec::new();
+    for input in LOOP_INPUTS {
+        for alt in [false, true] {
+            if let Some(p) = loop_perception(input, alt)? {
+                loop_perceptions.push((input, alt, p));
+            }
+        }
+    }
     // From here on the frame loop's blocks are pooled, as in `agegender run`.
     agegender::heap::start_pooling();
     let tcfg = cfg.tracker();
@@ -487,8 +586,7 @@ fn main() -> anyhow::Result<()> {
         canvas: RgbImage::new(W, H),
         reporter: Reporter::new(Box::new(Discard)),
         alt,
-        drift: None,
-        drift_alt: None,
+        loops: Vec::new(),
         window,
     };
 
@@ -504,32 +602,44 @@ fn main() -> anyhow::Result<()> {
         crew.height
     );
 
-    if drift_main.is_some() || drift_alt.is_some() {
-        let frames = drift_frames(&crew)?;
+    for (input, alt, perception) in loop_perceptions {
+        let frames = match input {
+            "drift" => drift_frames(&crew)?,
+            _ => crowd_frames(&crew)?,
+        };
+        if input == "crowd" {
+            // all four people in view mid-cycle, and found there
+            let mut rgb = RgbImage::new(W, H);
+            st.decoder
+                .decode(&mjpeg(&frames[CROWD_FRAMES as usize / 2]), &mut rgb)?;
+            st.perception.run(&rgb, &mut |_| {})?;
+            let found = st.perception.results().0.len();
+            ensure!(
+                found == 4,
+                "crowd: {found} faces found mid-cycle, 4 expected"
+            );
+        }
         // The shipped loop as `agegender run` builds it, less the status lines (they read the
         // wall clock); the source's own clock times everything else.
         let mut opts = LoopOptions::from_config(&cfg);
         opts.status_interval = std::time::Duration::ZERO;
         opts.status_every_frames = 0;
-        let build = |perception: Perception| -> anyhow::Result<Pipeline> {
-            // looping, as fast as it goes, timed by its own clock (frame n at n / DRIFT_FPS), so
-            // whatever the loop times (motion gate, per-track refreshes, visits) does not
-            // depend on how fast qemu runs
-            let source =
-                MjpegFileSource::from_bytes(Path::new("drift"), frames.concat(), DRIFT_FPS, true)?
-                    .unpaced();
-            // No warm-up here: the K child's cycles are the 2K child's first ones, so the
-            // difference counts the 2K child's later, steady cycles.
-            Ok(Pipeline::new(
-                Box::new(source),
-                perception,
-                Box::new(CanvasDisplay(RgbImage::new(W, H))),
-                Reporter::new(Box::new(Discard)),
-                opts.clone(),
-            ))
-        };
-        st.drift = drift_main.map(build).transpose()?;
-        st.drift_alt = drift_alt.map(build).transpose()?;
+        // looping, as fast as it goes, timed by its own clock (frame n at n / DRIFT_FPS), so
+        // whatever the loop times (motion gate, per-track refreshes, visits) does not depend
+        // on how fast qemu runs
+        let source =
+            MjpegFileSource::from_bytes(Path::new(input), frames.concat(), DRIFT_FPS, true)?
+                .unpaced();
+        // No warm-up here: the K child's cycles are the 2K child's first ones, so the
+        // difference counts the 2K child's later, steady cycles.
+        let pipeline = Pipeline::new(
+            Box::new(source),
+            perception,
+            Box::new(CanvasDisplay(RgbImage::new(W, H))),
+            Reporter::new(Box::new(Discard)),
+            opts,
+        );
+        st.loops.push((input, alt, pipeline));
     }
 
     let mut inputs = Vec::new();
@@ -615,13 +725,14 @@ fn main() -> anyhow::Result<()> {
     }
 
     // The children, in order: two empty ones, (K, 2K) per measurement, an empty one. The
-    // `drift` input has no entry in `inputs` (its loop has its own state): index usize::MAX.
-    const DRIFT: usize = usize::MAX;
+    // `drift` and `crowd` inputs have no entry in `inputs` (their loops have their own state):
+    // index LOOPS + their place in LOOP_INPUTS.
+    const LOOPS: usize = usize::MAX - 8;
     let mut order: Vec<(usize, &str, u64)> = vec![(0, "none", 0), (0, "none", 0)];
     for (inp, stage, k) in &measures {
-        let i = match inp.as_str() {
-            "drift" => DRIFT,
-            _ => inputs.iter().position(|x| x.name == inp.as_str()).unwrap(),
+        let i = match LOOP_INPUTS.iter().position(|l| l == inp) {
+            Some(l) => LOOPS + l,
+            None => inputs.iter().position(|x| x.name == inp.as_str()).unwrap(),
         };
         order.push((i, stage, *k));
         order.push((i, stage, 2 * k));
@@ -630,7 +741,10 @@ fn main() -> anyhow::Result<()> {
     let listed: Vec<_> = order
         .iter()
         .map(|&(i, s, k)| {
-            let name = inputs.get(i).map_or("drift", |x| x.name);
+            let name = match i.checked_sub(LOOPS) {
+                Some(l) => LOOP_INPUTS[l],
+                None => inputs.get(i).map_or("drift", |x| x.name),
+            };
             serde_json::json!([name, s, k])
         })
         .collect();
@@ -651,17 +765,15 @@ fn main() -> anyhow::Result<()> {
             if reps == 0 {
                 return Ok(()); // the empty children: the parent's own work per fork
             }
-            if i == DRIFT {
-                let p = match stage {
-                    "loop" => st.drift.as_mut(),
-                    _ => st.drift_alt.as_mut(),
-                };
-                let p = p.context("drift loop not built")?;
+            if let Some(l) = i.checked_sub(LOOPS) {
+                let (input, alt) = (LOOP_INPUTS[l], stage == "loop-alt");
+                let p = st.loops.iter_mut().find(|x| (x.0, x.1) == (input, alt));
+                let p = &mut p.with_context(|| format!("{input} loop not built"))?.2;
                 for _ in 0..reps {
                     let out = p.step()?;
                     ensure!(
                         matches!(out, pipeline::StepOutcome::Frame { .. }),
-                        "drift: the loop did not take a frame ({out:?})"
+                        "{input}: the loop did not take a frame ({out:?})"
                     );
                 }
                 return Ok(());

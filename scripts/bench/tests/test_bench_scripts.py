@@ -73,3 +73,25 @@ def test_arm_cost_check_fails_on_a_regression_over_tolerance_and_ignores_tiny_on
     assert arm_cost.check(both, base, 0.05, 10_000, ["cortex-a72", "cortex-a76"])
     # f16 is counted where the board's /proc/cpuinfo has fp16 arithmetic (Pi 5), not on a Pi 4
     assert arm_cost.has_fp16("cortex-a76") and not arm_cost.has_fp16("cortex-a72")
+
+
+def test_arm_cost_counts_the_crowd_loop_beside_the_swaying_face_on_the_pi4_only():
+    runs = arm_cost.plan(["cortex-a72", "cortex-a76"], {"int8": "i.onnx", "f32": "f.onnx"})
+    a72 = [m for m in runs[("cortex-a72", "main")][1] if m[1].startswith("loop")]
+    assert a72 == [("drift", "loop-alt", arm_cost.DRIFT_CYCLE), ("crowd", "loop-alt", arm_cost.CROWD_CYCLE)]
+    assert not [m for k, r in runs.items() if k[0] == "cortex-a76" for m in r[1] if m[1].startswith("loop")]
+    # one counted run's children: two empty ones, (K, 2K) for the crowd loop, an empty one
+    k = arm_cost.CROWD_CYCLE
+    run = {
+        "raw": [1000, 1010, 1020 + 90 * k, 1030 + 90 * 2 * k, 1040],
+        "children": [["drift", "none", 0], ["drift", "none", 0], ["crowd", "loop-alt", k], ["crowd", "loop-alt", 2 * k]]
+        + [["drift", "none", 0]],
+        "fork_insns": 10,
+    }
+    m = arm_cost.metrics_of("cortex-a72", ["int8", "f32"], run)
+    # per frame, not per face: the loop's whole cost with its four people
+    assert m == {"a72_f32_crowd_loop_insns_per_frame": 90}
+    m["a72_f32_drift_loop_insns_per_frame"] = 40
+    lines = arm_cost.table(m, ["cortex-a72"]).splitlines()
+    row = next(ln for ln in lines if ln.startswith("loop, swaying / 4 people, f32"))
+    assert row.split()[-2:] == ["0.000", "0.000"]  # millions: 40 and 90 instructions
