@@ -7,9 +7,11 @@ removed from one module but still imported by another.
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 import arm_cost
+import blazeface_ops_ort
 import compare  # noqa: F401
 import ort_bench  # noqa: F401
 import pypipeline
@@ -95,3 +97,14 @@ def test_arm_cost_counts_the_crowd_loop_beside_the_swaying_face_on_the_pi4_only(
     lines = arm_cost.table(m, ["cortex-a72"]).splitlines()
     row = next(ln for ln in lines if ln.startswith("loop, swaying / 4 people, f32"))
     assert row.split()[-2:] == ["0.000", "0.000"]  # millions: 40 and 90 instructions
+
+
+def test_blazeface_ops_ort_builds_the_reproducers_models_and_runs_them():
+    models = blazeface_ops_ort.models()
+    assert [n for n, _, _ in models] == ["first_conv", "depthwise", "pointwise_add_relu", "maxpool", "block"]
+    # each runs, and keeps BlazeFace's first-stage shape (24 x 128 x 128; the pool halves it)
+    out = {"first_conv": [1, 24, 128, 128], "maxpool": [1, 24, 64, 64]}
+    for name, chw, m in models:
+        assert blazeface_ops_ort.median_ms(m, chw, 1) > 0
+        inferred = onnx.shape_inference.infer_shapes(m).graph.output[0].type.tensor_type.shape
+        assert [d.dim_value for d in inferred.dim] == out.get(name, [1, 24, 128, 128])
