@@ -139,14 +139,36 @@ def overlay_colors(draw_rs: str) -> dict[str, tuple[int, int, int]]:
 class Guest:
     """One QEMU run: serial lines collected by a thread, commands written to the serial port."""
 
-    def __init__(self, a: argparse.Namespace, disk: str, name: str):
+    def __init__(self, a: argparse.Namespace, disk: str, name: str, machine: str = "virt"):
         self.out = Path(a.out)
         self.qmp_path = str(self.out / f"qmp-{name}.sock")
         self.console_path = str(self.out / f"console-{name}.sock")
         for sock in (self.qmp_path, self.console_path):
             if os.path.exists(sock):
                 os.unlink(sock)
-        cmd = [
+        if machine == "raspi3b":
+            # The Pi 3 B itself: its SoC's devices (the SD host, the mini UART, the watchdog, USB)
+            # from its own device tree, 4 Cortex-A53, 1 GiB; the card on the SD bus. The second
+            # serial port is the mini UART the device tree's stdout-path names.
+            cmd = [
+                "qemu-system-aarch64", "-M", "raspi3b", "-display", "none",
+                "-drive", f"if=sd,file={disk},format=raw",
+                "-serial", "null", "-serial", "stdio", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                "-kernel", a.kernel, "-dtb", a.dtb, "-initrd", a.initrd, "-append", a.append,
+            ]  # fmt: skip
+        else:
+            cmd = self.virt(a, disk)
+        print("board: " + " ".join(cmd), flush=True)
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+        self.log_path = self.out / f"serial{'' if name == 'main' else '-' + name}.log"
+        threading.Thread(target=self._reader, daemon=True).start()
+
+    def virt(self, a: argparse.Namespace, disk: str) -> list[str]:
+        """QEMU's generic board, with what the image needs of it."""
+        return [
             "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a72", "-m", "1024",
             "-device", "virtio-gpu-pci", "-netdev", "user,id=net0",
             "-device", "virtio-net-pci,netdev=net0,romfile=", "-display", "none",
@@ -158,13 +180,6 @@ class Guest:
             "-device", "virtconsole,chardev=dbg",
             "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.append,
         ]  # fmt: skip
-        print("board: " + " ".join(cmd), flush=True)
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.lines: list[tuple[float, str]] = []
-        self.lock = threading.Lock()
-        self.log_path = self.out / f"serial{'' if name == 'main' else '-' + name}.log"
-        threading.Thread(target=self._reader, daemon=True).start()
 
     def _reader(self) -> None:
         with open(self.log_path, "wb") as log:
@@ -172,6 +187,12 @@ class Guest:
                 log.write(raw)
                 log.flush()
                 text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                # A UART may put noise before the first line (the Pi's mini UART while its rate is set)
+                for prefix in ("BOARD: ", "agegender-image: ", '{"schema"'):
+                    at = text.find(prefix)
+                    if at > 0:
+                        text = text[at:]
+                        break
                 if text.startswith("BOARD: ") or text.startswith("agegender-image: "):
                     print(f"[{time.monotonic() - self.t0:6.1f} s] {text[:300]}", flush=True)
                 with self.lock:
@@ -722,6 +743,76 @@ def run(a: argparse.Namespace) -> int:
     return 0 if not failures else 1
 
 
+def run_raspi3b(a: argparse.Namespace) -> int:
+    """The image on QEMU's Raspberry Pi 3 B: its own device tree, drivers by modalias, the
+    report on the mini UART, faces from the camera, the kiosk not root."""
+    import jsonschema
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    validator = jsonschema.Draft202012Validator(json.loads(Path(a.schema).read_text()))
+    failures: list[str] = []
+    t_start = time.monotonic()
+
+    def check(ok: bool, msg: str) -> bool:
+        if not ok:
+            failures.append(msg)
+            print(f"board: FAIL {msg}", flush=True)
+        return ok
+
+    g = Guest(a, a.disk, "raspi3b", machine="raspi3b")
+    booted = board = who = ""
+    n_faces = 0
+    ok = check(g.wait("the boot", lambda ls: boots(ls) and index_of(ls, "BOARD: board: "), 300), "no boot")
+    if ok:
+        ls = g.snapshot()
+        booted, board = ls[boots(ls)[0]][1], ls[index_of(ls, "BOARD: board: ")][1]
+        check("Raspberry Pi 3 Model B" in board and " 4 CPUs" in board, f"not a 4-CPU Pi 3 B: {board}")
+        # the mini UART (8250 bcm2835aux: ttyS*), not the PL011 (ttyAMA0, Bluetooth's on a Pi 3)
+        check(re.search(r"serial0 -> /dev/ttyS\d", board) is not None, f"serial0 is not the mini UART: {board}")
+        mods = set(booted.split("modules: ", 1)[-1].split())
+        # by modalias from the SoC's device tree: SD host, SD/SDIO host, USB, watchdog
+        want = {"bcm2835", "sdhci_iproc", "dwc2", "bcm2835_wdt"}
+        check(want <= mods, f"modules missing (by modalias): {sorted(want - mods)}")
+        check("watchdog Broadcom BCM2835 Watchdog timer" in booted, f"no bcm2835 watchdog: {booted[:200]}")
+        check("boot partition /dev/mmcblk0p1" in booted, f"the card is not on the SD bus: {booted[:200]}")
+        ok = check(
+            g.wait("face lines on the mini UART", lambda ls: len(faces_in(ls, boots(ls)[0])) >= a.min_faces, 420),
+            f"fewer than {a.min_faces} face lines on the mini UART",
+        )
+    if ok:
+        n_faces = len(faces_in(g.snapshot(), 0))
+        g.send("who")
+        if check(g.wait("who", lambda ls: index_of(ls, "BOARD: who: ") is not None, 60), "no answer to `who`"):
+            who = g.snapshot()[index_of(g.snapshot(), "BOARD: who: ")][1]
+            check(re.search(r"agegender uid [1-9]\d* ", who) is not None, f"the kiosk runs as root: {who}")
+    g.stop()
+    lines = g.snapshot()
+    bad = []
+    for _, t in lines:
+        if t.startswith("{"):
+            try:
+                validator.validate(json.loads(t))
+            except (json.JSONDecodeError, jsonschema.ValidationError) as e:
+                bad.append(f"{t[:120]!r}: {str(e).splitlines()[0]}")
+    check(not bad, f"{len(bad)} report lines fail the schema, first: {bad[:1]}")
+    failures += [t for _, t in lines if t.startswith("BOARD: FAIL") or "Kernel panic" in t]
+    for f in failures:
+        print(f"board: FAIL {f}", flush=True)
+    ls = g.snapshot()
+    at = lambda p: next((f"{t:.0f} s" for t, x in ls if x.startswith(p)), "-")  # noqa: E731
+    first_face = at('{"schema":"agegender/face')
+    print(
+        f"board-test raspi3b {'PASS' if not failures else 'FAIL'}: {board.removeprefix('BOARD: board: ')}; "
+        f"booted at {at('BOARD: booted')}, first face line on the mini UART at {first_face}, "
+        f"{n_faces} face lines; {who.removeprefix('BOARD: who: ').split(';')[0] or 'who: -'}; "
+        f"watchdog bcm2835 probed (unbound: QEMU resets when it is armed); "
+        f"{time.monotonic() - t_start:.0f} s, {len(failures)} failure(s)",
+        flush=True,
+    )
+    return 0 if not failures else 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -743,7 +834,18 @@ def main() -> int:
     r.add_argument("--min-faces", type=int, default=2)
     r.add_argument("--min-faces-per-frame", type=int, default=2)
     r.add_argument("--min-overlay-px", type=int, default=200)
+    pi = sub.add_parser("raspi3b")
+    pi.add_argument("--kernel", required=True)
+    pi.add_argument("--dtb", required=True)
+    pi.add_argument("--initrd", required=True)
+    pi.add_argument("--append", required=True)
+    pi.add_argument("--disk", required=True)
+    pi.add_argument("--schema", required=True)
+    pi.add_argument("--out", required=True)
+    pi.add_argument("--min-faces", type=int, default=2)
     a = p.parse_args()
+    if a.cmd == "raspi3b":
+        return run_raspi3b(a)
     if a.cmd == "frame":
         make_frame(a.image, a.w, a.h, a.out)
         return 0
