@@ -78,7 +78,9 @@ def die(msg):
 
 
 def build():
-    cmd = ["cargo", "build", "--release", "--locked", "--target", TARGET, "--example", "arm_cost"]
+    # Built as the shipped binary is: linked by zig for glibc 2.27 (scripts/package/cargo-zig)
+    zig = str(ROOT / "scripts/package/cargo-zig")
+    cmd = [zig, "zigbuild", "--release", "--locked", "--target", TARGET + ".2.27", "--example", "arm_cost"]
     log(" ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, check=True)
     return target_dir() / TARGET / "release" / "examples" / "arm_cost"
