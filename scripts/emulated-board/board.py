@@ -404,6 +404,20 @@ def longest_track_ms(faces: list[dict]) -> int:
     return max((b - a for a, b in span.values()), default=0)
 
 
+def schema_failures(lines: list[tuple[float, str]], validator) -> list[str]:
+    """Every JSON line of a run against the report schema: one message per line that fails."""
+    import jsonschema
+
+    bad = []
+    for _, t in lines:
+        if t.startswith("{"):
+            try:
+                validator.validate(json.loads(t))
+            except (json.JSONDecodeError, jsonschema.ValidationError) as e:
+                bad.append(f"{t[:120]!r}: {str(e).splitlines()[0]}")
+    return bad
+
+
 def rebooted_at(lines: list[tuple[float, str]]) -> int:
     """Index of the `reboot` command's answer (0 if there is none)."""
     return index_of(lines, "BOARD: reboot at") or 0
@@ -621,13 +635,7 @@ def run(a: argparse.Namespace) -> int:
     lines = g.snapshot()
 
     # every JSON line of the run against the schema
-    bad = []
-    for _, t in lines:
-        if t.startswith("{"):
-            try:
-                validator.validate(json.loads(t))
-            except (json.JSONDecodeError, jsonschema.ValidationError) as e:
-                bad.append(f"{t[:120]!r}: {str(e).splitlines()[0]}")
+    bad = schema_failures(lines, validator)
     check(not bad, f"{len(bad)} report lines fail the schema, first: {bad[:1]}")
     b = boots(lines)
     before_reset = faces_in(lines, 0, b[1] if len(b) > 1 else None)
@@ -788,13 +796,7 @@ def run_raspi3b(a: argparse.Namespace) -> int:
             check(re.search(r"agegender uid [1-9]\d* ", who) is not None, f"the kiosk runs as root: {who}")
     g.stop()
     lines = g.snapshot()
-    bad = []
-    for _, t in lines:
-        if t.startswith("{"):
-            try:
-                validator.validate(json.loads(t))
-            except (json.JSONDecodeError, jsonschema.ValidationError) as e:
-                bad.append(f"{t[:120]!r}: {str(e).splitlines()[0]}")
+    bad = schema_failures(lines, validator)
     check(not bad, f"{len(bad)} report lines fail the schema, first: {bad[:1]}")
     failures += [t for _, t in lines if t.startswith("BOARD: FAIL") or "Kernel panic" in t]
     for f in failures:

@@ -246,7 +246,8 @@ impl Pipeline {
         }
         // The people still in view leave with the run: their visits, then the last window.
         self.tracker.end_all();
-        self.report_wall_clock();
+        let wall_ms = (self.wall_clock)();
+        self.report_wall_clock(wall_ms);
         self.write_visits()?;
         if let Some(c) = self.visits.take_counts(self.now_ms) {
             self.reporter
@@ -354,13 +355,13 @@ impl Pipeline {
         self.clock_origin_ms + t.as_millis() as u64
     }
 
-    /// Tell the reporter how the loop's clock stands to the wall clock now (before visits and
-    /// counts are written): for a camera, the wall clock's step since the start (0 until it
-    /// is set); a file's times are its own and are written as they are.
-    fn report_wall_clock(&mut self) {
+    /// Tell the reporter how the loop's clock stands to the wall clock, which reads `wall_ms`
+    /// now (before visits and counts are written): for a camera, the wall clock's step since the
+    /// start (0 until it is set); a file's times are its own and are written as they are.
+    fn report_wall_clock(&mut self, wall_ms: u64) {
         let shift = if self.loop_clock {
             let loop_now = self.clock_origin_ms + self.started.elapsed().as_millis() as u64;
-            (self.wall_clock)() as i64 - loop_now as i64
+            wall_ms as i64 - loop_now as i64
         } else {
             0
         };
@@ -489,8 +490,8 @@ impl Pipeline {
         }
 
         probe(Stage::Report);
-        self.report_wall_clock();
         let ts = (self.wall_clock)();
+        self.report_wall_clock(ts);
         let latency_ms = arrived.elapsed().as_secs_f32() * 1000.0;
         for f in &self.faces {
             self.reporter.face(ts, frame_no, f, latency_ms, None)?;
