@@ -22,6 +22,12 @@ step:
   4c. before the reboot, debug-shell.txt with a password hash naming the virtio console (hvc0)
      goes on the card: after the reboot a wrong password is refused and the right one gives a
      root shell there, and the screen's bottom line says the debug shell is on;
+  4d. Wi-Fi: before the reboot a wpa_supplicant.conf goes on the card, and once the reboot's visit
+     is at the broker the virtio NIC's link is cut. In the boot after it, test-hook.sh runs a
+     hostapd on one mac80211_hwsim radio (in a network namespace, bridged to an e1000 NIC on a
+     second user network); the image's wpa_supplicant and udhcpc take the other radio: a lease on
+     wlan0, the route to the host through it, `online` and (after a second `reboot`) a visit at
+     the broker; the passphrase hidden from the kiosk's user and never logged;
   5. all along, agegender.toml sets `mqtt` (a mosquitto on the host, reached through QEMU's user
      network): the board gets an address by DHCP, and the broker receives `online`, status lines
      and the visits the unplug ended, each valid against the schema;
@@ -99,7 +105,7 @@ class Qmp:
         line, self.buf = self.buf.split(b"\n", 1)
         return json.loads(line)
 
-    def cmd(self, name: str, **args) -> dict:
+    def cmd(self, name: str, /, **args) -> dict:
         msg = {"execute": name}
         if args:
             msg["arguments"] = args
@@ -139,7 +145,7 @@ def overlay_colors(draw_rs: str) -> dict[str, tuple[int, int, int]]:
 class Guest:
     """One QEMU run: serial lines collected by a thread, commands written to the serial port."""
 
-    def __init__(self, a: argparse.Namespace, disk: str, name: str, machine: str = "virt"):
+    def __init__(self, a: argparse.Namespace, disk: str, name: str, machine: str = "virt", wifi_uplink: bool = False):
         self.out = Path(a.out)
         self.qmp_path = str(self.out / f"qmp-{name}.sock")
         self.console_path = str(self.out / f"console-{name}.sock")
@@ -158,6 +164,12 @@ class Guest:
             ]  # fmt: skip
         else:
             cmd = self.virt(a, disk)
+            if wifi_uplink:
+                # the Wi-Fi test's access point's uplink (test-hook.sh): a NIC the image has no
+                # driver for, on a user network of its own (the host is 10.0.2.2 there too)
+                cmd[cmd.index("-kernel") : cmd.index("-kernel")] = [
+                    "-netdev", "user,id=wifiup", "-device", "e1000,netdev=wifiup,romfile=",
+                ]  # fmt: skip
         print("board: " + " ".join(cmd), flush=True)
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -447,6 +459,29 @@ def edit_config(disk: str, offset: int, sed: str, work: Path) -> None:
     subprocess.run(["mcopy", "-o", "-i", at, str(f), "::agegender.toml"], check=True)
 
 
+def visit_count(broker: Broker) -> int:
+    return sum(1 for t, _ in broker.messages() if t.endswith("/visit"))
+
+
+def online_count(broker: Broker) -> int:
+    return sum(1 for t, p in broker.messages() if t.endswith("/availability") and p == "online")
+
+
+def write_wifi(disk: str, offset: int, work: Path, ssid: str, psk: str) -> None:
+    """wpa_supplicant.conf on the disk's boot partition, as a Raspberry Pi OS user writes it (a
+    Windows editor's line ends included), and board-test-wifi.txt for the test's access point."""
+    conf = work / "wpa_supplicant.conf"
+    text = (
+        "ctrl_interface=DIR=/var/run/wpa_supplicant GROUP=netdev\nupdate_config=1\ncountry=GB\n\n"
+        f'network={{\n\tssid="{ssid}"\n\tpsk="{psk}"\n}}\n'
+    )
+    conf.write_bytes(text.replace("\n", "\r\n").encode())
+    ap = work / "board-test-wifi.txt"
+    ap.write_text(f"SSID='{ssid}'\nPSK='{psk}'\n")
+    for f in (conf, ap):
+        subprocess.run(["mcopy", "-o", "-i", f"{disk}@@{offset}", str(f), f"::{f.name}"], check=True)
+
+
 def run(a: argparse.Namespace) -> int:
     import jsonschema
 
@@ -471,7 +506,7 @@ def run(a: argparse.Namespace) -> int:
     broker = Broker(out)
     atexit.register(broker.stop)  # also when a step below raises
     edit_config(a.disk, a.part_offset, f'$a mqtt = "mqtt://10.0.2.2:{broker.port}"', out / "work")
-    g = Guest(a, a.disk, "main")
+    g = Guest(a, a.disk, "main", wifi_uplink=True)
     n = a.min_faces
     ok = check(g.wait("the first boot", lambda ls: boots(ls), 120), "the image did not boot (no BOARD: booted)")
     ok = ok and check(
@@ -578,9 +613,24 @@ def run(a: argparse.Namespace) -> int:
         f = out / "work" / "debug-shell.txt"
         f.write_text(f"# the board test's\npassword_hash = {pw_hash}\nport = hvc0\n")
         subprocess.run(["mcopy", "-o", "-i", f"{a.disk}@@{a.part_offset}", str(f), "::debug-shell.txt"], check=True)
+    # Wi-Fi for the next boot (issue 32): a wpa_supplicant.conf as a Raspberry Pi OS user writes
+    # it (CRLF, ctrl_interface, country), and for test-hook.sh the access point's name and passphrase.
+    ssid, psk = "agegender-test", f"psk-{os.getpid()}-board"
+    if ok:
+        write_wifi(a.disk, a.part_offset, out / "work", ssid, psk)
+    online_before = 0
     if ok:
         visits_before = sum(1 for t, _ in broker.messages() if t.endswith("/visit"))
         g.send("reboot")
+        # Once the visit of the person in view is in (over the cable), the cable goes: the next
+        # boot's MQTT can only go over Wi-Fi. (The kiosk delivers its visits before /init reboots.)
+        check(
+            g.wait("the visit of `reboot`", lambda ls: visit_count(broker) > visits_before, 60),
+            "no visit over MQTT after `reboot`",
+        )
+        Qmp(g.qmp_path).cmd("set_link", name="net0", up=False)
+        print(f"[{time.monotonic() - g.t0:6.1f} s] host: the virtio NIC's link cut (Wi-Fi only from now)", flush=True)
+        online_before = online_count(broker)
         ok = check(
             g.wait("the reboot", lambda ls: len(boots(ls)) >= 3, 120), "the board did not come back after `reboot`"
         )
@@ -628,6 +678,54 @@ def run(a: argparse.Namespace) -> int:
         if check(shot3 is not None, "no screendump with the debug shell on"):
             notice = notice_px(shot3[2], shot3[0], shot3[1], bytes(palette["NOTICE_COLOR"]))
             check(notice >= 5000, f"the screen does not say the debug shell is on ({notice} notice pixels)")
+    # Wi-Fi (issue 32): in this boot the image's wpa_supplicant joined the test's access point and
+    # its udhcpc got a lease through it; the kiosk's MQTT went over it; a reboot's visit does too.
+    wifi: dict[str, str] = {}
+    t_wifi = time.monotonic()
+    if ok:
+        ok = check(
+            g.wait(
+                "a DHCP lease over Wi-Fi",
+                lambda ls: any(t.startswith("agegender-image: network: wlan0 ") for _, t in ls[rebooted_at(ls) :]),
+                120,
+            ),
+            "no DHCP lease on wlan0 with wpa_supplicant.conf on the card",
+        )
+    if ok:
+        at = len(g.snapshot())
+        g.send("wifi")
+        ok = check(
+            g.wait("wifi", lambda ls: index_of(ls, "BOARD: wifi: route", at) is not None, 30), "no answer to `wifi`"
+        )
+    if ok:
+        line = g.snapshot()[index_of(g.snapshot(), "BOARD: wifi: route", at)][1]
+        print(f"board: {line}", flush=True)
+        m = re.search(
+            r"route (.*); stations (\d+); card file (\d+) bytes; copy (\d+ \S+); kiosk user reads (\d+) bytes of it; "
+            r"passphrase in the log (\d+)",
+            line,
+        )
+        if check(m is not None, f"cannot read the `wifi` line: {line}"):
+            wifi = dict(zip(("route", "stations", "card", "copy", "kiosk", "logged"), m.groups(), strict=True))
+            check(" dev wlan0 " in wifi["route"] + " ", f"the host is not reached over Wi-Fi: {wifi['route']}")
+            check(wifi["stations"] == "1", f"{wifi['stations']} stations on the access point (want 1)")
+            check(wifi["card"] == "0", f"the card's wpa_supplicant.conf still reads {wifi['card']} bytes")
+            check(wifi["copy"] == "600 root", f"the passphrase's copy is {wifi['copy']} (want 600 root)")
+            check(wifi["kiosk"] == "0", f"the kiosk's user read {wifi['kiosk']} bytes of the passphrase's copy")
+            check(wifi["logged"] == "0", "the passphrase is in the system log")
+        check(
+            g.wait("`online` over Wi-Fi", lambda ls: online_count(broker) > online_before, 60),
+            "no `online` over MQTT from the boot on Wi-Fi",
+        )
+        visits_before = visit_count(broker)
+        g.send("reboot")
+        if check(
+            g.wait("a visit over Wi-Fi", lambda ls: visit_count(broker) > visits_before, 60),
+            "no visit over MQTT over Wi-Fi for the person in view at the second `reboot`",
+        ):
+            wifi["visit"] = "1"
+    check(not any(psk in t for _, t in g.snapshot()), "the Wi-Fi passphrase is on the serial port")
+    marks["wifi"] = time.monotonic() - t_wifi
     if failures:
         g.send("log")
         time.sleep(3)
@@ -745,6 +843,9 @@ def run(a: argparse.Namespace) -> int:
         f"bad key: {'one line, no reboot' if bad_line else '-'}; overlay {overlay} px; "
         f"MQTT over DHCP: {kinds.get('visit', 0)} visit, {kinds.get('status', 0)} status, "
         f"{kinds.get('availability', 0)} availability; without mqtt only lo; "
+        f"Wi-Fi (mac80211_hwsim, WPA2-PSK): {'lease, ' + wifi['route'].split(' src ')[0] if wifi else '-'}, "
+        f"{'a visit over it' if wifi.get('visit') else 'no visit'}, passphrase unreadable by the kiosk "
+        f"and not logged, {marks.get('wifi', float('nan')):.0f} s of checks; "
         f"{time.monotonic() - t_start:.0f} s, {len(failures)} failure(s)"
     )
     print(summary, flush=True)

@@ -14,6 +14,8 @@
 #   log      the system log (logread) as BOARD-LOG: lines
 #   reboot   busybox reboot (SIGTERM to /init, which stops the kiosk first)
 #   who      the kiosk's user, groups and privileges, chronyd's user, and the login prompts running
+#   wifi     the Wi-Fi test's view (only on a card with board-test-wifi.txt): the route to the host,
+#            the stations of the access point, who can read the passphrase and whether the log has it
 . /lib/agegender-test/board.env
 
 say() { echo "BOARD: $*" >"$SERIAL"; }
@@ -38,6 +40,62 @@ wait_for() { # wait_for PATH SECONDS
 		sleep 0.1
 	done
 }
+
+# --- Wi-Fi (issue 32), only on a card with board-test-wifi.txt (board.py puts it there with a
+# wpa_supplicant.conf before the last reboot): the access point the image's wpa_supplicant is to
+# join, in a network namespace of its own so that nothing of it is the image's. mac80211_hwsim's
+# second radio runs a WPA2-PSK hostapd there, bridged to an e1000 NIC on QEMU's user network (the
+# image has no driver for it); QEMU's DHCP server answers the image's udhcpc through the bridge,
+# and the host's mosquitto is 10.0.2.2 there as on the virtio NIC, whose link board.py has cut.
+W=/lib/agegender-test/wifi
+wifi_ap() {
+	. /boot/board-test-wifi.txt # SSID, PSK
+	while read -r m; do
+		name=${m##*/}
+		name=${name%.ko}
+		grep -q "^$(echo "$name" | tr - _) " /proc/modules && continue
+		if [ "$name" = mac80211_hwsim ]; then insmod "$W/$m" radios=2; else insmod "$W/$m"; fi ||
+			say "FAIL insmod $name"
+	done <$W/modules.order
+	unshare -n sleep 1000000000 &
+	ns=$!
+	echo "$ns" >/run/board-test-ap.ns
+	wait_for /sys/class/net/wlan1 10 || { say "FAIL wifi: no wlan1 (mac80211_hwsim)"; return 1; }
+	LD_LIBRARY_PATH=$W/lib $W/iw phy "$(cat /sys/class/net/wlan1/phy80211/name)" set netns "$ns" ||
+		{ say "FAIL wifi: iw phy set netns"; return 1; }
+	n=0
+	until up=$(for i in /sys/class/net/*; do
+		case $(readlink "$i/device/driver") in */e1000) echo "${i##*/}" ;; esac
+	done) && [ -n "$up" ]; do
+		n=$((n + 1))
+		[ "$n" -gt 100 ] && say "FAIL wifi: no e1000 interface" && return 1
+		sleep 0.1
+	done
+	ip link set "$up" netns "$ns" || { say "FAIL wifi: ip link set $up netns"; return 1; }
+	cat >/tmp/hostapd.conf <<-EOF
+		interface=wlan1
+		bridge=br0
+		driver=nl80211
+		ssid=$SSID
+		hw_mode=g
+		channel=6
+		wpa=2
+		wpa_key_mgmt=WPA-PSK
+		rsn_pairwise=CCMP
+		wpa_passphrase=$PSK
+	EOF
+	nsenter -t "$ns" -n sh -c "ip link set lo up && brctl addbr br0 &&
+		brctl addif br0 $up && ip link set $up up && ip link set br0 up" || { say "FAIL wifi: the bridge"; return 1; }
+	nsenter -t "$ns" -n env LD_LIBRARY_PATH=$W/lib $W/hostapd /tmp/hostapd.conf >/tmp/hostapd.log 2>&1 &
+	n=0
+	until grep -q AP-ENABLED /tmp/hostapd.log; do
+		n=$((n + 1))
+		[ "$n" -gt 100 ] && say "FAIL wifi: hostapd: $(tail -n 3 /tmp/hostapd.log | tr '\n' ' ')" && return 1
+		sleep 0.1
+	done
+	say "wifi: access point '$SSID' (WPA2-PSK) up at $(uptime_s) s: wlan1 bridged to $up in its own network namespace"
+}
+[ -f /boot/board-test-wifi.txt ] && wifi_ap &
 
 load_vivid
 wait_for /dev/video0 10 || say "FAIL no /dev/video0 (vivid capture)"
@@ -109,9 +167,18 @@ commands() {
 			logins=$(cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^(getty|login)$')
 			say "who: agegender uid $(field Uid | cut -d' ' -f1) gid $(field Gid | cut -d' ' -f1) groups $(field Groups) nnp $(field NoNewPrivs) capeff $(field CapEff); chronyd uid ${cuid:-none}; login prompts $logins"
 			;;
+		wifi)
+			. /boot/board-test-wifi.txt
+			ns=$(cat /run/board-test-ap.ns 2>/dev/null)
+			route=$(ip route get 10.0.2.2 2>&1 | head -n 1)
+			stations=$(nsenter -t "$ns" -n env LD_LIBRARY_PATH=$W/lib $W/iw dev wlan1 station dump 2>/dev/null | grep -c '^Station')
+			kiosk=$(start-stop-daemon -S -c agegender -x /bin/cat -- /run/wpa_supplicant.conf 2>/dev/null | wc -c)
+			say "wifi: route $route; stations $stations; card file $(wc -c </boot/wpa_supplicant.conf) bytes; copy $(stat -c '%a %U' /run/wpa_supplicant.conf); kiosk user reads $kiosk bytes of it; passphrase in the log $(logread | grep -cF "$PSK")"
+			;;
 		log)
 			logread | sed 's/^/BOARD-LOG: /' >"$SERIAL"
 			sed 's/^/BOARD-FEED: /' /tmp/feed.log >"$SERIAL"
+			[ ! -f /tmp/hostapd.log ] || sed 's/^/BOARD-HOSTAPD: /' /tmp/hostapd.log >"$SERIAL"
 			;;
 		'') ;;
 		*) say "unknown command '$cmd'" ;;
