@@ -233,6 +233,9 @@ pub struct Status {
     /// Frames due for detection (`detect_every`) on which motion gating skipped the detector
     /// (the scene had not changed; the last faces were reported again).
     pub detect_skipped: u64,
+    /// Frames due for detection on which the detector did not run because the tracked faces
+    /// were followed surely by their templates and nothing else moved (`follow_interval_s`).
+    pub followed: u64,
     /// Report lines the sink dropped (a full serial queue).
     pub serial_dropped: u64,
     pub camera: CameraState,
@@ -277,6 +280,7 @@ impl Default for Status {
             detections: 0,
             window_detections: 0,
             detect_skipped: 0,
+            followed: 0,
             serial_dropped: 0,
             camera: CameraState::default(),
             uptime_s: 0.0,

@@ -102,11 +102,14 @@ fn detect_every_frame() -> Config {
 
 #[test]
 fn parallel_loop_reports_what_the_one_thread_loop_reports() {
-    // whole-frame detections only: what each frame's detection sees does not depend on which
-    // worker ran it or when, so both loops must agree line for line
+    // whole-frame detections only, on every due frame (following skips detections by what
+    // the tracks say when a frame is planned, a detection or two behind in the parallel loop):
+    // what each frame's detection sees does not depend on which worker ran it or when, so both
+    // loops must agree line for line
     let cfg = Config {
         detect_every: 2,
         full_detect_interval_s: 0.0,
+        follow_interval_s: 0.0,
         status_interval_s: 0.0,
         ..Config::default()
     };
@@ -146,8 +149,10 @@ fn parallel_loop_reports_what_the_one_thread_loop_reports() {
 fn parallel_windows_follow_walking_faces() {
     // track-guided detection on: with detections in flight the windows are placed by older
     // tracks and widened (LAG_SCALE); every face must still be followed in every frame
+    // (following off: every due frame is detected, windows or the whole frame)
     let cfg = Config {
         detect_every: 1,
+        follow_interval_s: 0.0,
         status_interval_s: 0.0,
         ..Config::default()
     };

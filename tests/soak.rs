@@ -104,8 +104,10 @@ fn memory_holds_over_a_long_run_with_faces() {
             t = Instant::now();
         }
     }
+    // (the stream's loop seam moves both faces back 115 and 46 px at once: the follower loses
+    // them there, and they are not shown until the next detection, a frame later)
     assert!(
-        faces_total >= 2 * frames - frames / 50,
+        faces_total >= 2 * frames - 2 * frames.div_ceil(24) - frames / 50,
         "the loop lost the faces: {faces_total} in {frames} frames"
     );
     let status = p.status();

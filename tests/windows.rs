@@ -112,8 +112,10 @@ fn a_moving_face_is_followed_in_windows_and_a_newcomer_brings_the_whole_frame_ba
         let (_, frame) = common::face_frame(&placed, 640, 480);
         stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
     }
+    // following off (tests/follow.rs has it): every due frame is detected
     let cfg = Config {
         detect_every: 1,
+        follow_interval_s: 0.0,
         status_interval_s: 0.0,
         ..Config::default()
     };
@@ -181,8 +183,10 @@ fn a_swaying_person_is_followed_in_windows_though_the_body_moves_too() {
         }
         stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
     }
+    // following off (tests/follow.rs has it): every due frame is detected
     let cfg = Config {
         detect_every: 1,
+        follow_interval_s: 0.0,
         status_interval_s: 0.0,
         ..Config::default()
     };

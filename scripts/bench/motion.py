@@ -74,6 +74,7 @@ def run(
     interval: float,
     every: int,
     full: float,
+    follow: float,
 ) -> dict:
     """One `agegender run`: per frame the reported boxes, and the last status line."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +102,8 @@ def run(
             str(interval),
             "--full-detect-interval",
             str(full),
+            "--follow-interval",
+            str(follow),
             "--window-detector",
             str(WINDOW_DETECTOR),
             "--model",
@@ -195,6 +198,7 @@ def main() -> None:
     p.add_argument(
         "--full-intervals", default="0,1", help="full_detect_interval_s values (track-guided detection; 0: off)"
     )
+    p.add_argument("--follow-intervals", default="0,0.2", help="follow_interval_s values (following; 0: off)")
     p.add_argument("--detect-every", type=int, default=1, help="the gated runs' schedule (the reference: every frame)")
     p.add_argument("--jobs", type=int, default=3, help="runs at once (gated runs mostly wait for the replay clock)")
     p.add_argument(
@@ -227,10 +231,11 @@ def main() -> None:
     # reference is always the whole frame through the detector on every frame, and with
     # --detect-every N > 1 the schedule alone is a row too
     every = args.detect_every
-    reference = (0.0, 1.0, 1, 0.0)
-    configs = [reference] if every == 1 else [reference, (0.0, 1.0, every, 0.0)]
+    reference = (0.0, 1.0, 1, 0.0, 0.0)
+    configs = [reference] if every == 1 else [reference, (0.0, 1.0, every, 0.0, 0.0)]
     configs += [
-        (float(t), float(i), every, float(f))
+        (float(t), float(i), every, float(f), float(g))
+        for g in args.follow_intervals.split(",")
         for f in args.full_intervals.split(",")
         for t in args.thresholds.split(",")
         for i in args.intervals.split(",")
@@ -253,17 +258,18 @@ def main() -> None:
     }
     res["streams"] = {label: {"path": Path(m["path"]).name, "in_view": m.get("in_view")} for label, m in metas.items()}
     rows = []
-    for t, i, e, f in configs:
+    for t, i, e, f, g in configs:
         row = {
             "motion_threshold": t,
             "detect_max_interval_s": i,
             "detect_every": e,
             "full_detect_interval_s": f,
+            "follow_interval_s": g,
             "streams": {},
         }
         for label in metas:
             row["streams"][label] = compare(
-                runs[(label, reference)], runs[(label, (t, i, e, f))], args.frames, metas[label]["boxes"]
+                runs[(label, reference)], runs[(label, (t, i, e, f, g))], args.frames, metas[label]["boxes"]
             )
         rows.append(row)
     res["rows"] = rows
@@ -275,11 +281,11 @@ def main() -> None:
         "detection on every frame (IoU >= 0.5)\n"
     )
     print(
-        "| detect_every | motion_threshold | detect_max_interval_s | full_detect_interval_s | "
+        "| detect_every | motion_threshold | detect_max_interval_s | full_detect_interval_s | follow_interval_s | "
         + " | ".join(labels)
         + " | worst recall | all false |"
     )
-    print("|---|---|---|---|" + "---|" * len(labels) + "---|---|")
+    print("|---|---|---|---|---|" + "---|" * len(labels) + "---|---|")
     for row in rows:
         cells = [
             f"{s['recall']:.1f} / {s['false_boxes']} / {s['det_per_frame']:.2f} ({s['window_per_frame']:.2f})"
@@ -288,8 +294,9 @@ def main() -> None:
         worst = min(row["streams"][lb]["recall"] for lb in labels)
         false = sum(row["streams"][lb]["false_boxes"] for lb in labels)
         off, full = setting(row["motion_threshold"]), setting(row["full_detect_interval_s"])
+        follow = setting(row["follow_interval_s"])
         print(
-            f"| {row['detect_every']} | {off} | {row['detect_max_interval_s']:g} | {full} | "
+            f"| {row['detect_every']} | {off} | {row['detect_max_interval_s']:g} | {full} | {follow} | "
             + " | ".join(cells)
             + f" | {worst:.1f} | {false} |"
         )
@@ -297,13 +304,18 @@ def main() -> None:
         "\nagainst the faces pasted into the streams (a box whose centre lies in the middle half of a "
         "pasted face finds it): recall % / false boxes\n"
     )
-    print("| detect_every | motion_threshold | full_detect_interval_s | " + " | ".join(labels) + " | all false |")
-    print("|---|---|---|" + "---|" * len(labels) + "---|")
+    print(
+        "| detect_every | motion_threshold | full_detect_interval_s | follow_interval_s | "
+        + " | ".join(labels)
+        + " | all false |"
+    )
+    print("|---|---|---|---|" + "---|" * len(labels) + "---|")
     for row in rows:
         cells = [f"{s['truth_recall']:.1f} / {s['truth_false_boxes']}" for s in (row["streams"][lb] for lb in labels)]
         false = sum(row["streams"][lb]["truth_false_boxes"] for lb in labels)
         off, full = setting(row["motion_threshold"]), setting(row["full_detect_interval_s"])
-        print(f"| {row['detect_every']} | {off} | {full} | " + " | ".join(cells) + f" | {false} |")
+        follow = setting(row["follow_interval_s"])
+        print(f"| {row['detect_every']} | {off} | {full} | {follow} | " + " | ".join(cells) + f" | {false} |")
     print(json.dumps(res))
 
 

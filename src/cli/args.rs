@@ -171,6 +171,10 @@ pub(crate) struct DetectionArgs {
     /// only windows around the tracked faces (0: always the whole frame).
     #[arg(long, value_name = "SECONDS")]
     pub(crate) full_detect_interval: Option<f32>,
+    /// Following: skip due detections for up to this long while the tracked faces are
+    /// followed surely by their templates and nothing else moves (0: off).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) follow_interval: Option<f32>,
 }
 
 impl DetectionArgs {
@@ -194,6 +198,12 @@ impl DetectionArgs {
             a.full_detect_interval,
             full_detect_interval_s,
             "--full-detect-interval"
+        );
+        overlay!(
+            cfg,
+            a.follow_interval,
+            follow_interval_s,
+            "--follow-interval"
         );
     }
 }

@@ -351,6 +351,15 @@ impl Config {
                 ),
             ));
         }
+        if !(self.follow_interval_s.is_finite() && (0.0..=60.0).contains(&self.follow_interval_s)) {
+            return Err(Invalid::of(
+                "follow_interval_s",
+                format!(
+                    "{} is not a number of seconds in [0, 60] (0: off)",
+                    self.follow_interval_s
+                ),
+            ));
+        }
         if !(1..=3600).contains(&self.watchdog_timeout_s) {
             return Err(Invalid::of(
                 "watchdog_timeout_s",

@@ -24,6 +24,10 @@ pub const DEFAULT_DETECT_MAX_INTERVAL_S: f32 = 1.0;
 /// streams (`scripts/bench/motion.py`) and the board's instruction counts (docs/performance.md,
 /// "Track-guided detection").
 pub const DEFAULT_FULL_DETECT_INTERVAL_S: f32 = 1.0;
+/// Following (`follow_interval_s`): chosen by measurement on the replay streams
+/// (`scripts/bench/motion.py`) and the board's instruction counts (docs/performance.md,
+/// "Following").
+pub const DEFAULT_FOLLOW_INTERVAL_S: f32 = 0.2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -184,6 +188,13 @@ pub struct Config {
     /// motion gating off (`motion_threshold = 0`: nothing would notice a newcomer outside the
     /// windows): every detection is of the whole frame.
     pub full_detect_interval_s: f32,
+    /// Following: between detections each tracked face's box moves with a template of it
+    /// (src/track/follow.rs), and a frame due for detection is not detected at all while every
+    /// face was followed surely since the last detection, which is younger than this
+    /// (seconds), and nothing moved away from the tracked people (motion gating). A face the
+    /// template loses, a close-up or a newcomer brings the detection back. 0, or motion gating
+    /// off: every due frame is detected and boxes stay put between detections.
+    pub follow_interval_s: f32,
     /// The window search's detector: a BlazeFace ONNX (the 128×128 front model by default).
     pub window_detector: Option<PathBuf>,
     /// Threads tract's matrix products may use (1: all inference on the frame-loop thread).
@@ -264,6 +275,7 @@ impl Default for Config {
             motion_threshold: DEFAULT_MOTION_THRESHOLD,
             detect_max_interval_s: DEFAULT_DETECT_MAX_INTERVAL_S,
             full_detect_interval_s: DEFAULT_FULL_DETECT_INTERVAL_S,
+            follow_interval_s: DEFAULT_FOLLOW_INTERVAL_S,
             window_detector: None,
             threads: 1,
             workers: Workers::Auto,

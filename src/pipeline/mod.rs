@@ -26,7 +26,7 @@ use crate::motion::MotionGate;
 use crate::report::{unix_ms, CameraState, Reporter, Status};
 use crate::rgb::RgbImage;
 use crate::service::Heartbeat;
-use crate::track::{TrackedFace, Tracker};
+use crate::track::{Follower, TrackedFace, Tracker};
 use crate::visits::Visits;
 
 mod camera;
@@ -97,6 +97,11 @@ pub struct Pipeline {
     /// Time of the latest whole-frame detection (track-guided detection); `None`: none yet,
     /// or one is due (a window lost its face, the camera came back).
     last_full_ms: Option<u64>,
+    /// Time of the latest detection of any kind; `None`: none yet.
+    last_detect_ms: Option<u64>,
+    /// The template tracker that moves the tracked faces between detections and says whether
+    /// it followed them surely (`follow_interval_s`; idle when that is 0).
+    follower: Follower,
     /// Where the tracked people are this frame ([`person_box`]; preallocated).
     person_boxes: Vec<[f32; 4]>,
     /// Detections in flight while a frame is planned (the stage-parallel loop's; the tracks
@@ -149,7 +154,9 @@ impl Pipeline {
             wall_clock: unix_ms,
             now_ms: 0,
             last_full_ms: None,
-            person_boxes: Vec::with_capacity(MAX_WINDOWS),
+            last_detect_ms: None,
+            follower: Follower::new(opts.max_faces),
+            person_boxes: Vec::with_capacity(opts.max_faces.max(MAX_WINDOWS)),
             lag: 0,
             latencies: Latencies::new(),
             workers: Vec::new(),
@@ -339,7 +346,7 @@ impl Pipeline {
                 self.perception
                     .detect_frame(&image, plan == Plan::Windows, self.tracker.faces())
             }
-            Plan::Show | Plan::Hold => Ok(()),
+            Plan::Show | Plan::Hold | Plan::Follow => Ok(()),
         };
         let out = self.complete(&image, frame_no, now_ms, arrived, plan, found, probe);
         self.frame = image;
@@ -386,8 +393,9 @@ impl Pipeline {
 
     /// What frame `frame_no` (at `now_ms`) gets, decided in frame order before its detection
     /// runs: due by the schedule; then, with motion gating on, detected only if the scene
-    /// changed since the last detection (or that was too long ago); then the whole frame or
-    /// windows ([`Pipeline::window_search_fits`]). Counts the decision.
+    /// changed since the last detection (or that was too long ago); then, if only the tracked
+    /// people moved and they were followed surely, not at all ([`Pipeline::follow_fits`]);
+    /// then the whole frame or windows ([`Pipeline::window_search_fits`]). Counts the decision.
     fn plan(
         &mut self,
         image: &RgbImage,
@@ -403,7 +411,12 @@ impl Pipeline {
             self.status.detect_skipped += 1;
             return Plan::Hold;
         }
+        if self.follow_fits(image.width, image.height, now_ms) {
+            self.status.followed += 1;
+            return Plan::Follow;
+        }
         self.status.detections += 1;
+        self.last_detect_ms = Some(now_ms);
         let windows = self.window_search_fits(image.width, image.height, now_ms);
         self.motion.detected(now_ms);
         if windows {
@@ -433,7 +446,23 @@ impl Pipeline {
         self.now_ms = now_ms;
         self.visits.start(now_ms);
         match plan {
-            Plan::Show => {}
+            Plan::Show | Plan::Follow => {
+                if self.opts.follow_interval_ms > 0 {
+                    // the faces move with their templates between detections
+                    // (a face its template lost is not shown until a detection sees it
+                    // again: it may have left; the next due frame is detected)
+                    probe(Stage::Track);
+                    let all = self.follower.follow(image, &mut self.tracker);
+                    self.faces.clear();
+                    let follower = &self.follower;
+                    self.faces
+                        .extend(self.tracker.faces().iter().filter(|f| !follower.lost(f.id)));
+                    if plan == Plan::Follow && all {
+                        // the followed faces are in view: their visits go on (as a hold's)
+                        self.tracker.hold_at(frame_no, now_ms);
+                    }
+                }
+            }
             Plan::Hold => {
                 // A skipped detection is no tracker update: tracks keep their boxes and
                 // labels and are not counted as missed; the faces shown again are still in
@@ -451,6 +480,13 @@ impl Pipeline {
                     Ok(faces) => {
                         self.faces.clear();
                         self.faces.extend_from_slice(faces);
+                        if self.opts.follow_interval_ms > 0 {
+                            self.follower.capture(
+                                image,
+                                self.tracker.faces(),
+                                self.tracker.detected_ids(),
+                            );
+                        }
                         if plan == Plan::Windows
                             && self.perception.window_lost
                             && self.last_full_ms.is_some_and(|t| t <= now_ms)
@@ -528,23 +564,43 @@ impl Pipeline {
     /// (track-guided detection): the motion gate is on (it is what notices someone new
     /// away from the tracked people), a window detector is loaded, a whole-frame detection happened
     /// less than `full_detect_interval_ms` ago and no window lost its face since, one to
-    /// [`MAX_WINDOWS`] faces are tracked and every live track was seen by the last detection
-    /// (a face the whole frame missed once is looked for in the whole frame again, not left
-    /// for the next refresh), none is a close-up (the whole frame's second pass
-    /// with context serves those), and the motion gate saw nothing change away from the tracked
-    /// people ([`person_box`]: someone coming in). Allocates nothing.
+    /// [`MAX_WINDOWS`] faces are tracked, and [`Pipeline::only_tracked_people_moved`].
+    /// Allocates nothing.
     fn window_search_fits(&mut self, w: u32, h: u32, now_ms: u64) -> bool {
         let interval = self.opts.full_detect_interval_ms;
-        let faces = self.tracker.faces();
         let fresh = matches!(self.last_full_ms, Some(t) if now_ms.saturating_sub(t) < interval);
-        if interval == 0
-            || !self.motion.config().enabled()
-            || !self.window_search
-            || !fresh
-            || faces.is_empty()
-            || faces.len() > MAX_WINDOWS
-            || self.tracker.live_tracks() > faces.len()
-        {
+        interval != 0
+            && self.motion.config().enabled()
+            && self.window_search
+            && fresh
+            && self.tracker.faces().len() <= MAX_WINDOWS
+            && self.only_tracked_people_moved(w, h)
+    }
+
+    /// Whether this frame's due detection may be skipped, its faces followed by their
+    /// templates instead (`follow_interval_s`): the motion gate is on, the latest detection
+    /// is less than `follow_interval_ms` old, the follower followed every tracked face surely
+    /// on every frame since, and [`Pipeline::only_tracked_people_moved`]. Allocates nothing.
+    fn follow_fits(&mut self, w: u32, h: u32, now_ms: u64) -> bool {
+        let interval = self.opts.follow_interval_ms;
+        interval != 0
+            && self.motion.config().enabled()
+            && self
+                .last_detect_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) < interval)
+            && self.follower.sure(self.tracker.faces())
+            && self.only_tracked_people_moved(w, h)
+    }
+
+    /// Whether the frame last given to the motion gate changed only where the tracked people
+    /// are: faces are tracked and every live track was seen by the last detection (a face
+    /// the whole frame missed once is looked for in the whole frame again, not left for the
+    /// next refresh), none is a close-up (the whole frame's second pass with context serves
+    /// those), and the motion gate saw nothing change away from the tracked people
+    /// ([`person_box`]: someone coming in). Allocates nothing.
+    fn only_tracked_people_moved(&mut self, w: u32, h: u32) -> bool {
+        let faces = self.tracker.faces();
+        if faces.is_empty() || self.tracker.live_tracks() > faces.len() {
             return false;
         }
         self.person_boxes.clear();
@@ -597,4 +653,7 @@ enum Plan {
     Whole,
     /// Only windows around the tracked faces are (track-guided detection).
     Windows,
+    /// Due, but only the tracked people moved and the follower followed them surely: no
+    /// detection, the faces move with their templates.
+    Follow,
 }

@@ -23,6 +23,9 @@ pub struct LoopOptions {
     /// Track-guided detection: whole-frame detections at most this far apart (ms) while the
     /// tracked faces are searched in windows between them; 0: off.
     pub full_detect_interval_ms: u64,
+    /// Following: due detections are skipped while the follower follows every tracked face
+    /// surely and only they move, for at most this long after a detection (ms); 0: off.
+    pub follow_interval_ms: u64,
 }
 
 impl LoopOptions {
@@ -37,6 +40,7 @@ impl LoopOptions {
             visits: c.visits(),
             motion: c.motion(),
             full_detect_interval_ms: crate::config::ms(c.full_detect_interval_s),
+            follow_interval_ms: crate::config::ms(c.follow_interval_s),
         }
     }
 }

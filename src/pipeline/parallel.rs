@@ -269,7 +269,9 @@ impl Pipeline {
                                 anyhow::bail!("the detector workers are gone");
                             }
                         }
-                        Plan::Show | Plan::Hold => pending.push_back((slot.frame_no, Some(slot))),
+                        Plan::Show | Plan::Hold | Plan::Follow => {
+                            pending.push_back((slot.frame_no, Some(slot)))
+                        }
                     }
                 }
                 Msg::Detected(slot) => file_returned(&mut pending, slot),
@@ -329,7 +331,7 @@ impl Pipeline {
                             slot.lost,
                             Some(&slot.around),
                         ),
-                        Plan::Show | Plan::Hold => {}
+                        Plan::Show | Plan::Hold | Plan::Follow => {}
                     }
                     Ok(())
                 }

@@ -28,7 +28,10 @@
 use crate::classify::{bucket_of, Abstention, Attributes, AGE_BUCKETS};
 use crate::detect::{iou, Detection};
 
+mod follow;
 mod fuse;
+
+pub use follow::Follower;
 
 pub use fuse::{bucket_with_hysteresis, View, ABSTAIN_HYSTERESIS, BUCKET_HYSTERESIS_YEARS};
 use fuse::{moved, observe, observe_first};
@@ -514,6 +517,32 @@ impl Tracker {
                 t.summary.last_ms = t.summary.last_ms.max(now_ms);
             }
         }
+    }
+
+    /// Move track `id`'s box and landmarks by (`dx`, `dy`) pixels (a face followed between
+    /// detections, [`Follower`]); its box in [`Tracker::faces`] too. Allocates nothing.
+    pub fn shift(&mut self, id: u64, dx: f32, dy: f32) {
+        let move_by = |d: &mut Detection| {
+            d.bbox[0] += dx;
+            d.bbox[2] += dx;
+            d.bbox[1] += dy;
+            d.bbox[3] += dy;
+            for l in d.landmarks.iter_mut() {
+                l[0] += dx;
+                l[1] += dy;
+            }
+        };
+        if let Some(t) = self.tracks.iter_mut().find(|t| t.face.id == id) {
+            move_by(&mut t.face.detection);
+        }
+        if let Some(f) = self.out.iter_mut().find(|f| f.id == id) {
+            move_by(&mut f.detection);
+        }
+    }
+
+    /// Ids of the tracks the latest update's detections saw (0: a detection no track took).
+    pub fn detected_ids(&self) -> &[u64] {
+        &self.det_id
     }
 
     /// Faces seen in the latest [`Tracker::update`].

@@ -1,0 +1,232 @@
+//! Following (src/track/follow.rs, `follow_interval_s`), in the loop, through the real
+//! BlazeFace models on real JPEG frames of UTKFace faces: between detections each tracked
+//! face's box moves with its template, so moving faces are reported where they are on every
+//! frame while most due detections are skipped; a newcomer, a face that leaves and a face the
+//! template loses bring the detection back; with `follow_interval_s = 0` every due frame is
+//! detected, as before.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use agegender::config::Config;
+use agegender::pipeline::Pipeline;
+
+const FPS: f32 = 30.0;
+
+/// The face lines of `log` per frame: boxes.
+fn boxes(log: &Path, n: usize) -> Vec<Vec<[f32; 4]>> {
+    let mut per_frame = vec![Vec::new(); n];
+    for line in std::fs::read_to_string(log).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "face" {
+            let b: Vec<f32> = v["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
+            per_frame[v["frame"].as_u64().unwrap() as usize].push([b[0], b[1], b[2], b[3]]);
+        }
+    }
+    per_frame
+}
+
+fn pipeline(stream: Vec<u8>, cfg: &Config, log: &Path) -> Pipeline {
+    common::replay_loop(stream, FPS, cfg, log, true)
+}
+
+/// Three people: A walks right 3 px a frame, B walks down 2 px a frame, C sways 2 px a frame;
+/// from `arrives` a fourth, D, stands on the right; from `leaves` A is gone.
+/// Truth per frame: (person 0 = A .. 3 = D, pasted box).
+type Truth = Vec<Vec<(usize, [u32; 4])>>;
+
+fn people(n: u32, arrives: u32, leaves: u32) -> (Vec<u8>, Truth) {
+    let faces: Vec<PathBuf> = common::utk_faces(4, 31);
+    let mut stream = Vec::new();
+    let mut truth = Vec::new();
+    for i in 0..n {
+        let sway = if (i / 16) % 2 == 0 {
+            i % 16
+        } else {
+            16 - i % 16
+        } * 2;
+        let mut placed = vec![
+            (1, [250, 40 + 2 * i, 350, 140 + 2 * i]),
+            (2, [60 + sway, 300, 170 + sway, 410]),
+        ];
+        if i < leaves {
+            placed.push((0, [30 + 3 * i, 40, 140 + 3 * i, 150]));
+        }
+        if i >= arrives {
+            placed.push((3, [480, 260, 600, 380]));
+        }
+        let chips: Vec<(PathBuf, [u32; 4])> =
+            placed.iter().map(|&(k, b)| (faces[k].clone(), b)).collect();
+        let (_, frame) = common::face_frame(&chips, 640, 480);
+        stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
+        truth.push(placed);
+    }
+    (stream, truth)
+}
+
+fn hit(a: [f32; 4], b: [u32; 4]) -> bool {
+    common::box_iou(a, common::to_f32_box(b)) >= 0.5
+}
+
+/// The reported box that overlaps pasted face `t` best, if by IoU ≥ 0.5.
+fn matching(got: &[[f32; 4]], t: [u32; 4]) -> Option<[f32; 4]> {
+    got.iter().copied().filter(|&a| hit(a, t)).max_by(|&a, &b| {
+        common::box_iou(a, common::to_f32_box(t))
+            .total_cmp(&common::box_iou(b, common::to_f32_box(t)))
+    })
+}
+
+fn people_at(truth: &[(usize, [u32; 4])], k: usize) -> Option<[u32; 4]> {
+    truth.iter().find(|p| p.0 == k).map(|p| p.1)
+}
+
+fn centre(b: [f32; 4]) -> [f32; 2] {
+    [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0]
+}
+
+/// Per frame: the pasted faces no reported box overlaps by IoU ≥ 0.5, and the reported boxes
+/// that overlap no pasted face so.
+fn misses_and_false(got: &[Vec<[f32; 4]>], truth: &Truth) -> (Vec<u32>, Vec<u32>) {
+    let misses = truth
+        .iter()
+        .zip(got)
+        .map(|(t, g)| t.iter().filter(|p| !g.iter().any(|&a| hit(a, p.1))).count() as u32)
+        .collect();
+    let false_boxes = truth
+        .iter()
+        .zip(got)
+        .map(|(t, g)| {
+            g.iter()
+                .filter(|&&a| !t.iter().any(|p| hit(a, p.1)))
+                .count() as u32
+        })
+        .collect();
+    (misses, false_boxes)
+}
+
+#[test]
+fn moving_faces_are_followed_between_fewer_detections_and_changes_bring_detection_back() {
+    let (n, arrives, leaves) = (72u32, 30u32, 52u32);
+    let (stream, truth) = people(n, arrives, leaves);
+    let cfg = Config {
+        detect_every: 2,
+        status_interval_s: 0.0,
+        ..Config::default()
+    };
+    assert_eq!(cfg.follow_interval_s, 0.2, "the default");
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("follow.jsonl");
+    let mut p = pipeline(stream.clone(), &cfg, &log);
+    let detected: Vec<bool> = common::run_to_end(&mut p).iter().map(|r| r.1).collect();
+    let st = *p.status();
+    drop(p);
+    let got = boxes(&log, n as usize);
+    let (misses, false_boxes) = misses_and_false(&got, &truth);
+    // On a frame without a detection each box moved as its face did (within 2 px): the
+    // follower moved it; it was not left where the last detection put it.
+    let mut checked = 0;
+    for f in 1..n as usize {
+        if detected[f] {
+            continue;
+        }
+        for k in 0..4 {
+            let (Some(t0), Some(t1)) = (people_at(&truth[f - 1], k), people_at(&truth[f], k))
+            else {
+                continue;
+            };
+            let (Some(b0), Some(b1)) = (matching(&got[f - 1], t0), matching(&got[f], t1)) else {
+                continue;
+            };
+            let (bx, by) = (centre(b1)[0] - centre(b0)[0], centre(b1)[1] - centre(b0)[1]);
+            let (t0, t1) = (common::to_f32_box(t0), common::to_f32_box(t1));
+            let (tx, ty) = (centre(t1)[0] - centre(t0)[0], centre(t1)[1] - centre(t0)[1]);
+            assert!(
+                (bx - tx).abs() <= 2.0 && (by - ty).abs() <= 2.0,
+                "frame {f}, face {k}: the box moved ({bx}, {by}), the face ({tx}, {ty})"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= n, "{checked} moves between detections checked");
+    // Every face where it is on every frame (the boxes move with the faces between
+    // detections), except D on the frame it steps in (found by the next due detection) and
+    // the frame after; A's box is gone by the frame after it left.
+    let tolerated = |f: usize| f == arrives as usize || f == arrives as usize + 1;
+    for f in 0..n as usize {
+        if f == 0 || tolerated(f) {
+            continue;
+        }
+        assert_eq!(
+            misses[f], 0,
+            "frame {f}: faces {:?}, boxes {:?}",
+            truth[f], got[f]
+        );
+    }
+    for f in 0..n as usize {
+        if f == leaves as usize {
+            continue;
+        }
+        assert_eq!(
+            false_boxes[f], 0,
+            "frame {f}: faces {:?}, boxes {:?}",
+            truth[f], got[f]
+        );
+    }
+    // Half the frames are due (detect_every 2); following skipped most of those detections.
+    assert_eq!(
+        st.detections + st.followed + st.detect_skipped,
+        n as u64 / 2,
+        "{st:?}"
+    );
+    assert!(
+        st.followed >= st.detections,
+        "followed {} due frames, detected {}",
+        st.followed,
+        st.detections
+    );
+
+    // Following off: every due frame is detected, and the faces are found as well.
+    let off = Config {
+        follow_interval_s: 0.0,
+        ..cfg
+    };
+    let log_off = tmp.path().join("off.jsonl");
+    let mut p = pipeline(stream, &off, &log_off);
+    common::run_to_end(&mut p);
+    let st_off = *p.status();
+    assert_eq!(st_off.followed, 0);
+    assert_eq!(st_off.detections, n as u64 / 2, "{st_off:?}");
+    assert!(
+        st.detections * 2 <= st_off.detections,
+        "following detected {} times, without it {}",
+        st.detections,
+        st_off.detections
+    );
+}
+
+#[test]
+fn the_stage_parallel_loop_follows_too() {
+    let (n, arrives, leaves) = (48u32, 100u32, 100u32);
+    let (stream, truth) = people(n, arrives, leaves);
+    let cfg = Config {
+        detect_every: 2,
+        status_interval_s: 0.0,
+        ..Config::default()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("par.jsonl");
+    let mut p = common::replay_loop_with(stream, (FPS, common::Pace::Unpaced), &cfg, &log, true, 2);
+    let st = p.run().unwrap();
+    drop(p);
+    let got = boxes(&log, n as usize);
+    let (misses, false_boxes) = misses_and_false(&got, &truth);
+    assert_eq!(misses[1..].iter().sum::<u32>(), 0, "{misses:?}");
+    assert_eq!(false_boxes.iter().sum::<u32>(), 0, "{false_boxes:?}");
+    assert!(st.followed > 0, "{st:?}");
+}
