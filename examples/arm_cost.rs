@@ -223,8 +223,12 @@ const CROWD_FRAMES: u32 = 32;
 /// The `crowd` frames: the `four` frame's four portraits (each with the patch of its own
 /// picture around it, cut where the quarter's is), one per quarter, over the plain background,
 /// moving over a [`CROWD_FRAMES`]-frame cycle: top left stands still; top right sways 2 px a
-/// frame, ±16 px; bottom right sways up and down 1 px a frame, ±8 px; bottom left walks in from
-/// the left edge (8 frames), stands (16 frames) and walks out again (8 frames).
+/// frame, ±16 px (its patch is its head and shoulders, 2.6 faces wide: it moves whole); bottom
+/// right sways up and down 1 px a frame, ±8 px: as in `drift`, only the person (the patch's
+/// strip [`PERSON`] / 2, head and shoulders) moves, over the still rest of its picture (the
+/// flag and the shuttle behind the astronaut stay where they are, as a fixed camera sees a
+/// scene; what the person uncovers is the plain background); bottom left walks in from the
+/// left edge (8 frames), stands (16 frames) and walks out again (8 frames).
 fn crowd_frames(crew: &RgbImage) -> anyhow::Result<Vec<Vec<u8>>> {
     // the four people as `compose` places them in `four`, each its own picture
     let cells = [
@@ -245,6 +249,14 @@ fn crowd_frames(crew: &RgbImage) -> anyhow::Result<Vec<Vec<u8>>> {
             (img, x as i32, y as i32)
         })
         .collect();
+    // the bottom right astronaut's person strip (the others move whole)
+    let strip = {
+        let pic = &people[3].0;
+        let (a, b) = (PERSON.0 / 2, PERSON.1 / 2);
+        let mut strip = RgbImage::new(b - a, pic.height);
+        paste(&mut strip, pic, (a, 0, b - a, pic.height), 0, 0, false);
+        strip
+    };
     let tri = |n: u32, step: i32, half: u32| -> i32 {
         // 0 up to step * half, down to -step * half, back to 0 over 4 * half frames
         let p = (n % (4 * half)) as i32;
@@ -275,12 +287,30 @@ fn crowd_frames(crew: &RgbImage) -> anyhow::Result<Vec<Vec<u8>>> {
                 (walk(people[2].0.width as i32 + people[2].1), 0),
                 (0, tri(n, 1, CROWD_FRAMES / 4)),
             ];
-            for ((pic, x, y), (dx, dy)) in people.iter().zip(moves) {
-                blit(&mut img, pic, x + dx, y + dy);
+            for (k, ((pic, x, y), (dx, dy))) in people.iter().zip(moves).enumerate() {
+                if k == 3 {
+                    // the scene behind the person stays; the person's strip moves
+                    let (a, b) = (PERSON.0 / 2, PERSON.1 / 2);
+                    blit(&mut img, pic, *x, *y);
+                    let wall = blank_patch(b - a, pic.height);
+                    blit(&mut img, &wall, x + a as i32, *y);
+                    blit(&mut img, &strip, x + a as i32 + dx, y + dy);
+                } else {
+                    blit(&mut img, pic, x + dx, y + dy);
+                }
             }
             encode_jpeg(&img)
         })
         .collect()
+}
+
+/// A `w`×`h` patch of the plain background.
+fn blank_patch(w: u32, h: u32) -> RgbImage {
+    let mut img = RgbImage::new(w, h);
+    for px in img.data.chunks_exact_mut(3) {
+        px.copy_from_slice(&BG);
+    }
+    img
 }
 
 /// Copy all of `src` into `dst` with its top left corner at (x, y), clipped to `dst`.

@@ -135,13 +135,17 @@ impl Follower {
         self.lost.clear();
         for i in 0..tracker.faces().len() {
             let face = tracker.faces()[i];
-            let found = self
-                .templates
-                .iter()
-                .find(|t| t.id == face.id)
-                .and_then(|t| search(frame, t, &face, &mut self.area, &mut self.scores));
-            match found {
-                Some((dx, dy)) => tracker.shift(face.id, dx, dy),
+            let Some(t) = self.templates.iter().find(|t| t.id == face.id) else {
+                // no template (too small, or not wholly in the frame at capture): not
+                // followed, but not lost either: shown where the detection put it
+                all = false;
+                continue;
+            };
+            match search(frame, t, &face, &mut self.area, &mut self.scores) {
+                Some((dx, dy, sure)) => {
+                    tracker.shift(face.id, dx, dy);
+                    all &= sure;
+                }
                 None => {
                     all = false;
                     if self.lost.len() < self.lost.capacity() {
@@ -155,15 +159,16 @@ impl Follower {
     }
 }
 
-/// The best shift (pixels) of `face`'s box in `frame` for template `t`, or `None` if no shift
-/// scores [`MIN_SCORE`] (or the search area leaves the frame entirely).
+/// The best shift (pixels) of `face`'s box in `frame` for template `t`, and whether it is sure
+/// (not at the edge of the search: the face may have moved further, as a fast walker does);
+/// `None` if no shift scores [`MIN_SCORE`] (or the search area leaves the frame entirely).
 fn search(
     frame: &RgbImage,
     t: &Template,
     face: &TrackedFace,
     area: &mut [f32],
     scores: &mut [f32],
-) -> Option<(f32, f32)> {
+) -> Option<(f32, f32, bool)> {
     let reach = REACH as f32 * t.cell;
     let (x0, y0) = (
         face.detection.bbox[0] - reach,
@@ -197,9 +202,11 @@ fn search(
     } else {
         0.0
     };
+    let edge = |b: usize| b == 0 || b + 1 == SHIFTS;
     Some((
         (bx as f32 - REACH as f32 + fx) * t.cell,
         (by as f32 - REACH as f32 + fy) * t.cell,
+        !edge(bx) && !edge(by),
     ))
 }
 
@@ -370,6 +377,20 @@ mod tests {
     }
 
     #[test]
+    fn a_face_faster_than_the_search_is_moved_toward_it_but_not_sure() {
+        let s = 60;
+        let mut tracker = tracker_with(det(100.0, 80.0, s as f32));
+        let mut f = Follower::new(4);
+        let ids: Vec<u64> = tracker.faces().iter().map(|f| f.id).collect();
+        f.capture(&scene(100, 80, s), tracker.faces(), &ids);
+        // 24 px in one frame: beyond the search's reach (4 cells of 5 px)
+        assert!(!f.follow(&scene(124, 80, s), &mut tracker));
+        let b = tracker.faces()[0].detection.bbox;
+        assert!(b[0] > 110.0, "moved toward the face: {b:?}");
+        assert!(!f.lost(ids[0]) && !f.sure(tracker.faces()));
+    }
+
+    #[test]
     fn a_face_that_left_is_not_followed_and_the_frame_is_not_sure() {
         let s = 60;
         let mut tracker = tracker_with(det(100.0, 80.0, s as f32));
@@ -392,12 +413,14 @@ mod tests {
     }
 
     #[test]
-    fn a_face_without_a_template_is_not_sure() {
-        let tracker = tracker_with(det(300.0, 80.0, 60.0)); // runs off the 320 px frame
+    fn a_face_without_a_template_is_not_sure_but_not_lost() {
+        let mut tracker = tracker_with(det(300.0, 80.0, 60.0)); // runs off the 320 px frame
         let mut f = Follower::new(4);
         let ids: Vec<u64> = tracker.faces().iter().map(|f| f.id).collect();
         f.capture(&scene(300, 80, 60), tracker.faces(), &ids);
         assert!(!f.sure(tracker.faces()));
+        assert!(!f.follow(&scene(300, 80, 60), &mut tracker));
+        assert!(!f.lost(ids[0]), "still shown where the detection put it");
         assert!(!f.sure(&[]), "no faces: nothing followed");
     }
 }
