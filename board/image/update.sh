@@ -85,7 +85,7 @@ update_boot() {
 		case "$1" in
 		failed) why=${state#failed * * } ;;
 		trying) why="it did not commit (a watchdog reset, or power lost, during its try)" ;;
-		installed) why="it was never booted (the firmware did not take the try boot)" ;;
+		installed) why="its system never started (the firmware did not take the try boot, or its kernel or initramfs failed before /init)" ;;
 		*) why="no record of its try" ;;
 		esac
 		say "update failed: slot $trying (version ${3:-unknown}) did not commit: $why; running slot $UPD_SLOT (version $UPD_VERSION)"
