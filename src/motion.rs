@@ -210,6 +210,12 @@ impl MotionGate {
                 > self.cfg.threshold
     }
 
+    /// Time (ms) of the last detection ([`MotionGate::detected`]); `None` before the first and
+    /// after [`MotionGate::reset`].
+    pub fn last_detect_ms(&self) -> Option<u64> {
+        self.last_detect_ms
+    }
+
     /// Forget the reference: the next frame due for detection is detected (the camera came
     /// back, and whoever was in view was ended with it).
     pub fn reset(&mut self) {

@@ -35,6 +35,7 @@ impl Pipeline {
         self.status.capture_errors += 1;
         self.status.camera = CameraState::Lost;
         self.tracker.end_all();
+        self.follower.clear();
         self.write_visits()?;
         self.faces.clear();
         // no faces now: the first frame after the camera returns is detected, changed or not

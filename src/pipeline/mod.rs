@@ -97,8 +97,6 @@ pub struct Pipeline {
     /// Time of the latest whole-frame detection (track-guided detection); `None`: none yet,
     /// or one is due (a window lost its face, the camera came back).
     last_full_ms: Option<u64>,
-    /// Time of the latest detection of any kind; `None`: none yet.
-    last_detect_ms: Option<u64>,
     /// The template tracker that moves the tracked faces between detections and says whether
     /// it followed them surely (`follow_interval_s`; idle when that is 0).
     follower: Follower,
@@ -154,7 +152,6 @@ impl Pipeline {
             wall_clock: unix_ms,
             now_ms: 0,
             last_full_ms: None,
-            last_detect_ms: None,
             follower: Follower::new(opts.max_faces),
             person_boxes: Vec::with_capacity(opts.max_faces.max(MAX_WINDOWS)),
             lag: 0,
@@ -416,7 +413,6 @@ impl Pipeline {
             return Plan::Follow;
         }
         self.status.detections += 1;
-        self.last_detect_ms = Some(now_ms);
         let windows = self.window_search_fits(image.width, image.height, now_ms);
         self.motion.detected(now_ms);
         if windows {
@@ -579,14 +575,15 @@ impl Pipeline {
 
     /// Whether this frame's due detection may be skipped, its faces followed by their
     /// templates instead (`follow_interval_s`): the motion gate is on, the latest detection
-    /// is less than `follow_interval_ms` old, the follower followed every tracked face surely
+    /// (the motion gate's reference) is less than `follow_interval_ms` old, the follower followed every tracked face surely
     /// on every frame since, and [`Pipeline::only_tracked_people_moved`]. Allocates nothing.
     fn follow_fits(&mut self, w: u32, h: u32, now_ms: u64) -> bool {
         let interval = self.opts.follow_interval_ms;
         interval != 0
             && self.motion.config().enabled()
             && self
-                .last_detect_ms
+                .motion
+                .last_detect_ms()
                 .is_some_and(|t| now_ms.saturating_sub(t) < interval)
             && self.follower.sure(self.tracker.faces())
             && self.only_tracked_people_moved(w, h)
