@@ -20,13 +20,7 @@ fn boxes(log: &Path, n: usize) -> Vec<Vec<[f32; 4]>> {
     for line in std::fs::read_to_string(log).unwrap().lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         if v["type"] == "face" {
-            let b: Vec<f32> = v["box"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
-            per_frame[v["frame"].as_u64().unwrap() as usize].push([b[0], b[1], b[2], b[3]]);
+            per_frame[v["frame"].as_u64().unwrap() as usize].push(common::face_box(&v));
         }
     }
     per_frame

@@ -460,15 +460,6 @@ fn unusual_stills_are_labelled_like_the_plain_picture() {
     let reference = lines_for(&lines, &plain);
     assert_eq!(reference.len(), 1, "{lines:#?}");
     let reference = reference[0];
-    let boxed = |l: &serde_json::Value| -> [f32; 4] {
-        let b: Vec<f32> = l["box"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap() as f32)
-            .collect();
-        [b[0], b[1], b[2], b[3]]
-    };
     for (file, same_gender) in [
         (&cmyk, true),
         (&sixteen, true),
@@ -478,7 +469,7 @@ fn unusual_stills_are_labelled_like_the_plain_picture() {
     ] {
         let found = lines_for(&lines, file);
         assert_eq!(found.len(), 1, "{}: {found:?}", file.display());
-        let iou = common::box_iou(boxed(found[0]), boxed(reference));
+        let iou = common::box_iou(common::face_box(found[0]), common::face_box(reference));
         assert!(
             iou > 0.8,
             "{}: box {:?} vs {:?}",

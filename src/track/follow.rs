@@ -351,13 +351,20 @@ mod tests {
         t
     }
 
+    /// A tracker with one face at (`x`, `y`) of side `s`, and a follower that took its template
+    /// from [`scene`]; the face's id.
+    fn captured(x: i32, y: i32, s: i32) -> (Tracker, Follower, Vec<u64>) {
+        let tracker = tracker_with(det(x as f32, y as f32, s as f32));
+        let mut f = Follower::new(4);
+        let ids: Vec<u64> = tracker.faces().iter().map(|f| f.id).collect();
+        f.capture(&scene(x, y, s), tracker.faces(), &ids);
+        (tracker, f, ids)
+    }
+
     #[test]
     fn a_moving_face_is_followed_to_within_two_pixels() {
         let s = 60;
-        let mut tracker = tracker_with(det(100.0, 80.0, s as f32));
-        let mut f = Follower::new(4);
-        let ids: Vec<u64> = tracker.faces().iter().map(|f| f.id).collect();
-        f.capture(&scene(100, 80, s), tracker.faces(), &ids);
+        let (mut tracker, mut f, _) = captured(100, 80, s);
         // 3 px right and 2 px down a frame, 6 frames
         for k in 1..=6 {
             let (x, y) = (100 + 3 * k, 80 + 2 * k);
@@ -379,10 +386,7 @@ mod tests {
     #[test]
     fn a_face_faster_than_the_search_is_moved_toward_it_but_not_sure() {
         let s = 60;
-        let mut tracker = tracker_with(det(100.0, 80.0, s as f32));
-        let mut f = Follower::new(4);
-        let ids: Vec<u64> = tracker.faces().iter().map(|f| f.id).collect();
-        f.capture(&scene(100, 80, s), tracker.faces(), &ids);
+        let (mut tracker, mut f, ids) = captured(100, 80, s);
         // 24 px in one frame: beyond the search's reach (4 cells of 5 px)
         assert!(!f.follow(&scene(124, 80, s), &mut tracker));
         let b = tracker.faces()[0].detection.bbox;
@@ -393,10 +397,7 @@ mod tests {
     #[test]
     fn a_face_that_left_is_not_followed_and_the_frame_is_not_sure() {
         let s = 60;
-        let mut tracker = tracker_with(det(100.0, 80.0, s as f32));
-        let mut f = Follower::new(4);
-        let ids: Vec<u64> = tracker.faces().iter().map(|f| f.id).collect();
-        f.capture(&scene(100, 80, s), tracker.faces(), &ids);
+        let (mut tracker, mut f, ids) = captured(100, 80, s);
         let empty = scene(-200, -200, s);
         assert!(!f.follow(&empty, &mut tracker));
         assert!(f.lost(tracker.faces()[0].id));
@@ -414,10 +415,7 @@ mod tests {
 
     #[test]
     fn a_face_without_a_template_is_not_sure_but_not_lost() {
-        let mut tracker = tracker_with(det(300.0, 80.0, 60.0)); // runs off the 320 px frame
-        let mut f = Follower::new(4);
-        let ids: Vec<u64> = tracker.faces().iter().map(|f| f.id).collect();
-        f.capture(&scene(300, 80, 60), tracker.faces(), &ids);
+        let (mut tracker, mut f, ids) = captured(300, 80, 60); // runs off the 320 px frame
         assert!(!f.sure(tracker.faces()));
         assert!(!f.follow(&scene(300, 80, 60), &mut tracker));
         assert!(!f.lost(ids[0]), "still shown where the detection put it");

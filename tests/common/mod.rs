@@ -241,6 +241,17 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
     out
 }
 
+/// The `box` of a face line, `[x0, y0, x1, y1]`.
+pub fn face_box(line: &serde_json::Value) -> [f32; 4] {
+    let b: Vec<f32> = line["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    [b[0], b[1], b[2], b[3]]
+}
+
 /// Intersection over union of two `[x0, y0, x1, y1]` boxes.
 pub fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
     agegender::detect::iou(&a, &b)
