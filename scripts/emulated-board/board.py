@@ -155,12 +155,18 @@ class Guest:
         if machine == "raspi3b":
             # The Pi 3 B itself: its SoC's devices (the SD host, the mini UART, the watchdog, USB)
             # from its own device tree, 4 Cortex-A53, 1 GiB; the card on the SD bus. The second
-            # serial port is the mini UART the device tree's stdout-path names.
+            # serial port is the mini UART the device tree's stdout-path names. The first, the
+            # PL011 (ttyAMA0), is a kernel console into a file (before
+            # the card's console=tty1, which stays /dev/console), and the firmware's property
+            # mailbox traces each tag it is sent (QEMU's bcm2835_mbox_property): the try boot's
+            # checks read both (run_raspi3b).
             cmd = [
                 "qemu-system-aarch64", "-M", "raspi3b", "-display", "none",
                 "-drive", f"if=sd,file={disk},format=raw",
-                "-serial", "null", "-serial", "stdio", "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-                "-kernel", a.kernel, "-dtb", a.dtb, "-initrd", a.initrd, "-append", a.append,
+                "-serial", f"file:{self.out / 'kernel-raspi3b.log'}", "-serial", "stdio",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                "-trace", "bcm2835_mbox_property", "-D", str(self.out / "mailbox-raspi3b.log"),
+                "-kernel", a.kernel, "-dtb", a.dtb, "-initrd", a.initrd, "-append", "console=ttyAMA0 " + a.append,
             ]  # fmt: skip
         else:
             cmd = self.virt(a, disk)
@@ -516,6 +522,11 @@ def run(a: argparse.Namespace) -> int:
     if ok:
         ls = g.snapshot()
         marks["booted"] = ls[boots(ls)[0]][0]
+        # the try boot's module (board/kernel/rpi-tryboot) loads on a board without the Pi's firmware
+        check(
+            " rpi_tryboot " in ls[boots(ls)[0]][1] + " ",
+            "rpi_tryboot not loaded on virt (no firmware: it must load and do nothing)",
+        )
         marks["first_face"] = next(t for t, x in ls if x.startswith('{"schema":"agegender/face'))
         # The unplug ends the tracks in view, and each becomes a visit (checked over MQTT below) only
         # if it lasted min_dwell_s (1 s): wait until one track's face lines span 3 s of the kiosk's
@@ -852,6 +863,67 @@ def run(a: argparse.Namespace) -> int:
     return 0 if not failures else 1
 
 
+SET_REBOOT_FLAGS = "0x00038064"  # the firmware's "set reboot flags" property tag
+NOTIFY_REBOOT = "0x00030048"
+
+
+def try_boot_raspi3b(g: Guest, out: Path, check) -> str:
+    """The try boot (docs/updates.md, board/kernel/rpi-tryboot): a plain restart (`reboot -f`, what
+    /init's reboot ends in) sends the firmware no reboot flags; on the boot after it, a restart with
+    "0 tryboot", as an update asks for it (reboot-tryboot), sends "set reboot flags" with its
+    4-byte value. QEMU's property mailbox traces each tag it gets (not the value: the module's
+    own line on the kernel console says which it sent)."""
+    trace, klog = out / "mailbox-raspi3b.log", out / "kernel-raspi3b.log"
+    read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+    t0 = time.monotonic()
+    g.send("restart")
+    if not check(
+        g.wait("the boot after a plain restart", lambda ls: len(boots(ls)) >= 2, 120), "no boot after the plain restart"
+    ):
+        return "try boot: no boot after the plain restart"
+    t_plain = time.monotonic() - t0
+    before = read(trace)
+    check("Restarting system" in read(klog), "no 'Restarting system' on the kernel console after the plain restart")
+    check(before.count("mbox property tag:") > 20, f"QEMU's property mailbox trace is (nearly) empty: {trace}")
+    check(
+        SET_REBOOT_FLAGS not in before,
+        f"the firmware got set reboot flags ({SET_REBOOT_FLAGS}) before any try boot: {trace}",
+    )
+    # the restart ends QEMU (the harness plays the firmware from here on the virt board's update cases)
+    Qmp(g.qmp_path).cmd("set-action", reboot="shutdown")
+    g.send("tryboot")
+    try:
+        g.proc.wait(120)
+    except subprocess.TimeoutExpired:
+        check(False, "no restart within 120 s of `tryboot`")
+    after = read(trace)[len(before) :]
+    sent = re.findall(rf"tag:{SET_REBOOT_FLAGS} in_sz:(\d+)", after)
+    # then the kernel's firmware driver tells it of the reboot, as on Raspberry Pi's kernel
+    check(
+        0 <= after.find(SET_REBOOT_FLAGS) < after.find(f"tag:{NOTIFY_REBOOT}"),
+        f"set reboot flags did not come before notify reboot ({NOTIFY_REBOOT}): {trace}",
+    )
+    check(
+        sent == ["4"],
+        f"on the try boot's restart the firmware got set reboot flags {len(sent)} time(s), value sizes {sent}: "
+        "not once with 4 bytes",
+    )
+    k = read(klog)
+    restart = re.search(r"reboot: Restarting system with command '([^']*)'", k)
+    check(
+        restart is not None and restart.group(1) == "0 tryboot",
+        f"no restart with '0 tryboot' on the kernel console: {klog}",
+    )
+    line = next((x.strip() for x in k.splitlines() if "rpi-tryboot: restart" in x), "")
+    check("reboot flags set to 0x1 " in line, f"the module did not say it set the flags: {line or '(no line)'}")
+    said = re.search(r"firmware reboot flags set to 0x[0-9a-f]+", line)
+    return (
+        f"try boot: a plain restart sent no reboot flags, '0 tryboot' sent the firmware tag {SET_REBOOT_FLAGS} "
+        f"({len(sent)}x, a 4-byte value) before notify reboot, the module said '{said.group(0) if said else '-'}'; "
+        f"{time.monotonic() - t0:.0f} s (the plain restart to the next boot's hook {t_plain:.0f} s)"
+    )
+
+
 def run_raspi3b(a: argparse.Namespace) -> int:
     """The image on QEMU's Raspberry Pi 3 B: its own device tree, drivers by modalias, the
     report on the mini UART, faces from the camera, the kiosk not root."""
@@ -895,6 +967,7 @@ def run_raspi3b(a: argparse.Namespace) -> int:
         if check(g.wait("who", lambda ls: index_of(ls, "BOARD: who: ") is not None, 60), "no answer to `who`"):
             who = g.snapshot()[index_of(g.snapshot(), "BOARD: who: ")][1]
             check(re.search(r"agegender uid [1-9]\d* ", who) is not None, f"the kiosk runs as root: {who}")
+    tryboot = try_boot_raspi3b(g, out, check) if ok else "try boot: not reached"
     g.stop()
     lines = g.snapshot()
     bad = schema_failures(lines, validator)
@@ -909,7 +982,7 @@ def run_raspi3b(a: argparse.Namespace) -> int:
         f"board-test raspi3b {'PASS' if not failures else 'FAIL'}: {board.removeprefix('BOARD: board: ')}; "
         f"booted at {at('BOARD: booted')}, first face line on the mini UART at {first_face}, "
         f"{n_faces} face lines; {who.removeprefix('BOARD: who: ').split(';')[0] or 'who: -'}; "
-        f"watchdog bcm2835 probed (unbound: QEMU resets when it is armed); "
+        f"watchdog bcm2835 probed (unbound: QEMU resets when it is armed); {tryboot}; "
         f"{time.monotonic() - t_start:.0f} s, {len(failures)} failure(s)",
         flush=True,
     )

@@ -13,6 +13,8 @@
 #   hang     SIGSTOP agegender: the process lives, its frame loop stops (the watchdog must reset)
 #   log      the system log (logread) as BOARD-LOG: lines
 #   reboot   busybox reboot (SIGTERM to /init, which stops the kiosk first)
+#   restart  the kernel's restart at once (reboot -f: no kiosk stop)
+#   tryboot  the same with the command "0 tryboot", as an update asks for its try boot
 #   who      the kiosk's user, groups and privileges, chronyd's user, and the login prompts running
 #   wifi     the Wi-Fi test's view (only on a card with board-test-wifi.txt): the route to the host,
 #            the stations of the access point, who can read the passphrase and whether the log has it
@@ -159,6 +161,15 @@ commands() {
 		reboot)
 			say "reboot at $(uptime_s) s"
 			reboot
+			;;
+		restart | tryboot)
+			# The kernel's restart, at once: plain (what /init's reboot ends in: `reboot -f`), or
+			# with "0 tryboot" as an update asks for its try boot (reboot-tryboot,
+			# board/image/update.sh). On QEMU's Pi 3 B the watchdog unbound above is bound again
+			# first: its driver is the board's restart handler (/dev/watchdog stays closed).
+			case "$MODEL" in Raspberry*) echo bcm2835-wdt >/sys/bus/platform/drivers/bcm2835-wdt/bind 2>/dev/null ;; esac
+			say "$cmd at $(uptime_s) s: $(grep -c '^rpi_tryboot ' /proc/modules) rpi_tryboot loaded ($(dmesg | grep -o 'rpi-tryboot: .*' | tail -n 1))"
+			if [ "$cmd" = tryboot ]; then reboot-tryboot "0 tryboot"; else reboot -f; fi
 			;;
 		who)
 			st=/proc/$(pidof agegender | cut -d' ' -f1)/status

@@ -11,26 +11,67 @@ DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-se
 DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
 
 apt_arm64() { # apt_arm64 apt-get|apt-cache ARGS...: run against the private arm64 state
-	local tool=$1 a=$CACHE/apt
-	shift
-	"$tool" -q -o Dir::Etc::SourceList="$a/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-		-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
-		-o Dir::State="$a/state" -o Dir::State::status="$a/state/status" -o Dir::Cache="$a/cache" \
-		-o APT::Architecture=arm64 -o APT::Architectures::=arm64 \
-		-o APT::Sandbox::User=root -o Debug::NoLocking=1 "$@"
+	apt_arch arm64 "$@"
 }
 
 apt_arm64_update() { # once per cache, or when a package can no longer be found
-	local a=$CACHE/apt
+	apt_arch_update arm64
+}
+
+# The same for another architecture ARCH, in a state of its own ($CACHE/apt-ARCH): the host's
+# (amd64) for the kernel's build tools, which must run here (scripts/package/kernel-module).
+apt_state() { if [ "$1" = arm64 ]; then echo "$CACHE/apt"; else echo "$CACHE/apt-$1"; fi; }
+apt_arch() { # apt_arch ARCH apt-get|apt-cache ARGS...
+	local arch=$1 tool=$2 a
+	a=$(apt_state "$arch")
+	shift 2
+	"$tool" -q -o Dir::Etc::SourceList="$a/sources.list" -o Dir::Etc::SourceParts=/dev/null \
+		-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
+		-o Dir::State="$a/state" -o Dir::State::status="$a/state/status" -o Dir::Cache="$a/cache" \
+		-o APT::Architecture="$arch" -o APT::Architectures::="$arch" \
+		-o APT::Sandbox::User=root -o Debug::NoLocking=1 "$@"
+}
+apt_arch_update() { # apt_arch_update ARCH
+	local arch=$1 a
+	a=$(apt_state "$arch")
 	mkdir -p "$a/state/lists/partial" "$a/cache/archives/partial"
 	touch "$a/state/status"
 	local key=/usr/share/keyrings/debian-archive-keyring.gpg
 	cat >"$a/sources.list" <<-EOF
-		deb [arch=arm64 signed-by=$key] $DEBIAN_MIRROR $DEBIAN_SUITE main non-free-firmware
-		deb [arch=arm64 signed-by=$key] $DEBIAN_MIRROR $DEBIAN_SUITE-updates main non-free-firmware
-		deb [arch=arm64 signed-by=$key] $DEBIAN_SECURITY_MIRROR $DEBIAN_SUITE-security main non-free-firmware
+		deb [arch=$arch signed-by=$key] $DEBIAN_MIRROR $DEBIAN_SUITE main non-free-firmware
+		deb [arch=$arch signed-by=$key] $DEBIAN_MIRROR $DEBIAN_SUITE-updates main non-free-firmware
+		deb [arch=$arch signed-by=$key] $DEBIAN_SECURITY_MIRROR $DEBIAN_SUITE-security main non-free-firmware
 	EOF
-	apt_arm64 apt-get update >&2
+	apt_arch "$arch" apt-get update >&2
+}
+
+# debs_fetch_exact ARCH DIR PKG=VERSION...: those exact versions (of ARCH or `all`) in DIR,
+# downloaded once; prints each .deb's path, in the order given. For packages that must match
+# another one exactly (the kernel's headers and build tools: the kernel package's version).
+debs_fetch_exact() {
+	local arch=$1 dir=$2 p want=()
+	shift 2
+	mkdir -p "$dir"
+	for p in "$@"; do
+		deb_exact "$dir" "$arch" "$p" >/dev/null || want+=("$p")
+	done
+	if [ ${#want[@]} -gt 0 ]; then
+		[ -f "$(apt_state "$arch")/state/status" ] || apt_arch_update "$arch"
+		echo "[debs] apt-get download ${want[*]} ($arch)" >&2
+		(cd "$dir" && apt_arch "$arch" apt-get download "${want[@]}" >&2) || {
+			apt_arch_update "$arch" && (cd "$dir" && apt_arch "$arch" apt-get download "${want[@]}" >&2)
+		} || return 1
+	fi
+	for p in "$@"; do
+		deb_exact "$dir" "$arch" "$p" || { echo "debs_fetch_exact: no ${p%%=*} ${p#*=} ($arch) in $dir" >&2; return 1; }
+	done
+}
+deb_exact() { # deb_exact DIR ARCH PKG=VERSION: the path of that .deb, if DIR has it
+	local f
+	for f in "$1/${3%%=*}_${3#*=}_$2.deb" "$1/${3%%=*}_${3#*=}_all.deb"; do
+		[ -f "$f" ] && echo "$f" && return 0
+	done
+	return 1
 }
 
 # debs_fetch DIR PKG...: the .deb of each package in DIR (downloaded once; a package already there,
