@@ -1305,3 +1305,182 @@ fn two_kiosks_with_one_client_id_back_off() {
         a_err.all()
     );
 }
+
+/// `mosquitto_pub` of `payload` on `topic` at QoS 1 (`extra`: `-r` for retained); an empty
+/// `payload` is a null message (`-n`).
+fn publish(port: u16, topic: &str, payload: &str, extra: &[&str]) {
+    let message: &[&str] = if payload.is_empty() {
+        &["-n"]
+    } else {
+        &["-m", payload]
+    };
+    let ok = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic])
+        .args(message)
+        .args(extra)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mosquitto_pub -t {topic} -m {payload}");
+}
+
+/// Updates over MQTT (docs/updates.md), the kiosk's part, against the real broker: the
+/// update-state file's line is published, retained, at connect and when it changes; commands on
+/// `cmd/update` that are retained, not JSON, not an http(s) URL, or sent while a try is under
+/// way are refused with the reason (nothing handed over, the run goes on); a good one is
+/// answered `accepted` (retained), its URL written to the hand-off file (mode 0600), and the run
+/// ends as a stop does (the person in view becomes a visit, delivered) with exit status 4.
+#[test]
+fn an_update_command_is_checked_answered_handed_over_and_ends_the_run() {
+    let _one = one_at_a_time();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = Broker::start(tmp.path(), free_port(), "allow_anonymous true");
+    let sub = Subscriber::start(broker.port, "t-update", &[]);
+    // one person in view all along (as the stop test), looped
+    let face = common::utk_faces(1, 21);
+    let mut stream = Vec::new();
+    for i in 0..40u32 {
+        let dx = i.min(40 - i);
+        let b = [60 + dx, 40, 180 + dx, 160];
+        stream.extend_from_slice(&common::face_frame(&[(face[0].clone(), b)], 320, 240).0);
+    }
+    let source = tmp.path().join("standing.mjpeg");
+    std::fs::write(&source, stream).unwrap();
+    let request = tmp.path().join("url");
+    let state = tmp.path().join("update-state.txt");
+    std::fs::write(&state, "committed b 1.0+old\n").unwrap();
+    let cmd = "agegender/kiosk-u/cmd/update";
+    // A retained command, there before the kiosk subscribes: refused (it would run again at
+    // every connect), even with a good URL.
+    publish(
+        broker.port,
+        cmd,
+        r#"{"url": "http://127.0.0.1:9/retained.swu"}"#,
+        &["-r"],
+    );
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let (req, st) = (request.to_str().unwrap(), state.to_str().unwrap());
+    let mut child = kiosk(
+        &source,
+        &["--mqtt", &url, "--mqtt-client-id", "kiosk-u", "--loop"],
+    )
+    .args(["--mqtt-update-request", req, "--mqtt-update-state", st])
+    .spawn()
+    .unwrap();
+    let out = Lines::collect(child.stdout.take().unwrap());
+    let err = Lines::collect(child.stderr.take().unwrap());
+    // (not `cmd/update`, whose commands the subscriber sees too)
+    let answers = || -> Vec<Value> {
+        sub.messages()
+            .iter()
+            .filter(|m| m.topic == "agegender/kiosk-u/update")
+            .map(|m| m.json())
+            .collect()
+    };
+    let answer =
+        |n: usize, what: &str| -> Value { wait_for(what, WAIT, || answers().get(n).cloned()) };
+    // What the broker keeps (retained) on the result topic: what a subscriber that comes now
+    // gets first. (A subscriber already there sees no retain flag: MQTT 3.1.1 sets it only on
+    // what a new subscription is sent.)
+    let kept = |client: &str| -> Value {
+        let late = Subscriber::start(broker.port, client, &[]);
+        let m = wait_for("the retained update state", WAIT, || {
+            late.messages()
+                .into_iter()
+                .find(|m| m.topic == "agegender/kiosk-u/update")
+        });
+        assert!(m.retained, "{m:?}");
+        m.json()
+    };
+    // the state at connect, and the retained command refused (in either order)
+    let first: Vec<Value> = (0..2).map(|n| answer(n, "two answers")).collect();
+    assert!(
+        first.contains(
+            &serde_json::json!({"state": "committed", "slot": "b", "version": "1.0+old"})
+        ),
+        "{first:?}"
+    );
+    let refused = first.iter().find(|v| v["state"] == "refused").unwrap();
+    assert!(
+        refused["reason"].as_str().unwrap().contains("retained"),
+        "{refused}"
+    );
+    // (the retained command cleared: an empty message, which the kiosk does not answer)
+    publish(broker.port, cmd, "", &["-r"]);
+    let mut n = 2;
+    // Bad commands: refused, naming what was wrong; not retained.
+    for (payload, says) in [
+        ("update please", "not JSON"),
+        (
+            r#"{"url": "ftp://10.0.0.1/a.swu"}"#,
+            "`ftp://10.0.0.1/a.swu` is not an http",
+        ),
+        (r#"{"link": "http://h/a.swu"}"#, "unknown key `link`"),
+    ] {
+        publish(broker.port, cmd, payload, &[]);
+        let v = answer(n, says);
+        n += 1;
+        assert_eq!(v["state"], "refused", "{payload}: {v}");
+        assert!(
+            v["reason"].as_str().unwrap().contains(says),
+            "{payload}: {v}"
+        );
+    }
+    // A try under way: its state is published, and a command waits for it.
+    std::fs::write(&state, "trying a 1.1+new\n").unwrap();
+    let v = answer(n, "the trying state");
+    n += 1;
+    assert_eq!(v["state"], "trying", "{v}");
+    publish(broker.port, cmd, r#"{"url": "http://h/b.swu"}"#, &[]);
+    let v = answer(n, "the refusal during the try");
+    n += 1;
+    assert!(v["reason"].as_str().unwrap().contains("on trial"), "{v}");
+    assert!(!request.exists(), "a refused command was handed over");
+    // the state stays what the broker keeps: refusals are not retained
+    assert_eq!(kept("t-update-late1")["state"], "trying");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the kiosk stopped for a refused command"
+    );
+    // Committed: published; then a good command is accepted and ends the run.
+    std::fs::write(&state, "committed a 1.1+new\n").unwrap();
+    let v = answer(n, "the committed state");
+    n += 1;
+    assert_eq!(v["state"], "committed", "{v}");
+    let good = "https://updates.example.com/fleet/agegender-rpi-arm64.swu";
+    publish(broker.port, cmd, &format!(r#"{{"url": "{good}"}}"#), &[]);
+    let v = answer(n, "accepted");
+    assert_eq!(v, serde_json::json!({"state": "accepted", "url": good}));
+    let status = common::process::wait_exit(&mut child, WAIT);
+    assert_eq!(status.code(), Some(4), "{:?}", err.all());
+    assert_eq!(
+        std::fs::read_to_string(&request).unwrap(),
+        format!("{good}\n")
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&request).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the hand-off file is {mode:o}");
+    }
+    // The run ended as a stop does: the person in view became a visit, delivered; offline.
+    let serial = json_lines(&out.all());
+    let visits = of_type(&serial, "visit");
+    assert_eq!(visits.len(), 1, "{visits:?}");
+    assert_eq!(serial.last().unwrap()["camera"], "stopped");
+    wait_for("the visit and offline at the broker", WAIT, || {
+        (sub.on("visit").len() == 1
+            && sub
+                .on("availability")
+                .iter()
+                .any(|m| m.payload == "offline"))
+        .then_some(())
+    });
+    assert!(
+        err.all()
+            .iter()
+            .any(|l| l.contains("stopped for an update")),
+        "{:?}",
+        err.all()
+    );
+    assert_eq!(kept("t-update-late2"), v, "`accepted` is retained");
+}

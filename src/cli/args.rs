@@ -151,6 +151,14 @@ pub(crate) struct RunArgs {
     // --- end of visits and counts ---
     #[command(flatten)]
     pub(crate) mqtt: MqttArgs,
+    /// Take update commands on PREFIX/ID/cmd/update and hand an accepted URL over in FILE, then
+    /// end the run with exit status 4 (the SD-card image's /init installs it; docs/updates.md).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mqtt_update_request: Option<PathBuf>,
+    /// Publish this update-state file's line, retained, on PREFIX/ID/update (the SD-card
+    /// image's update-state.txt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mqtt_update_state: Option<PathBuf>,
 }
 
 /// When the detector runs (`run`, `bench`).
@@ -218,7 +226,8 @@ pub(crate) struct MqttArgs {
     /// MQTT client id and topic level [default: derived from /etc/machine-id].
     #[arg(long, value_name = "ID")]
     pub(crate) mqtt_client_id: Option<String>,
-    /// Topic prefix: topics are PREFIX/ID/{face,visit,counts,status,availability}.
+    /// Topic prefix: topics are PREFIX/ID/{face,visit,counts,status,availability} (and
+    /// update, cmd/update with --mqtt-update-request).
     #[arg(long, value_name = "PREFIX")]
     pub(crate) mqtt_topic_prefix: Option<String>,
     /// Also publish every face line (per frame).

@@ -21,6 +21,8 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     cfg.fps = 0.0;
     cfg.loop_source = true;
     cfg.max_frames = 0;
+    // A measurement takes no update command (only `run` ends for one).
+    cfg.mqtt_update_request = None;
     if cfg.source.starts_with("/dev/") || cfg.source.starts_with("v4l2:") {
         return Err(Fail::Usage(anyhow::anyhow!(
             "bench --source {}: give an .mjpeg file or a directory of images (a camera cannot be replayed)",
@@ -49,7 +51,7 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
         source,
         perception,
         Box::new(CanvasDisplay::new(w, h)),
-        reporter_for(&cfg, Box::new(DiscardSink::default()))?,
+        reporter_for(&cfg, Box::new(DiscardSink::default()))?.0,
         LoopOptions::from_config(&cfg),
     );
     p.set_model_form(form.form.name(), form.why);

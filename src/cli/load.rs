@@ -12,18 +12,25 @@ use crate::Fail;
 
 /// The reporter for `sink`, publishing to MQTT too when `mqtt` is set (a bad TLS or password
 /// file is a configuration error, exit 2; the broker itself may be away: it connects later).
+/// With it, the frame loop's side of updates over MQTT (`mqtt` set).
 pub(crate) fn reporter_for(
     cfg: &Config,
     sink: Box<dyn agegender::report::Sink>,
-) -> Result<Reporter, Fail> {
+) -> Result<(Reporter, Option<agegender::mqtt::UpdateHandle>), Fail> {
     let mut reporter = Reporter::new(sink);
+    let mut updates = None;
     if let Some(s) = cfg.mqtt().map_err(Fail::Usage)? {
         let topics = s.topic("*");
+        let commands = s.update_request.as_ref().map(|_| s.topic("cmd/update"));
         let p = agegender::mqtt::MqttPublisher::start(s).map_err(Fail::Usage)?;
         eprintln!("agegender: mqtt: publishing to {} on {topics}", p.url());
+        if let Some(t) = commands {
+            eprintln!("agegender: mqtt: taking update commands on {t}");
+        }
+        updates = Some(p.updates());
         reporter.set_publisher(Box::new(p));
     }
-    Ok(reporter)
+    Ok((reporter, updates))
 }
 
 /// The classifier the config names, in the form chosen for this CPU (or set), and what runs

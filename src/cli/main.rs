@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 runtime or input error (an unreadable image or source, a write
 //! that failed); 2 usage or configuration error (bad flag, bad config file); 3 model error
-//! (a model file missing, unreadable or not the expected network). Every error is one line
+//! (a model file missing, unreadable or not the expected network); 4 `run` ended for an update
+//! accepted over MQTT (`mqtt_update_request`: the SD-card image's /init installs it). Every error is one line
 //! on stderr, `agegender: error: ...`, naming the input. JSON lines go to stdout only.
 //!
 //! One file per command (`run.rs`, `image.rs`, `eval.rs`, `bench.rs`), the flags in `args.rs`,

@@ -69,6 +69,18 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
         "--counts-interval"
     );
     a.mqtt.apply(&mut cfg);
+    overlay!(
+        cfg,
+        a.mqtt_update_request.map(Some),
+        mqtt_update_request,
+        "--mqtt-update-request"
+    );
+    overlay!(
+        cfg,
+        a.mqtt_update_state.map(Some),
+        mqtt_update_state,
+        "--mqtt-update-state"
+    );
     let cfg = check(cfg)?;
 
     let (perception, form) = load_perception(&cfg, true)?;
@@ -98,7 +110,7 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
         display.set_notice(notice);
     }
     let sink = pipeline::open_sink(&cfg).map_err(Fail::Runtime)?;
-    let reporter = reporter_for(&cfg, sink)?;
+    let (reporter, updates) = reporter_for(&cfg, sink)?;
     let mut p = Pipeline::new(
         source,
         perception,
@@ -144,21 +156,34 @@ pub(crate) fn cmd_run(a: RunArgs) -> Result<ExitCode, Fail> {
     // the end of a stream does: the frames in flight are finished, the people in view become
     // visits, a last counts and status line are written and the serial queue is flushed; then
     // the MQTT publisher delivers what it holds for at most agegender::mqtt::LINGER, the
-    // watchdog is disarmed, and the exit status is 0. A second signal exits at once (128 + the
+    // watchdog is disarmed, and the exit status is 0 (4 when an update accepted over MQTT
+    // ended it). A second signal exits at once (128 + the
     // signal's number, as a shell reports a process killed by it).
     let stop = p.stop_handle();
+    // An update accepted over MQTT ends the run the same way (src/mqtt/update.rs).
+    if let Some(u) = &updates {
+        u.stop_with(Arc::clone(&stop));
+    }
     for sig in [SIGTERM, SIGINT] {
         signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&stop))
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
             .map_err(|e| Fail::Runtime(anyhow::anyhow!("cannot handle signal {sig}: {e}")))?;
     }
     let status = p.run().map_err(Fail::Runtime)?;
-    if stop.load(Ordering::Relaxed) {
+    let update = updates.as_ref().is_some_and(|u| u.requested());
+    if update {
+        eprintln!("agegender: stopped for an update accepted over MQTT (exit status 4: /init installs it)");
+    } else if stop.load(Ordering::Relaxed) {
         eprintln!("agegender: stopped by a signal: the run ended as at the end of its stream");
     }
     eprintln!(
         "agegender: done: {} frames, {} faces reported, {} decode errors, {} capture errors",
         status.frames, status.faces_total, status.decode_errors, status.capture_errors
     );
+    // (the publisher delivers the answer `accepted` and the last lines when `p` is dropped)
+    drop(p);
+    if update {
+        return Ok(ExitCode::from(agegender::mqtt::update::EXIT_UPDATE));
+    }
     Ok(ExitCode::SUCCESS)
 }

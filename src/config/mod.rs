@@ -132,7 +132,8 @@ pub struct Config {
     pub mqtt: Option<String>,
     /// Client id, also the topic level after the prefix (default: derived from /etc/machine-id).
     pub mqtt_client_id: Option<String>,
-    /// Topics are `<prefix>/<client id>/{face,visit,counts,status,availability}`.
+    /// Topics are `<prefix>/<client id>/{face,visit,counts,status,availability}` (and `update`,
+    /// `cmd/update` with `mqtt_update_request` or `mqtt_update_state`).
     pub mqtt_topic_prefix: String,
     /// Also publish every face line (per frame; off by default).
     pub mqtt_faces: bool,
@@ -165,6 +166,16 @@ pub struct Config {
     /// Seconds between keep-alive pings (the broker sends the Last Will after 1.5 times this
     /// without a word from the kiosk).
     pub mqtt_keep_alive_s: u32,
+    /// Updates over MQTT (the SD-card image's /init sets it; docs/updates.md): with it the
+    /// kiosk takes `{"url": "https://..."}` on `<prefix>/<id>/cmd/update`, writes the URL to
+    /// this file (for /init, which downloads and installs the bundle), answers on
+    /// `<prefix>/<id>/update` and ends its run as a stop does, exit status 4. Unset: no
+    /// command is listened for.
+    pub mqtt_update_request: Option<PathBuf>,
+    /// The SD-card image's `update-state.txt` (what the last update did): its line is published,
+    /// retained, on `<prefix>/<id>/update` when the kiosk connects and whenever it changes; an
+    /// update command is refused while it says a try is under way.
+    pub mqtt_update_state: Option<PathBuf>,
     // --- end of MQTT ---
     /// Seconds between status lines (0 = none except the last).
     pub status_interval_s: f32,
@@ -268,6 +279,8 @@ impl Default for Config {
             mqtt_allow_plain_password: false,
             mqtt_queue: 256,
             mqtt_keep_alive_s: 30,
+            mqtt_update_request: None,
+            mqtt_update_state: None,
             status_interval_s: 5.0,
             status_every_frames: 0,
             max_frames: 0,

@@ -78,6 +78,8 @@ impl Config {
             password_file: self.mqtt_password_file.clone(),
             queue: self.mqtt_queue,
             keep_alive: std::time::Duration::from_secs(self.mqtt_keep_alive_s as u64),
+            update_request: self.mqtt_update_request.clone(),
+            update_state: self.mqtt_update_state.clone(),
         }))
     }
 }

@@ -43,6 +43,12 @@ pub(super) enum ConnEvent {
     Failed(String),
     /// Our DISCONNECT went out (closing).
     Disconnected,
+    /// A message on a topic the kiosk subscribed to (the update command).
+    Command {
+        topic: String,
+        payload: Vec<u8>,
+        retained: bool,
+    },
 }
 
 /// The connection thread: drives rumqttc's event loop with blocking calls only (a poll is never
@@ -60,6 +66,11 @@ pub(super) fn drive(mut conn: Connection, events: mpsc::Sender<ConnEvent>, stop:
                 Some(ConnEvent::Connected)
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => Some(ConnEvent::Acked),
+            Ok(Event::Incoming(Packet::Publish(p))) => Some(ConnEvent::Command {
+                topic: p.topic,
+                payload: p.payload.to_vec(),
+                retained: p.retain,
+            }),
             Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => Some(ConnEvent::Disconnected),
             Ok(_) => None,
             Err(e) => {

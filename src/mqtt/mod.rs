@@ -6,6 +6,12 @@
 //! every connect) or `offline` (retained: the Last Will the broker sends when the kiosk dies or
 //! its network goes, and what a clean exit sends before it disconnects).
 //!
+//! Updates (the SD-card image, `mqtt_update_request`; [`update`]): the kiosk subscribes to
+//! `<prefix>/<id>/cmd/update` (QoS 1), answers on `<prefix>/<id>/update` (`accepted`, retained;
+//! `refused` with the reason, not retained) and publishes there, retained, the line of the
+//! update-state file (`mqtt_update_state`) at every connect and when it changes (looked at
+//! every 2 s). An accepted command sets the frame loop's stop flag ([`UpdateHandle`]).
+//!
 //! Queueing: the frame loop hands each line to a bounded channel (`mqtt_queue` lines) and never
 //! blocks; a full channel drops the line and counts it (`mqtt_dropped` in the status line). The
 //! publisher thread keeps up to `mqtt_queue` more in its own queue. QoS 1 lines (visits and
@@ -31,9 +37,10 @@
 //! asks programs not to expose).
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,6 +52,7 @@ use crate::report::{LineKind, Publish};
 mod connection;
 mod settings;
 mod tls;
+pub mod update;
 
 pub use connection::{ack_deadline, CONNECTION_LASTED};
 use connection::{drive, ConnEvent};
@@ -105,6 +113,28 @@ struct Shared {
     /// Set by [`MqttPublisher::close`]: the publisher thread notices it even with a full queue
     /// (when it does not read the channel, so never sees the channel close).
     closing: AtomicBool,
+    /// An update command was accepted (its URL handed over): the run ends.
+    update_requested: AtomicBool,
+    /// The frame loop's stop flag, set once an update is accepted ([`UpdateHandle::stop_with`]).
+    stop: OnceLock<Arc<AtomicBool>>,
+}
+
+/// The frame loop's side of updates over MQTT: whether one was accepted, and the flag that
+/// ends the run when one is.
+#[derive(Clone)]
+pub struct UpdateHandle(Arc<Shared>);
+
+impl UpdateHandle {
+    /// The flag to set when an update is accepted (the frame loop's stop flag: the run ends as
+    /// a stop does, visits in progress written).
+    pub fn stop_with(&self, stop: Arc<AtomicBool>) {
+        let _ = self.0.stop.set(stop);
+    }
+
+    /// An update command was accepted and handed over.
+    pub fn requested(&self) -> bool {
+        self.0.update_requested.load(Ordering::Relaxed)
+    }
 }
 
 /// One line on its way: which topic, and its bytes (buffers are recycled).
@@ -115,6 +145,16 @@ struct Msg {
 }
 
 const AVAILABILITY: usize = 4;
+/// The update result topic, retained (the update's state) and not (a refused command).
+const UPDATE_STATE: usize = 5;
+const UPDATE_ANSWER: usize = 6;
+/// How often the update-state file is looked at.
+const STATE_POLL: Duration = Duration::from_secs(2);
+
+/// A report line (not availability or an update message): counted in `sent` and `dropped`.
+fn is_line(topic: usize) -> bool {
+    topic < AVAILABILITY
+}
 
 /// The frame loop's handle: [`Publish`] into a bounded channel to the publisher thread.
 pub struct MqttPublisher {
@@ -167,8 +207,17 @@ impl MqttPublisher {
                 s.topic("counts"),
                 s.topic("status"),
                 s.topic("availability"),
+                s.topic("update"),
+                s.topic("update"),
             ],
-            qos: [s.qos[0], s.qos[1], s.qos[2], s.qos[3], 1],
+            qos: [s.qos[0], s.qos[1], s.qos[2], s.qos[3], 1, 1, 1],
+            updates: Updates {
+                command_topic: s.update_request.as_ref().map(|_| s.topic("cmd/update")),
+                request: s.update_request.clone(),
+                state: s.update_state.clone(),
+                published: None,
+                next_poll: Instant::now(),
+            },
             rx,
             free: free_tx,
             client,
@@ -194,6 +243,11 @@ impl MqttPublisher {
     /// The broker, as `mqtt[s]://host:port`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The frame loop's side of updates over MQTT.
+    pub fn updates(&self) -> UpdateHandle {
+        UpdateHandle(self.shared.clone())
     }
 
     /// Lines the broker has taken so far.
@@ -247,10 +301,22 @@ impl Publish for MqttPublisher {
     }
 }
 
+/// Updates over MQTT, on the publisher thread.
+struct Updates {
+    /// `<prefix>/<id>/cmd/update`, when `mqtt_update_request` is set.
+    command_topic: Option<String>,
+    request: Option<PathBuf>,
+    state: Option<PathBuf>,
+    /// The update-state line last published on this connection.
+    published: Option<String>,
+    next_poll: Instant,
+}
+
 /// The publisher thread.
 struct Worker {
-    topics: [String; 5],
-    qos: [u8; 5],
+    topics: [String; 7],
+    qos: [u8; 7],
+    updates: Updates,
     rx: Receiver<Msg>,
     free: SyncSender<Vec<u8>>,
     client: Client,
@@ -271,7 +337,7 @@ impl Worker {
         self.recycle(m.buf);
     }
 
-    fn run(self, conn: Connection) {
+    fn run(mut self, conn: Connection) {
         let (ev_tx, events) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -310,6 +376,14 @@ impl Worker {
                         break;
                     }
                 }
+            }
+            // An accepted update ends the run (the stop flag may be given after the command).
+            if self.shared.update_requested.load(Ordering::Relaxed) {
+                if let Some(stop) = self.shared.stop.get() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            } else if connected && closing.is_none() {
+                self.poll_state(&mut queue);
             }
             // 2. Closing: once everything is out (or the linger is over), say offline and go.
             if let Some(deadline) = closing {
@@ -393,10 +467,28 @@ impl Worker {
                         topic: AVAILABILITY,
                         buf: b"online".to_vec(),
                     });
+                    // (a clean session: subscribe at every connect)
+                    if let Some(t) = &self.updates.command_topic {
+                        if let Err(e) = self.client.try_subscribe(t.as_str(), QoS::AtLeastOnce) {
+                            eprintln!("agegender: warning: mqtt: cannot subscribe to {t}: {e}");
+                        }
+                    }
+                    // the update state again, at once (a broker without persistence forgot it)
+                    self.updates.published = None;
+                    self.updates.next_poll = Instant::now();
+                }
+                Ok(ConnEvent::Command {
+                    topic,
+                    payload,
+                    retained,
+                }) => {
+                    if closing.is_none() && self.updates.command_topic.as_ref() == Some(&topic) {
+                        self.command(&payload, retained, &mut queue);
+                    }
                 }
                 Ok(ConnEvent::Acked) => {
                     if let Some(m) = inflight.take() {
-                        if m.topic != AVAILABILITY {
+                        if is_line(m.topic) {
                             self.shared.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         self.recycle(m.buf);
@@ -429,7 +521,7 @@ impl Worker {
     /// sent. `Err(m)`: rumqttc's queue is full, try again later.
     fn send(&self, m: Msg, inflight: &mut Option<Msg>) -> Result<(), Msg> {
         let q = self.qos[m.topic];
-        let retain = m.topic == AVAILABILITY;
+        let retain = m.topic == AVAILABILITY || m.topic == UPDATE_STATE;
         match self
             .client
             .try_publish(self.topics[m.topic].as_str(), qos(q), retain, m.buf.clone())
@@ -439,7 +531,9 @@ impl Worker {
                 Ok(())
             }
             Ok(()) => {
-                self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                if is_line(m.topic) {
+                    self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                }
                 self.recycle(m.buf);
                 Ok(())
             }
@@ -466,6 +560,72 @@ impl Worker {
         *queue = kept;
     }
 
+    /// Every [`STATE_POLL`]: the update-state file's line, published (retained) when it is not
+    /// the one last published on this connection.
+    fn poll_state(&mut self, queue: &mut VecDeque<Msg>) {
+        let Some(path) = &self.updates.state else {
+            return;
+        };
+        let now = Instant::now();
+        if now < self.updates.next_poll {
+            return;
+        }
+        self.updates.next_poll = now + STATE_POLL;
+        let Some(line) = update::read_state(path) else {
+            return;
+        };
+        if self.updates.published.as_deref() == Some(line.as_str()) {
+            return;
+        }
+        queue.push_back(Msg {
+            topic: UPDATE_STATE,
+            buf: update::state_message(&line),
+        });
+        self.updates.published = Some(line);
+    }
+
+    /// An update command: checked, handed over to /init and answered `accepted` (the run then
+    /// ends), or answered `refused` with the reason.
+    /// An empty message (how a retained command is cleared) is no command: not answered.
+    fn command(&mut self, payload: &[u8], retained: bool, queue: &mut VecDeque<Msg>) {
+        if payload.is_empty() {
+            return;
+        }
+        let decided = if self.shared.update_requested.load(Ordering::Relaxed) {
+            Err("an update is already under way: this run is ending for it".to_string())
+        } else {
+            update::parse_command(payload, retained).and_then(|url| {
+                let state = self.updates.state.as_deref().and_then(update::read_state);
+                if let Some(why) = update::busy(state.as_deref()) {
+                    return Err(why);
+                }
+                let request = self.updates.request.as_deref().ok_or("updates are off")?;
+                update::hand_off(request, &url)
+                    .map(|()| url)
+                    .map_err(|e| crate::one_line(&format!("{e:#}")))
+            })
+        };
+        match decided {
+            Ok(url) => {
+                eprintln!(
+                    "agegender: update over MQTT: {url} accepted; ending the run for /init to install it"
+                );
+                self.shared.update_requested.store(true, Ordering::Relaxed);
+                queue.push_back(Msg {
+                    topic: UPDATE_STATE,
+                    buf: update::accepted_message(&url),
+                });
+            }
+            Err(why) => {
+                eprintln!("agegender: update over MQTT refused: {why}");
+                queue.push_back(Msg {
+                    topic: UPDATE_ANSWER,
+                    buf: update::refused_message(&why),
+                });
+            }
+        }
+    }
+
     /// A new line: queued, or (QoS 0 while away) dropped and counted.
     fn accept(&self, m: Msg, connected: bool, queue: &mut VecDeque<Msg>) {
         if !connected && self.qos[m.topic] == 0 {
@@ -486,8 +646,8 @@ impl Worker {
     ) {
         // what is still in the channel (a full queue stopped the publisher reading it)
         let mut lost = self.rx.try_iter().count() as u64;
-        lost += queue.iter().filter(|m| m.topic != AVAILABILITY).count() as u64
-            + inflight.iter().filter(|m| m.topic != AVAILABILITY).count() as u64;
+        lost += queue.iter().filter(|m| is_line(m.topic)).count() as u64
+            + inflight.iter().filter(|m| is_line(m.topic)).count() as u64;
         if lost > 0 {
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
             eprintln!(
@@ -519,7 +679,9 @@ impl Worker {
                 }
                 Ok(ConnEvent::Disconnected) | Ok(ConnEvent::Failed(_)) => return,
                 Err(RecvTimeoutError::Disconnected) => return,
-                Ok(ConnEvent::Connected) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(ConnEvent::Connected)
+                | Ok(ConnEvent::Command { .. })
+                | Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }

@@ -170,6 +170,10 @@ pub struct MqttSettings {
     pub password_file: Option<PathBuf>,
     pub queue: usize,
     pub keep_alive: Duration,
+    /// Updates over MQTT: where an accepted command's URL is handed over (`None`: no command
+    /// is listened for), and the update-state file whose line is published.
+    pub update_request: Option<PathBuf>,
+    pub update_state: Option<PathBuf>,
 }
 
 impl MqttSettings {
