@@ -21,6 +21,10 @@
 #    update-cert.pem and writes it into the other slot; then tryboot.txt names that slot and the
 #    board restarts with "0 tryboot". A refused bundle is said on the serial port and renamed
 #    *.swu.refused (on the boot partition); an installed one is deleted from it.
+# update_fetch, when the kiosk ended its run with status 4 (an update accepted over MQTT: it
+# wrote the URL to $UPD_REQUEST): the bundle is downloaded onto the boot partition
+# ($UPD_DOWNLOAD) and installed as above. A download that fails, or a bundle not installed, is
+# recorded in update-state.txt, which the restarted kiosk publishes on <prefix>/<id>/update.
 # Only this file writes the boot partition (remounted read-write for the moment of writing). The
 # switch between slots is one byte of config.txt or tryboot.txt (the letter of os_prefix=),
 # written in place: the file keeps its size and clusters.
@@ -31,6 +35,12 @@ UPD_STATE=/boot/update-state.txt
 UPD_HW=agegender-rpi-arm64:1 # scripts/package/bundle's hardware-compatibility
 UPD_SLOT=$(sed -n 's/.*agegender\.slot=\([ab]\).*/\1/p' /proc/cmdline)
 UPD_VERSION=$(sed -n '1s/^agegender //p' /etc/agegender-release)
+# Updates over MQTT: the kiosk (user agegender) writes an accepted command's URL here; only it
+# and root can write the directory. The download's name on the boot partition.
+UPD_REQUEST_DIR=/run/agegender-request
+UPD_REQUEST=$UPD_REQUEST_DIR/url
+UPD_DOWNLOAD=/boot/mqtt-update.swu
+UPD_SKIPPED=
 
 upd_slot_of() { # upd_slot_of FILE: the slot letter of its os_prefix= line
 	tr -d '\r' <"$1" 2>/dev/null | sed -n 's#^os_prefix=\([ab]\)/$#\1#p' | tail -n 1
@@ -124,11 +134,13 @@ update_install() {
 		v=$(head -c 8192 "$f" | tr '\000\t' '\n\n' | sed -n 's/^ *version = "\([^"]*\)";.*$/\1/p' | head -n 1)
 		if [ "$v" = "$UPD_VERSION" ]; then
 			log "update: $f is version $v, the one running"
+			UPD_SKIPPED="$v version $v is the one running"
 			continue
 		fi
 		case "$(cat "$UPD_STATE" 2>/dev/null)" in
 		"failed $target $v "* | "failed $UPD_SLOT $v "*)
 			say "update: $f (version $v) failed before; not tried again (remove it, or bring another version)"
+			UPD_SKIPPED="$v version $v failed its try before; not tried again"
 			continue
 			;;
 		esac
@@ -142,7 +154,12 @@ update_install() {
 			say "update refused: $f (version ${v:-unknown}): ${why:-swupdate failed (see logread)}; slot $UPD_SLOT stays"
 			logger -t swupdate <"$UPD_RUN.log"
 			upd_state "refused $target ${v:-unknown} ${why:-swupdate failed}"
-			case "$f" in /boot/*) mv -f "$UPD_BOOT/${f#/boot/}" "$UPD_BOOT/${f#/boot/}.refused" || say "update: cannot rename $f" ;; esac
+			# (a download is deleted: it takes the room of the next one, and can be fetched again)
+			if [ "$f" = "$UPD_DOWNLOAD" ]; then
+				rm -f "$UPD_BOOT/${f#/boot/}"
+			else
+				case "$f" in /boot/*) mv -f "$UPD_BOOT/${f#/boot/}" "$UPD_BOOT/${f#/boot/}.refused" || say "update: cannot rename $f" ;; esac
+			fi
 			upd_ro
 			continue
 		fi
@@ -197,4 +214,88 @@ upd_fail() { # the try failed: record why, restart into config.txt's slot
 	say "update: slot $UPD_SLOT (version $UPD_VERSION) failed its try: $1; restarting into slot $(upd_slot_of /boot/config.txt)"
 	upd_rw && upd_state "failed $UPD_SLOT $UPD_VERSION $1" && upd_ro
 	reboot
+}
+
+# update_offer: before the kiosk first starts, when updates are on: the hand-off directory, and
+# the kiosk's flags for updates over MQTT (used only when agegender.toml sets `mqtt`).
+update_offer() {
+	[ -n "$UPD_SLOT" ] || return 0
+	rm -rf "$UPD_REQUEST_DIR"
+	# (busybox has no `install`)
+	if ! { mkdir -m 0700 "$UPD_REQUEST_DIR" && chown agegender:agegender "$UPD_REQUEST_DIR"; }; then
+		say "update: cannot make $UPD_REQUEST_DIR: updates over MQTT off"
+		return 0
+	fi
+	echo "--mqtt-update-request $UPD_REQUEST --mqtt-update-state $UPD_STATE"
+}
+
+# upd_fetch_fail WHY: the download failed: say it, record it for the kiosk to publish.
+upd_fetch_fail() {
+	say "update failed: $1; slot $UPD_SLOT stays"
+	upd_rw && upd_state "fetch-failed $(upd_other "$UPD_SLOT") - $1"
+	rm -f "$UPD_BOOT/${UPD_DOWNLOAD#/boot/}.part"
+	upd_ro
+}
+
+# update_fetch (the kiosk exited with status 4): download the URL it handed over onto the boot
+# partition and install it as a bundle offered there (update_install: a good one restarts the
+# board into its try boot and does not return). busybox wget: http and https, but busybox's TLS
+# does not check the server's certificate; what makes a download trustworthy is the bundle's
+# signature, which SWUpdate checks against update-cert.pem before writing anything.
+update_fetch() {
+	local f=$UPD_REQUEST url hdrs size free need why part=$UPD_DOWNLOAD.part t0
+	[ -n "$UPD_SLOT" ] || { say "update: asked over MQTT, but this system has no slot: updates off"; return 1; }
+	# the kiosk's file: a plain file (not a link), one line, an http(s) URL
+	if [ ! -f "$f" ] || [ -L "$f" ]; then
+		say "update: the kiosk asked for an update but $f is not there"
+		return 1
+	fi
+	url=$(head -c 2100 "$f" | head -n 1)
+	rm -f "$f"
+	if ! printf '%s\n' "$url" | grep -Eq '^https?://[]A-Za-z0-9._~:%!$&()*+,;=[-]+(/[]A-Za-z0-9._~:/?#@!$&()*+,;=%[-]*)?$' ||
+		[ ${#url} -gt 2048 ]; then
+		upd_fetch_fail "the URL handed over is not one this image fetches: $(printf '%s' "$url" | head -c 200 | tr -d '\000-\037\177')"
+		return 1
+	fi
+	mkdir -p "$UPD_RUN"
+	upd_rw || { say "update: cannot write the boot partition"; return 1; }
+	rm -f "$UPD_BOOT/${part#/boot/}" "$UPD_BOOT/${UPD_DOWNLOAD#/boot/}"
+	# The server's answer first (busybox's --spider: the headers of a GET, no body), then room:
+	# the size it announces against the partition's free space, 1 MiB spare. (No -T: Debian 12's
+	# busybox-static 1.35 wget crashes with it; its own stall timeout is 900 s.)
+	if ! hdrs=$(wget -S --spider "$url" 2>&1); then
+		upd_fetch_fail "$url: $(printf '%s\n' "$hdrs" | grep -v '^note: TLS certificate validation' | tail -n 1 | tr -d '\000-\037\177')"
+		return 1
+	fi
+	size=$(printf '%s\n' "$hdrs" | sed -n 's/^ *[Cc]ontent-[Ll]ength: *\([0-9]*\).*/\1/p' | tail -n 1)
+	free=$(df -k /boot | awk 'NR == 2 { print $4 }')
+	if [ -n "$size" ] && [ -n "$free" ]; then
+		need=$((size / 1024 + 1024))
+		if [ "$need" -gt "$free" ]; then
+			upd_fetch_fail "$url: the bundle is $((size / 1048576)) MiB, the boot partition has $((free / 1024)) MiB free"
+			return 1
+		fi
+	fi
+	say "update: downloading $url (asked over MQTT${size:+, $((size / 1048576)) MiB}) onto the boot partition"
+	t0=$(cut -d. -f1 /proc/uptime)
+	if ! wget -q -O "$UPD_BOOT/${part#/boot/}" "$url" 2>"$UPD_RUN.wget"; then
+		why=$(grep -v '^note: TLS certificate validation' "$UPD_RUN.wget" | tail -n 1 | tr -d '\000-\037\177')
+		free=$(df -k /boot | awk 'NR == 2 { print $4 }')
+		[ "${free:-1}" -gt 0 ] || why="the boot partition is full ($why)"
+		upd_fetch_fail "$url: ${why:-wget failed}"
+		return 1
+	fi
+	mv -f "$UPD_BOOT/${part#/boot/}" "$UPD_BOOT/${UPD_DOWNLOAD#/boot/}"
+	sync
+	log "update: $url downloaded in $(($(cut -d. -f1 /proc/uptime) - t0)) s"
+	upd_ro
+	# installed: a try boot (no return); otherwise refused (recorded by update_install) or skipped
+	UPD_SKIPPED=
+	update_install
+	if [ -f "$UPD_DOWNLOAD" ]; then
+		upd_rw && rm -f "$UPD_BOOT/${UPD_DOWNLOAD#/boot/}"
+		# shellcheck disable=SC2086 # "VERSION WHY..."
+		[ -z "$UPD_SKIPPED" ] || upd_state "skipped $(upd_other "$UPD_SLOT") $UPD_SKIPPED"
+		upd_ro
+	fi
 }

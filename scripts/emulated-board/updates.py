@@ -18,16 +18,24 @@ the harness boots what the card says next, as the firmware would. The test's own
 The bundles are made here from the card's slot a/ with scripts/package/bundle and the key the
 image was signed with: the slot as it is, with a newer version in /etc/agegender-release (good),
 the same with a /usr/bin/agegender that exits at start (exits) or that arms the hardware watchdog
-and never feeds it, as a hung frame loop does (hang); one signed by another key (refused). The
-cases, one card, in order:
-  1. good.swu on the boot partition: installed into b/, try boot of b/, committed once healthy;
+and never feeds it, as a hung frame loop does (hang); one signed by another key (refused).
+agegender.toml sets `mqtt` (a mosquitto on the host, reached as 10.0.2.2 through QEMU's user
+network, as in the main board test): the kiosk publishes the update state on
+agegender/board-updates/update and takes commands on agegender/board-updates/cmd/update; the
+bundles it is sent come from an HTTP server on the host (also 10.0.2.2). The cases, one card, in
+order:
+  1. good.swu on the boot partition: installed into b/, try boot of b/ (its kiosk publishes
+     `trying` and refuses a command meanwhile), committed once healthy (`committed` published);
      then a cold boot (no try flag) takes b/;
-  2. on that boot: another key's bundle refused, the exiting one installed into a/; its try boot
-     fails at once and reboots; b/ boots and reports the failed update;
-  3. on that boot: the hanging one installed into a/; its try boot ends in a watchdog reset; b/
-     boots and reports the failed update;
-  4. good2.swu: QEMU killed while SWUpdate writes a/; the bundle taken away (a stick pulled); b/
-     boots, says the install was interrupted, and its kiosk reports faces;
+  2. on that boot: another key's bundle refused, the hanging one installed into a/; its try boot
+     ends in a watchdog reset; b/ boots, reports the failed update on the serial port, and its
+     kiosk publishes it;
+  3. over MQTT, to that kiosk: a command with an ftp:// URL (refused), one whose URL the server
+     does not have (accepted; the download fails; the restarted kiosk publishes `fetch-failed`),
+     then the exiting bundle's URL (accepted, downloaded, installed into a/); its try boot fails
+     at once and reboots; b/ boots, reports the failed update, and its kiosk publishes it;
+  4. over MQTT: good2's URL; QEMU killed while SWUpdate writes a/; the download taken off the
+     card; b/ boots, says the install was interrupted, and its kiosk reports faces;
   5. agegender.toml is the same bytes after all of it.
 Prints one summary line last; exit 0 only when every check passed.
 """
@@ -35,19 +43,72 @@ Prints one summary line last; exit 0 only when every check passed.
 from __future__ import annotations
 
 import argparse
+import functools
+import http.server
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from board import Guest, faces_in  # noqa: E402 - the board test's QEMU runner, beside this file
+from board import Broker, Guest, edit_config, faces_in  # noqa: E402 - the board test's, beside this file
 
 ROOT = Path(__file__).resolve().parents[2]
 TRY_CMD = "Restarting system with command '0 tryboot'"
+CLIENT_ID = "board-updates"
+UPDATE_TOPIC = f"agegender/{CLIENT_ID}/update"
+COMMAND_TOPIC = f"agegender/{CLIENT_ID}/cmd/update"
+
+
+class Files(http.server.ThreadingHTTPServer):
+    """The bundles, served over HTTP on the host (127.0.0.1, a free port; 10.0.2.2 to the guest)."""
+
+    def __init__(self, folder: Path):
+        self.asked: list[str] = []
+        self.folder = folder
+        files = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, fmt, *args):  # noqa: ANN001 - the base class's signature
+                files.asked.append(f"{self.command} {self.path} {args[1] if len(args) > 1 else ''}")
+
+            def handle(self):
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):  # busybox's --spider hangs up
+                    pass
+
+        super().__init__(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def url(self, name: str) -> str:
+        return f"http://10.0.2.2:{self.port}/{name}"
+
+
+def results(broker: Broker) -> list[dict]:
+    """The update topic's messages so far (JSON)."""
+    out = []
+    for topic, payload in broker.messages():
+        if topic == UPDATE_TOPIC:
+            try:
+                out.append(json.loads(payload))
+            except json.JSONDecodeError:
+                out.append({"state": "not JSON", "payload": payload})
+    return out
+
+
+def command(g: FirmwareGuest, broker: Broker, payload: str) -> None:
+    print(f"[{time.monotonic() - g.t0:6.1f} s] updates: MQTT {COMMAND_TOPIC} <- {payload}", flush=True)
+    subprocess.run(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1", "-t", COMMAND_TOPIC, "-m", payload],
+        check=True,
+    )  # fmt: skip
 
 
 class Card:
@@ -213,11 +274,44 @@ def run(a: argparse.Namespace) -> int:
             print(f"updates: key line: {t}", flush=True)
         return t
 
+    def result(g: FirmwareGuest, after: int, what: str, pred, timeout: float = 240) -> dict | None:
+        """The first message on the update topic after the first `after` that pred accepts."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            found = next((m for m in results(broker)[after:] if pred(m)), None)
+            if found is not None:
+                print(
+                    f"[{time.monotonic() - g.t0:6.1f} s] updates: MQTT {UPDATE_TOPIC}: {json.dumps(found)}", flush=True
+                )
+                notes.append(f"MQTT {UPDATE_TOPIC}: {json.dumps(found)}")
+                return found
+            if g.proc.poll() is not None:
+                print(f"updates: QEMU exited waiting for {what} on {UPDATE_TOPIC}", flush=True)
+                return None
+            time.sleep(0.3)
+        print(f"updates: no {what} on {UPDATE_TOPIC} within {timeout:.0f} s: {results(broker)[after:]}", flush=True)
+        return None
+
     if card.read("update-cert.pem") != (key_dir / "update-cert.pem").read_bytes():
         print(
             f"updates: FAIL the card's update-cert.pem is not {key_dir}/update-cert.pem (image built with UPDATE_KEY?)"
         )
         return 1
+    # MQTT: the broker and the bundles' server on the host; agegender.toml says where (as a user would)
+    broker = Broker(out)
+    served = Path(a.work) / "served"
+    served.mkdir(parents=True, exist_ok=True)
+    files = Files(served)
+    try:
+        for key in (f'mqtt = "mqtt://10.0.2.2:{broker.port}"', f'mqtt_client_id = "{CLIENT_ID}"'):
+            edit_config(a.disk, a.part_offset, f"$a {key}", Path(a.work))
+        return cases(a, card, key_dir, broker, files, check, note, result, notes, failures, t_start)
+    finally:
+        files.shutdown()
+        broker.stop()
+
+
+def cases(a, card, key_dir, broker, files, check, note, result, notes, failures, t_start) -> int:  # noqa: ANN001, PLR0913
     toml = card.read("agegender.toml")
     version = re.match(r"agegender (\S+)", card_release(a)).group(1)
     t0 = time.monotonic()
@@ -229,6 +323,8 @@ def run(a: argparse.Namespace) -> int:
     subprocess.run([str(ROOT / "scripts/package/bundle"), "--dev-key", str(other_dir)], check=True, capture_output=True)
     other = make_bundle(a, "other", f"{version}+other", None, other_dir)
     print(f"updates: 5 bundles made in {time.monotonic() - t0:.0f} s", flush=True)
+    for b in (exits, good2):
+        shutil.copy(b, files.folder / b.name)
     card.put(good, "1-good.swu")
     # a shorter healthy time than the default 120 s: the emulated board is slow, not the point here
     (Path(a.work) / "update.txt").write_text(f"healthy_s = {a.healthy_s}\n")
@@ -246,24 +342,96 @@ def run(a: argparse.Namespace) -> int:
         g, slot = boot(a, card, "try-good", True)
         check(slot == "b", f"the try boot took slot {slot}, not b")
         note(g, r"update: try boot of slot b", 120)
+        # the kiosk on trial publishes it, and refuses an update meanwhile
+        n = len(results(broker))
+        check(
+            result(g, n, "`trying`", lambda m: m.get("state") == "trying" and m.get("slot") == "b") is not None,
+            "the kiosk on trial did not publish `trying`",
+        )
+        if line(g, "committed") is None:
+            n = len(results(broker))
+            command(g, broker, json.dumps({"url": files.url(good.name)}))
+            r = result(g, n, "an answer", lambda m: m.get("state") in ("refused", "accepted"), 60)
+            check(
+                r is not None and r["state"] == "refused" and "on trial" in r.get("reason", ""),
+                f"a command during the try was not refused as such: {r}",
+            )
         ok = check(g.wait("the commit", lambda ls: any("committed" in t for _, t in ls), 300), "slot b never committed")
         note(g, r"update: slot b .* committed")
+        check(
+            result(g, 0, "`committed`", lambda m: m.get("state") == "committed" and m.get("slot") == "b", 30)
+            is not None,
+            "the commit was not published",
+        )
         g.stop()  # power off
         check(card.setting("config.txt", "os_prefix") == "b/", "config.txt does not name b/ after the commit")
     if ok:
-        # cold boot: another key's bundle (refused) and the exiting one (installed into a/) on offer
+        # cold boot: another key's bundle (refused) and the hanging one (installed into a/) on offer
         card.put(other, "2-other-key.swu")
-        card.put(exits, "3-exits.swu")
+        card.put(hangs, "3-hangs.swu")
         g, slot = boot(a, card, "cold-b", False)
         check(slot == "b", f"the cold boot after the commit took slot {slot}")
-        ok = check(ended(g, 300), "no restart after the exiting bundle was offered")
+        ok = check(ended(g, 300), "no restart after the hanging bundle was offered")
         check(note(g, r"update refused: /boot/2-other-key.swu") is not None, "another key's bundle was not refused")
         check(
             line(g, r"update refused: .*(Authentication|signature)") is not None,
             "the refusal does not name the signature",
         )
-        ok = ok and check(asked_tryboot(g), "the exiting bundle's install did not end in a try boot")
-    # --- 2. exits at start: the try fails at once, b/ reports it --------------------------------
+        ok = ok and check(asked_tryboot(g), "the hanging bundle's install did not end in a try boot")
+    # --- 2. hangs: the watchdog resets the try boot, b/ reports it (serial and MQTT) ------------
+    if ok:
+        g, slot = boot(a, card, "try-hangs", True)
+        check(slot == "a", f"the try boot took slot {slot}, not a")
+        ok = check(ended(g, 300), "the hanging try was not reset")
+        check(line(g, "committed") is None, "the hanging slot committed")
+    if ok:
+        n = len(results(broker))
+        g, slot = boot(a, card, "back-from-hang", False)
+        check(slot == "b", f"after the reset the board booted slot {slot}")
+        check(
+            note(g, r"update failed: slot a .*\+hangs.*did not commit: it did not commit", 120) is not None,
+            "slot b did not report the hanging update",
+        )
+        r = result(g, n, "the failed try", lambda m: m.get("state") == "failed")
+        ok = check(
+            r is not None and r.get("slot") == "a" and r.get("version", "").endswith("+hangs"),
+            f"the kiosk did not publish the hanging update's failure: {r}",
+        )
+    # --- 3. over MQTT: a bad command, a missing file, then the exiting bundle ---------------------
+    if ok:
+        n = len(results(broker))
+        command(g, broker, json.dumps({"url": "ftp://10.0.2.2/exits.swu"}))
+        r = result(g, n, "the refusal of ftp://", lambda m: m.get("state") == "refused", 60)
+        check(
+            r is not None and "is not an http:// or https:// URL" in r.get("reason", ""),
+            f"an ftp:// URL was not refused as such: {r}",
+        )
+        n = len(results(broker))
+        missing = files.url("no-such.swu")
+        command(g, broker, json.dumps({"url": missing}))
+        r = result(g, n, "accepted", lambda m: m.get("state") in ("accepted", "refused"), 60)
+        ok = check(r == {"state": "accepted", "url": missing}, f"a good command was not accepted: {r}")
+    if ok:
+        r = result(g, n, "fetch-failed", lambda m: m.get("state") == "fetch-failed", 180)
+        check(
+            r is not None and "404" in r.get("reason", "") and missing in r.get("reason", ""),
+            f"the failed download was not published with its reason: {r}",
+        )
+        note(g, r"update failed: http://.*no-such\.swu")
+        n = len(results(broker))
+        command(g, broker, json.dumps({"url": files.url(exits.name)}))
+        r = result(g, n, "accepted", lambda m: m.get("state") in ("accepted", "refused"), 120)
+        ok = check(r is not None and r["state"] == "accepted", f"the exiting bundle's command was not accepted: {r}")
+    if ok:
+        ok = check(ended(g, 300), "no restart after the exiting bundle was sent over MQTT")
+        note(g, r"update: downloading http://.*exits\.swu")
+        check(
+            note(g, r"update: installing /boot/mqtt-update\.swu \(version .*\+exits\) into slot a") is not None,
+            "the downloaded bundle was not installed",
+        )
+        note(g, r"update: version .*\+exits written to slot a")
+        ok = ok and check(asked_tryboot(g), "the downloaded bundle's install did not end in a try boot")
+    # --- exits at start: the try fails at once, b/ reports it (serial and MQTT) -----------------
     if ok:
         g, slot = boot(a, card, "try-exits", True)
         check(slot == "a", f"the try boot took slot {slot}, not a")
@@ -271,32 +439,29 @@ def run(a: argparse.Namespace) -> int:
         note(g, r"failed its try")
         check(not asked_tryboot(g), "the failed try asked for another try boot")
     if ok:
-        card.put(hangs, "4-hangs.swu")
+        n = len(results(broker))
         g, slot = boot(a, card, "back-from-exits", False)
         check(slot == "b", f"after the failed try the board booted slot {slot}")
-        ok = check(ended(g, 300), "no restart after the hanging bundle was offered")
         check(
-            note(g, r"update failed: slot a .*\+exits.*did not commit: agegender exited with status 1") is not None,
+            note(g, r"update failed: slot a .*\+exits.*did not commit: agegender exited with status 1", 120)
+            is not None,
             "slot b did not report the exiting update",
         )
-        ok = ok and check(asked_tryboot(g), "the hanging bundle's install did not end in a try boot")
-    # --- 3. hangs: the watchdog resets the try boot, b/ reports it ---------------------------
-    if ok:
-        g, slot = boot(a, card, "try-hangs", True)
-        check(slot == "a", f"the try boot took slot {slot}, not a")
-        ok = check(ended(g, 300), "the hanging try was not reset")
-        check(line(g, "committed") is None, "the hanging slot committed")
-    if ok:
-        card.put(good2, "5-good2.swu")
-        g, slot = boot(a, card, "back-from-hang", False)
-        check(slot == "b", f"after the reset the board booted slot {slot}")
-        check(
-            note(g, r"update failed: slot a .*\+hangs.*did not commit: it did not commit", 120) is not None,
-            "slot b did not report the hanging update",
-        )
-        # --- 4. killed mid-install ------------------------------------------------------------------
+        r = result(g, n, "the failed try", lambda m: m.get("state") == "failed")
         ok = check(
-            g.wait("the install of good2", lambda ls: any("installing /boot/5-good2.swu" in t for _, t in ls), 240),
+            r is not None
+            and r.get("version", "").endswith("+exits")
+            and "agegender exited with status 1" in r.get("reason", ""),
+            f"the kiosk did not publish the exiting update's failure: {r}",
+        )
+    # --- 4. killed mid-install (a bundle sent over MQTT) -------------------------------------------
+    if ok:
+        n = len(results(broker))
+        command(g, broker, json.dumps({"url": files.url(good2.name)}))
+        r = result(g, n, "accepted", lambda m: m.get("state") in ("accepted", "refused"), 120)
+        ok = check(r is not None and r["state"] == "accepted", f"good2's command was not accepted: {r}")
+        ok = ok and check(
+            g.wait("the install of good2", lambda ls: any("installing /boot/mqtt-update.swu" in t for _, t in ls), 240),
             "good2 was not installed",
         )
         if ok:
@@ -307,7 +472,7 @@ def run(a: argparse.Namespace) -> int:
             print(f"updates: QEMU killed {kill_after:.1f} s into the install", flush=True)
             ok = check(written is None, f"the install ended before the kill: {written}")
     if ok:
-        card.delete("5-good2.swu")  # the stick taken away
+        card.delete("mqtt-update.swu")  # taken off the card (else the next boot installs it again)
         g, slot = boot(a, card, "after-kill", False)
         check(slot == "b", f"after the killed install the board booted slot {slot}")
         check(
@@ -320,12 +485,16 @@ def run(a: argparse.Namespace) -> int:
     check(card.read("agegender.toml") == toml, "agegender.toml changed")
     state = card.read("update-state.txt").decode().strip() if "update-state.txt" in card.names() else ""
     took = time.monotonic() - t_start
+    (Path(a.out) / "update-results.txt").write_text("".join(json.dumps(m) + "\n" for m in results(broker)))
+    print(f"updates: HTTP requests: {files.asked}", flush=True)
     if failures:
         print(f"board-test updates FAIL: {len(failures)} failure(s): {'; '.join(failures)}; {took:.0f} s")
         return 1
     print(
-        "board-test updates PASS: good bundle installed into b/, try-booted, committed, cold boot on b/; "
-        "another key refused; exits at start and hang (watchdog reset) back on b/ with the reason; "
+        "board-test updates PASS: good bundle installed into b/, try-booted (`trying` published, a command "
+        "refused), committed (published), cold boot on b/; another key refused; hang (watchdog reset) back on "
+        "b/ with the reason, published; over MQTT: ftp:// refused, a missing file's failed download published, "
+        "the exiting bundle downloaded, installed, its try failed, back on b/ with the reason, published; "
         f"killed mid-install: b/ boots; agegender.toml unchanged; state '{state}'; {took:.0f} s"
     )
     return 0
