@@ -889,6 +889,19 @@ def try_boot_raspi3b(g: Guest, out: Path, check) -> str:
         SET_REBOOT_FLAGS not in before,
         f"the firmware got set reboot flags ({SET_REBOOT_FLAGS}) before any try boot: {trace}",
     )
+    # Then `who` until the kiosk runs: before it, /init waits for /dev/watchdog to open it, and the
+    # watchdog bound again for the restart would be armed (QEMU resets at once); and the hook's
+    # reader, which opens the port for each command, loses what comes while nothing holds it open.
+    n0, end = len(g.snapshot()), time.monotonic() + 90
+    kiosk = lambda: any(re.match(r"BOARD: who: agegender uid [1-9]", t) for _, t in g.snapshot()[n0:])  # noqa: E731
+    while not kiosk() and time.monotonic() < end and g.proc.poll() is None:
+        g.send("who")
+        for _ in range(15):
+            if kiosk():
+                break
+            time.sleep(0.2)
+    if not check(kiosk(), f"no kiosk on the boot after the plain restart (`who`; QEMU exit {g.proc.poll()})"):
+        return "try boot: no kiosk on the boot after the plain restart"
     # the restart ends QEMU (the harness plays the firmware from here on the virt board's update cases)
     Qmp(g.qmp_path).cmd("set-action", reboot="shutdown")
     g.send("tryboot")
@@ -896,6 +909,10 @@ def try_boot_raspi3b(g: Guest, out: Path, check) -> str:
         g.proc.wait(120)
     except subprocess.TimeoutExpired:
         check(False, "no restart within 120 s of `tryboot`")
+    check(
+        index_of(g.snapshot(), "BOARD: tryboot at ", n0) is not None,
+        f"the hook did not take `tryboot` (QEMU exit {g.proc.poll()})",
+    )
     after = read(trace)[len(before) :]
     sent = re.findall(rf"tag:{SET_REBOOT_FLAGS} in_sz:(\d+)", after)
     # then the kernel's firmware driver tells it of the reboot, as on Raspberry Pi's kernel
