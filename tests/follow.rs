@@ -113,7 +113,7 @@ fn moving_faces_are_followed_between_fewer_detections_and_changes_bring_detectio
         status_interval_s: 0.0,
         ..Config::default()
     };
-    assert_eq!(cfg.follow_interval_s, 0.2, "the default");
+    assert_eq!(cfg.follow_interval_s, 0.25, "the default");
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("follow.jsonl");
     let mut p = pipeline(stream.clone(), &cfg, &log);
@@ -223,4 +223,54 @@ fn the_stage_parallel_loop_follows_too() {
     assert_eq!(misses[1..].iter().sum::<u32>(), 0, "{misses:?}");
     assert_eq!(false_boxes.iter().sum::<u32>(), 0, "{false_boxes:?}");
     assert!(st.followed > 0, "{st:?}");
+}
+
+/// A brisk walker, 28 px a frame (0.3 of their face's box, about 0.45 of the detected face:
+/// beyond a third of it), crosses the frame past a person standing still: followed between
+/// detections too (its template search reaches two thirds of the face a frame), and the change
+/// it leaves where the last detection saw it is its own, not a newcomer's. Before, every due
+/// frame of the walk was detected (the walker was "not sure" at the edge of a search of a third
+/// of the face), and the whole frame (its old place changed away from its box).
+#[test]
+fn a_brisk_walker_is_followed_too() {
+    let n = 18u32;
+    let faces: Vec<PathBuf> = common::utk_faces(2, 7);
+    let mut stream = Vec::new();
+    let mut truth: Truth = Vec::new();
+    for i in 0..n {
+        let placed = vec![
+            (0, [40 + 28 * i, 200, 130 + 28 * i, 290]),
+            (1, [470, 40, 570, 140]),
+        ];
+        let chips: Vec<(PathBuf, [u32; 4])> =
+            placed.iter().map(|&(k, b)| (faces[k].clone(), b)).collect();
+        let (_, frame) = common::face_frame(&chips, 640, 480);
+        stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
+        truth.push(placed);
+    }
+    let cfg = Config {
+        detect_every: 2,
+        status_interval_s: 0.0,
+        ..Config::default()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("walker.jsonl");
+    let mut p = pipeline(stream, &cfg, &log);
+    common::run_to_end(&mut p);
+    let st = *p.status();
+    drop(p);
+    let got = boxes(&log, n as usize);
+    let (misses, false_boxes) = misses_and_false(&got, &truth);
+    assert_eq!(misses.iter().sum::<u32>(), 0, "{misses:?}, boxes {got:?}");
+    assert_eq!(
+        false_boxes.iter().sum::<u32>(),
+        0,
+        "{false_boxes:?}, boxes {got:?}"
+    );
+    // 9 due frames: the first detects; after that one in four (every 0.25 s: the 8th frame)
+    assert!(st.followed >= 4, "{st:?}");
+    assert!(st.detections <= 4, "{st:?}");
+    // and the change the walker left behind is its own: the detections after the first
+    // search windows around the two people, not the whole frame for a newcomer
+    assert_eq!(st.window_detections, st.detections - 1, "{st:?}");
 }

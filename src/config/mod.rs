@@ -27,7 +27,7 @@ pub const DEFAULT_FULL_DETECT_INTERVAL_S: f32 = 1.0;
 /// Following (`follow_interval_s`): chosen by measurement on the replay streams
 /// (`scripts/bench/motion.py`) and the board's instruction counts (docs/performance.md,
 /// "Following").
-pub const DEFAULT_FOLLOW_INTERVAL_S: f32 = 0.2;
+pub const DEFAULT_FOLLOW_INTERVAL_S: f32 = 0.25;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -153,7 +153,7 @@ impl Pipeline {
             now_ms: 0,
             last_full_ms: None,
             follower: Follower::new(opts.max_faces),
-            person_boxes: Vec::with_capacity(opts.max_faces.max(MAX_WINDOWS)),
+            person_boxes: Vec::with_capacity(3 * opts.max_faces.max(MAX_WINDOWS)),
             lag: 0,
             latencies: Latencies::new(),
             workers: Vec::new(),
@@ -607,6 +607,23 @@ impl Pipeline {
             }
             self.person_boxes
                 .push(person_box(&f.detection, h, self.lag));
+            if let Some(at) = self.follower.captured(f.id).filter(|d| **d != f.detection) {
+                // followed since: its person's motion shows where it was too
+                self.person_boxes.push(person_box(at, h, self.lag));
+            }
+            let [dx, dy] = self.follower.last_step(f.id);
+            if dx != 0.0 || dy != 0.0 {
+                // and where it is on this frame if it kept going (the frame is planned
+                // before it is followed)
+                let mut ahead = f.detection;
+                ahead.bbox = [
+                    ahead.bbox[0] + dx,
+                    ahead.bbox[1] + dy,
+                    ahead.bbox[2] + dx,
+                    ahead.bbox[3] + dy,
+                ];
+                self.person_boxes.push(person_box(&ahead, h, self.lag));
+            }
         }
         !self.motion.changed_outside(&self.person_boxes)
     }

@@ -20,14 +20,18 @@
 //! detections the pipeline still runs correct it. Every buffer is allocated in
 //! [`Follower::new`]; capturing and following allocate nothing.
 
+use crate::detect::Detection;
 use crate::rgb::RgbImage;
 
 use super::{TrackedFace, Tracker};
 
 /// Cells across and down a template.
 pub const CELLS: usize = 12;
-/// Whole cells a search shifts the template each way (a third of the face's side per frame).
-pub const REACH: usize = 4;
+/// Whole cells a search shifts the template each way: two thirds of the face's side per frame,
+/// a brisk walker's step at kiosk distance at 30 fps (the `crowd` input's walker moves 0.45
+/// of its face a frame); a third (4) left such walkers "not sure", and each due frame of
+/// their walk was detected.
+pub const REACH: usize = 8;
 /// Least correlation for a face to count as followed.
 pub const MIN_SCORE: f32 = 0.75;
 /// Cells across and down a search area.
@@ -44,6 +48,10 @@ struct Template {
     /// Cell side in pixels (the face's side at capture / CELLS).
     cell: f32,
     cells: [f32; CELLS * CELLS],
+    /// The face as the detection saw it (where it was in the motion gate's reference frame).
+    at: Detection,
+    /// The latest follow's shift (pixels; 0 until one moved it).
+    step: [f32; 2],
 }
 
 /// The template tracker of the faces in view (one per pipeline, beside its [`Tracker`]).
@@ -87,6 +95,22 @@ impl Follower {
                 .all(|f| self.templates.iter().any(|t| t.id == f.id))
     }
 
+    /// Where the latest capture saw face `id` (`None`: it has no template), before any
+    /// follow moved it: with its box now, the two places its person's motion since that
+    /// detection can show.
+    pub fn captured(&self, id: u64) -> Option<&Detection> {
+        self.templates.iter().find(|t| t.id == id).map(|t| &t.at)
+    }
+
+    /// The latest follow's shift of face `id` (pixels; 0 when none moved it since its
+    /// capture): how far it may have gone again by the next frame.
+    pub fn last_step(&self, id: u64) -> [f32; 2] {
+        self.templates
+            .iter()
+            .find(|t| t.id == id)
+            .map_or([0.0; 2], |t| t.step)
+    }
+
     /// Whether the latest [`Follower::follow`] did not find face `id` (it turned, was covered
     /// or left: the pipeline does not show it until a detection sees it again).
     pub fn lost(&self, id: u64) -> bool {
@@ -110,6 +134,8 @@ impl Follower {
                         id: f.id,
                         cell,
                         cells: [0.0; CELLS * CELLS],
+                        at: f.detection,
+                        step: [0.0; 2],
                     });
                     self.templates.len() - 1
                 }
@@ -117,6 +143,8 @@ impl Follower {
             };
             let t = &mut self.templates[slot];
             t.cell = cell;
+            t.at = f.detection;
+            t.step = [0.0; 2];
             if cell < MIN_CELL || !cell_means(frame, b[0], b[1], cell, CELLS, &mut t.cells) {
                 // too small, or not wholly inside the frame: not followed
                 self.templates.swap_remove(slot);
@@ -135,7 +163,7 @@ impl Follower {
         self.lost.clear();
         for i in 0..tracker.faces().len() {
             let face = tracker.faces()[i];
-            let Some(t) = self.templates.iter().find(|t| t.id == face.id) else {
+            let Some(t) = self.templates.iter_mut().find(|t| t.id == face.id) else {
                 // no template (too small, or not wholly in the frame at capture): not
                 // followed, but not lost either: shown where the detection put it
                 all = false;
@@ -144,10 +172,12 @@ impl Follower {
             match search(frame, t, &face, &mut self.area, &mut self.scores) {
                 Some((dx, dy, sure)) => {
                     tracker.shift(face.id, dx, dy);
+                    t.step = [dx, dy];
                     all &= sure;
                 }
                 None => {
                     all = false;
+                    t.step = [0.0; 2];
                     if self.lost.len() < self.lost.capacity() {
                         self.lost.push(face.id);
                     }
@@ -387,11 +417,46 @@ mod tests {
     fn a_face_faster_than_the_search_is_moved_toward_it_but_not_sure() {
         let s = 60;
         let (mut tracker, mut f, ids) = captured(100, 80, s);
-        // 24 px in one frame: beyond the search's reach (4 cells of 5 px)
-        assert!(!f.follow(&scene(124, 80, s), &mut tracker));
+        // most of a cell beyond the search's reach (cells of 5 px) in one frame
+        let far = 5 * REACH as i32 + 4;
+        assert!(!f.follow(&scene(100 + far, 80, s), &mut tracker));
         let b = tracker.faces()[0].detection.bbox;
-        assert!(b[0] > 110.0, "moved toward the face: {b:?}");
+        assert!(
+            b[0] > 100.0 + far as f32 / 2.0,
+            "moved toward the face: {b:?}"
+        );
         assert!(!f.lost(ids[0]) && !f.sure(tracker.faces()));
+    }
+
+    #[test]
+    fn where_a_followed_face_was_at_capture_and_its_latest_step_are_kept() {
+        let s = 60;
+        let (mut tracker, mut f, ids) = captured(100, 80, s);
+        let at = tracker.faces()[0].detection;
+        assert_eq!(f.last_step(ids[0]), [0.0; 2], "not moved yet");
+        // a walker: 25 px a frame (five cells, beyond a third of the face)
+        for k in 1..=3 {
+            assert!(
+                f.follow(&scene(100 + 25 * k, 80, s), &mut tracker),
+                "frame {k}"
+            );
+            let [dx, dy] = f.last_step(ids[0]);
+            assert!(
+                (dx - 25.0).abs() <= 2.0 && dy.abs() <= 2.0,
+                "frame {k}: ({dx}, {dy})"
+            );
+        }
+        assert_eq!(
+            f.captured(ids[0]),
+            Some(&at),
+            "the detection's box, not the followed one"
+        );
+        assert!(tracker.faces()[0].detection.bbox[0] > 170.0);
+        assert_eq!(f.captured(ids[0] + 1), None);
+        // a capture starts again from the detection
+        f.capture(&scene(175, 80, s), tracker.faces(), &ids);
+        assert_eq!(f.last_step(ids[0]), [0.0; 2]);
+        assert_eq!(f.captured(ids[0]), Some(&tracker.faces()[0].detection));
     }
 
     #[test]
