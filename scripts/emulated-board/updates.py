@@ -335,8 +335,9 @@ def cases(a, card, key_dir, broker, files, check, note, result, notes, failures,
     ok = check(slot == "a", f"a new card booted slot {slot}")
     ok = ok and check(ended(g, 240), "no restart after the good bundle was offered")
     written = note(g, r"update: version .* written to slot b in \d+ s")
-    # how long an install takes: the install killed below is killed half-way through
-    kill_after = max(1.0, int(re.search(r" in (\d+) s", written).group(1)) / 2) if written else 2.0
+    # how long an install takes: the install killed below is killed a third of the way through (half
+    # was too late once: on a loaded host the good install took 13 s and good2's whole install 7 s)
+    kill_after = max(1.0, int(re.search(r" in (\d+) s", written).group(1)) / 3) if written else 2.0
     ok = ok and check(asked_tryboot(g), "the install did not end in a try-boot restart")
     if ok:
         g, slot = boot(a, card, "try-good", True)
