@@ -26,6 +26,24 @@ fn boxes(log: &Path, n: usize) -> Vec<Vec<[f32; 4]>> {
     per_frame
 }
 
+/// The shipped settings with a detection due every second frame, no status lines.
+fn loop_config() -> Config {
+    Config {
+        detect_every: 2,
+        status_interval_s: 0.0,
+        ..Config::default()
+    }
+}
+
+/// One frame of `faces[k]` pasted at each (k, box) of `placed`, as a noisy JPEG (frame `i`'s
+/// noise), onto `stream`.
+fn add_frame(stream: &mut Vec<u8>, faces: &[PathBuf], placed: &[(usize, [u32; 4])], i: u32) {
+    let chips: Vec<(PathBuf, [u32; 4])> =
+        placed.iter().map(|&(k, b)| (faces[k].clone(), b)).collect();
+    let (_, frame) = common::face_frame(&chips, 640, 480);
+    stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
+}
+
 fn pipeline(stream: Vec<u8>, cfg: &Config, log: &Path) -> Pipeline {
     common::replay_loop(stream, FPS, cfg, log, true)
 }
@@ -55,10 +73,7 @@ fn people(n: u32, arrives: u32, leaves: u32) -> (Vec<u8>, Truth) {
         if i >= arrives {
             placed.push((3, [480, 260, 600, 380]));
         }
-        let chips: Vec<(PathBuf, [u32; 4])> =
-            placed.iter().map(|&(k, b)| (faces[k].clone(), b)).collect();
-        let (_, frame) = common::face_frame(&chips, 640, 480);
-        stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
+        add_frame(&mut stream, &faces, &placed, i);
         truth.push(placed);
     }
     (stream, truth)
@@ -108,11 +123,7 @@ fn misses_and_false(got: &[Vec<[f32; 4]>], truth: &Truth) -> (Vec<u32>, Vec<u32>
 fn moving_faces_are_followed_between_fewer_detections_and_changes_bring_detection_back() {
     let (n, arrives, leaves) = (72u32, 30u32, 52u32);
     let (stream, truth) = people(n, arrives, leaves);
-    let cfg = Config {
-        detect_every: 2,
-        status_interval_s: 0.0,
-        ..Config::default()
-    };
+    let cfg = loop_config();
     assert_eq!(cfg.follow_interval_s, 0.25, "the default");
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("follow.jsonl");
@@ -208,11 +219,7 @@ fn moving_faces_are_followed_between_fewer_detections_and_changes_bring_detectio
 fn the_stage_parallel_loop_follows_too() {
     let (n, arrives, leaves) = (48u32, 100u32, 100u32);
     let (stream, truth) = people(n, arrives, leaves);
-    let cfg = Config {
-        detect_every: 2,
-        status_interval_s: 0.0,
-        ..Config::default()
-    };
+    let cfg = loop_config();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("par.jsonl");
     let mut p = common::replay_loop_with(stream, (FPS, common::Pace::Unpaced), &cfg, &log, true, 2);
@@ -242,17 +249,10 @@ fn a_brisk_walker_is_followed_too() {
             (0, [40 + 28 * i, 200, 130 + 28 * i, 290]),
             (1, [470, 40, 570, 140]),
         ];
-        let chips: Vec<(PathBuf, [u32; 4])> =
-            placed.iter().map(|&(k, b)| (faces[k].clone(), b)).collect();
-        let (_, frame) = common::face_frame(&chips, 640, 480);
-        stream.extend_from_slice(&common::noisy_jpeg(&frame, 3, i as u64 + 1));
+        add_frame(&mut stream, &faces, &placed, i);
         truth.push(placed);
     }
-    let cfg = Config {
-        detect_every: 2,
-        status_interval_s: 0.0,
-        ..Config::default()
-    };
+    let cfg = loop_config();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("walker.jsonl");
     let mut p = pipeline(stream, &cfg, &log);
