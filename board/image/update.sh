@@ -40,6 +40,7 @@ UPD_VERSION=$(sed -n '1s/^agegender //p' /etc/agegender-release)
 UPD_REQUEST_DIR=/run/agegender-request
 UPD_REQUEST=$UPD_REQUEST_DIR/url
 UPD_DOWNLOAD=/boot/mqtt-update.swu
+UPD_DOWNLOAD_S=3600 # the longest a download may take (55 MiB: at 1 Mbit/s about 8 minutes)
 UPD_SKIPPED=
 
 upd_slot_of() { # upd_slot_of FILE: the slot letter of its os_prefix= line
@@ -261,10 +262,12 @@ update_fetch() {
 	upd_rw || { say "update: cannot write the boot partition"; return 1; }
 	rm -f "$UPD_BOOT/${part#/boot/}" "$UPD_BOOT/${UPD_DOWNLOAD#/boot/}"
 	# The server's answer first (busybox's --spider: the headers of a GET, no body), then room:
-	# the size it announces against the partition's free space, 1 MiB spare. (No -T: Debian 12's
-	# busybox-static 1.35 wget crashes with it; its own stall timeout is 900 s.)
-	if ! hdrs=$(wget -S --spider "$url" 2>&1); then
-		upd_fetch_fail "$url: $(printf '%s\n' "$hdrs" | grep -v '^note: TLS certificate validation' | tail -n 1 | tr -d '\000-\037\177')"
+	# the size it announces against the partition's free space, 1 MiB spare. Time limits from
+	# busybox's `timeout`: Debian 12's busybox-static 1.35 wget has no timeout of its own (its -T
+	# crashes it), so a server that stops answering would hold the board forever.
+	if ! hdrs=$(timeout 60 wget -S --spider "$url" 2>&1); then
+		why=$(printf '%s\n' "$hdrs" | grep -v '^note: TLS certificate validation' | tail -n 1 | tr -d '\000-\037\177')
+		upd_fetch_fail "$url: ${why:-no answer within 60 s}"
 		return 1
 	fi
 	size=$(printf '%s\n' "$hdrs" | sed -n 's/^ *[Cc]ontent-[Ll]ength: *\([0-9]*\).*/\1/p' | tail -n 1)
@@ -278,8 +281,9 @@ update_fetch() {
 	fi
 	say "update: downloading $url (asked over MQTT${size:+, $((size / 1048576)) MiB}) onto the boot partition"
 	t0=$(cut -d. -f1 /proc/uptime)
-	if ! wget -q -O "$UPD_BOOT/${part#/boot/}" "$url" 2>"$UPD_RUN.wget"; then
+	if ! timeout "$UPD_DOWNLOAD_S" wget -q -O "$UPD_BOOT/${part#/boot/}" "$url" 2>"$UPD_RUN.wget"; then
 		why=$(grep -v '^note: TLS certificate validation' "$UPD_RUN.wget" | tail -n 1 | tr -d '\000-\037\177')
+		[ -n "$why" ] || why="not downloaded within $UPD_DOWNLOAD_S s (or wget was killed)"
 		free=$(df -k /boot | awk 'NR == 2 { print $4 }')
 		[ "${free:-1}" -gt 0 ] || why="the boot partition is full ($why)"
 		upd_fetch_fail "$url: ${why:-wget failed}"
