@@ -310,6 +310,11 @@ fn usage_errors_are_one_line_with_exit_2() {
         &["--classify-grow"],
     );
     one_error(
+        &agegender(&["bench", "--source", "x.mjpeg", "--clock-fps=-1"]),
+        2,
+        &["--clock-fps", "-1"],
+    );
+    one_error(
         &agegender(&["bench", "--source", "x", "--classify-refresh=-1"]),
         2,
         &["--classify-refresh"],

@@ -274,3 +274,35 @@ fn a_brisk_walker_is_followed_too() {
     // search windows around the two people, not the whole frame for a newcomer
     assert_eq!(st.window_detections, st.detections - 1, "{st:?}");
 }
+
+/// `agegender bench` replays on the stream's own clock (--clock-fps, default 30): following's
+/// 0.25 s is 8 frames of the stream however fast the bench runs, so the moving people are
+/// detected on at least one frame in eight (on the loop's own clock a run at hundreds of frames
+/// a second fits most of its frames into one 0.25 s, and hardly detects at all).
+#[test]
+fn the_bench_keeps_the_streams_clock() {
+    let n = 48u32;
+    let (stream, _) = people(n, 100, 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = tmp.path().join("people.mjpeg");
+    std::fs::write(&clip, stream).unwrap();
+    let out = common::agegender_command()
+        .args([
+            "bench",
+            "--source",
+            clip.to_str().unwrap(),
+            "--json",
+            "--bounce",
+        ])
+        .args(["--frames", "96", "--warmup", "0", "--detect-every", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let per_frame = v["detections_per_frame"].as_f64().unwrap();
+    assert!(
+        per_frame >= 1.0 / 8.0,
+        "{per_frame} detections a frame: {v}"
+    );
+}

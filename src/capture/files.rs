@@ -457,6 +457,13 @@ impl DirSource {
         self
     }
 
+    /// Deliver frames as fast as they are asked for, keeping the replay's clock: see
+    /// [`MjpegFileSource::unpaced`].
+    pub fn unpaced(mut self) -> Self {
+        self.pacer.sleeps = false;
+        self
+    }
+
     /// Boxed, replayed as a camera when `as_camera` ([`DirSource::as_camera`]).
     pub fn boxed(self, as_camera: bool) -> Box<dyn FrameSource> {
         Box::new(if as_camera { self.as_camera() } else { self })

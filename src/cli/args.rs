@@ -377,6 +377,12 @@ pub(crate) struct BenchArgs {
     /// An .mjpeg file or a directory of images, replayed in a loop as fast as possible.
     #[arg(long)]
     pub(crate) source: String,
+    /// The replay's own clock: frame n is at n / FPS seconds, the camera's time that the
+    /// loop's timed choices read (motion gating's longest wait, the whole-frame refresh,
+    /// following), while the frames run as fast as they go. 0: the loop's own clock, so those
+    /// choices see the bench's speed (at 1,000 fps, 0.25 s of following spans 250 frames).
+    #[arg(long, value_name = "FPS", default_value_t = 30.0)]
+    pub(crate) clock_fps: f32,
     /// Frames to measure.
     #[arg(long, value_name = "N", default_value_t = 300)]
     pub(crate) frames: u64,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use agegender::bench::{CanvasDisplay, DiscardSink};
 use agegender::heap::PoolAlloc;
-use agegender::pipeline::{self, LoopOptions, Pipeline};
+use agegender::pipeline::{LoopOptions, Pipeline};
 
 use crate::args::*;
 use crate::load::*;
@@ -17,7 +17,14 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     a.detection.apply(&mut cfg);
     a.mqtt.apply(&mut cfg);
     let mut cfg = check(cfg)?;
-    // What bench measures: the file replayed in a loop as fast as it goes, without end.
+    if !(a.clock_fps.is_finite() && (0.0..=1000.0).contains(&a.clock_fps)) {
+        return Err(Fail::Usage(anyhow::anyhow!(
+            "bench --clock-fps {}: expected 0 (the loop's own clock) to 1000",
+            a.clock_fps
+        )));
+    }
+    // What bench measures: the file replayed in a loop as fast as it goes (on its own clock,
+    // --clock-fps), without end.
     cfg.fps = 0.0;
     cfg.loop_source = true;
     cfg.max_frames = 0;
@@ -32,19 +39,29 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     let (perception, form) = load_perception(&cfg, true)?;
     let workers = load_workers(&cfg, &perception.detect)?;
     agegender::heap::start_pooling(); // as `run` does
-    let source: Box<dyn agegender::capture::FrameSource> = if a.bounce {
-        let path = Path::new(&cfg.source);
-        if path.is_dir() {
+                                      // Replayed unpaced (as fast as it goes) on its own clock of --clock-fps.
+    let path = Path::new(&cfg.source);
+    let source: Box<dyn agegender::capture::FrameSource> = if path.is_dir() {
+        if a.bounce {
             return Err(Fail::Usage(anyhow::anyhow!(
                 "bench --bounce --source {}: --bounce replays an .mjpeg file, not a directory",
                 cfg.source
             )));
         }
-        let src = agegender::capture::files::MjpegFileSource::open(path, 0.0, true)
+        let dir = agegender::capture::files::DirSource::open(path, a.clock_fps, true)
             .map_err(|e| Fail::Runtime(e.context(format!("source {}", cfg.source))))?;
-        Box::new(src.bouncing())
+        Box::new(dir.unpaced())
     } else {
-        pipeline::open_source(&cfg).map_err(Fail::Runtime)?
+        if !path.exists() {
+            return Err(Fail::Runtime(anyhow::anyhow!(
+                "source {} does not exist (expected a directory of images or an .mjpeg file)",
+                cfg.source
+            )));
+        }
+        let src = agegender::capture::files::MjpegFileSource::open(path, a.clock_fps, true)
+            .map_err(|e| Fail::Runtime(e.context(format!("source {}", cfg.source))))?
+            .unpaced();
+        Box::new(if a.bounce { src.bouncing() } else { src })
     };
     let (w, h) = source.frame_size();
     let mut p = Pipeline::new(
