@@ -58,7 +58,11 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
             common::face_frame(&[(faces[0].clone(), a), (faces[1].clone(), b)], 640, 480);
         stream.extend_from_slice(&jpeg);
     }
-    let source = MjpegFileSource::from_bytes(Path::new("moving.mjpeg"), stream, 0.0, true).unwrap();
+    // timed by its own clock (30 fps), as fast as it goes: what the loop decides by time
+    // (following, motion gating's longest wait) does not depend on the machine's speed
+    let source = MjpegFileSource::from_bytes(Path::new("moving.mjpeg"), stream, 30.0, true)
+        .unwrap()
+        .unpaced();
 
     let cfg = Config {
         max_faces: 4,
@@ -128,9 +132,12 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
         }
     }
     let fresh = PoolAlloc::counts().fresh - fresh_before;
-    // The loop really did the work: both faces in (nearly) every frame.
+    // The loop really did the work: both faces in (nearly) every frame. A jump back is a
+    // scene cut: a template loses the face that jumped, which is not shown on that frame (the
+    // next due frame detects it), so each jump may cost one face one frame.
+    let jumps = MEASURED / DISTINCT + 1;
     assert!(
-        faces_measured >= (2 * MEASURED - 4) as usize,
+        faces_measured >= (2 * MEASURED - 4 - jumps) as usize,
         "faces found: {faces_measured}"
     );
     assert_eq!(p.status().frames, (WARMUP + MEASURED) as u64);
