@@ -52,12 +52,6 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
             .map_err(|e| Fail::Runtime(e.context(format!("source {}", cfg.source))))?;
         Box::new(dir.unpaced())
     } else {
-        if !path.exists() {
-            return Err(Fail::Runtime(anyhow::anyhow!(
-                "source {} does not exist (expected a directory of images or an .mjpeg file)",
-                cfg.source
-            )));
-        }
         let src = agegender::capture::files::MjpegFileSource::open(path, a.clock_fps, true)
             .map_err(|e| Fail::Runtime(e.context(format!("source {}", cfg.source))))?
             .unpaced();

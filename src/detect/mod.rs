@@ -35,6 +35,18 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// Move the box and the landmarks by (`dx`, `dy`) pixels.
+    pub fn translate(&mut self, dx: f32, dy: f32) {
+        self.bbox[0] += dx;
+        self.bbox[2] += dx;
+        self.bbox[1] += dy;
+        self.bbox[3] += dy;
+        for l in self.landmarks.iter_mut() {
+            l[0] += dx;
+            l[1] += dy;
+        }
+    }
+
     /// Side of the box in pixels (the longer edge; 0 for an empty or inverted box).
     pub fn face_side(&self) -> f32 {
         (self.bbox[2] - self.bbox[0])

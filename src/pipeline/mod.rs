@@ -616,12 +616,7 @@ impl Pipeline {
                 // and where it is on this frame if it kept going (the frame is planned
                 // before it is followed)
                 let mut ahead = f.detection;
-                ahead.bbox = [
-                    ahead.bbox[0] + dx,
-                    ahead.bbox[1] + dy,
-                    ahead.bbox[2] + dx,
-                    ahead.bbox[3] + dy,
-                ];
+                ahead.translate(dx, dy);
                 self.person_boxes.push(person_box(&ahead, h, self.lag));
             }
         }

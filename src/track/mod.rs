@@ -522,21 +522,11 @@ impl Tracker {
     /// Move track `id`'s box and landmarks by (`dx`, `dy`) pixels (a face followed between
     /// detections, [`Follower`]); its box in [`Tracker::faces`] too. Allocates nothing.
     pub fn shift(&mut self, id: u64, dx: f32, dy: f32) {
-        let move_by = |d: &mut Detection| {
-            d.bbox[0] += dx;
-            d.bbox[2] += dx;
-            d.bbox[1] += dy;
-            d.bbox[3] += dy;
-            for l in d.landmarks.iter_mut() {
-                l[0] += dx;
-                l[1] += dy;
-            }
-        };
         if let Some(t) = self.tracks.iter_mut().find(|t| t.face.id == id) {
-            move_by(&mut t.face.detection);
+            t.face.detection.translate(dx, dy);
         }
         if let Some(f) = self.out.iter_mut().find(|f| f.id == id) {
-            move_by(&mut f.detection);
+            f.detection.translate(dx, dy);
         }
     }
 
