@@ -275,6 +275,68 @@ fn a_brisk_walker_is_followed_too() {
     assert_eq!(st.window_detections, st.detections - 1, "{st:?}");
 }
 
+/// A face that is gone (it left, or turned away) is looked for by the next due detection and
+/// once more (`MISSED_LOOKS`: a detector's one-frame miss), and then counts as gone: the due
+/// frames after are followed again, every 0.25 s a refresh, instead of each being detected until
+/// `max_missed` detections have missed it. Its track still ends (the refreshes keep missing it),
+/// and its visit line comes while the stream goes on.
+#[test]
+fn a_face_that_left_is_looked_for_twice_then_left_to_the_refreshes() {
+    let (n, leaves) = (120u32, 40u32);
+    let faces: Vec<PathBuf> = common::utk_faces(2, 31);
+    let mut stream = Vec::new();
+    let mut truth: Truth = Vec::new();
+    for i in 0..n {
+        let sway = if (i / 16) % 2 == 0 {
+            i % 16
+        } else {
+            16 - i % 16
+        } * 2;
+        let mut placed = vec![(1, [320 + sway, 200, 430 + sway, 310])];
+        if i < leaves {
+            placed.push((0, [60, 60, 170, 170]));
+        }
+        add_frame(&mut stream, &faces, &placed, i);
+        truth.push(placed);
+    }
+    let cfg = loop_config();
+    assert_eq!(cfg.max_missed, 5, "the default");
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("left.jsonl");
+    let mut p = pipeline(stream, &cfg, &log);
+    let detected: Vec<bool> = common::run_to_end(&mut p).iter().map(|r| r.1).collect();
+    drop(p);
+    let got = boxes(&log, n as usize);
+    let (misses, false_boxes) = misses_and_false(&got, &truth);
+    assert_eq!(misses[1..].iter().sum::<u32>(), 0, "{misses:?}");
+    assert_eq!(false_boxes.iter().sum::<u32>(), 0, "{false_boxes:?}");
+    // the 6 due frames after A left (0.4 s): two detections look for it, and at most one
+    // 0.25 s refresh comes among them (before, every due frame was detected until max_missed
+    // ended A's track: all 6)
+    let looked: Vec<usize> = (leaves as usize..leaves as usize + 12)
+        .filter(|&f| detected[f])
+        .collect();
+    assert!(
+        looked.len() >= 2 && looked.len() <= 3,
+        "frames detected after A left at {leaves}: {looked:?}"
+    );
+    // A's visit ended while the stream went on: its line comes before the last face line
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let visit = lines
+        .iter()
+        .position(|v| v["type"] == "visit" && v["last_frame"].as_u64() < Some(leaves as u64))
+        .unwrap_or_else(|| panic!("no visit line for A: {text}"));
+    let last_face = lines.iter().rposition(|v| v["type"] == "face").unwrap();
+    assert!(
+        visit < last_face,
+        "A's visit line came at the end of the run"
+    );
+}
+
 /// `agegender bench` replays on the stream's own clock (--clock-fps, default 30): following's
 /// 0.25 s is 8 frames of the stream however fast the bench runs, so the moving people are
 /// detected on at least one frame in eight (on the loop's own clock a run at hundreds of frames

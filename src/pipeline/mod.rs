@@ -54,6 +54,12 @@ pub use stage::{Stage, StepOutcome};
 
 use camera::sequence_gap;
 
+/// Detections in a row that look again for a tracked face the last one missed, before the
+/// face counts as gone for planning ([`Pipeline::only_tracked_people_moved`]): 1, a second
+/// look, as a detector's one-frame miss needs. Before, a face that left kept every due frame
+/// detected until `max_missed` (5) detections had missed it and ended its track.
+pub const MISSED_LOOKS: u32 = 1;
+
 /// Every stage and every buffer of the live loop.
 pub struct Pipeline {
     source: Box<dyn FrameSource>,
@@ -590,14 +596,16 @@ impl Pipeline {
     }
 
     /// Whether the frame last given to the motion gate changed only where the tracked people
-    /// are: faces are tracked and every live track was seen by the last detection (a face
-    /// the whole frame missed once is looked for in the whole frame again, not left for the
-    /// next refresh), none is a close-up (the whole frame's second pass with context serves
+    /// are: faces are tracked and every live track was seen by the last detection, or missed
+    /// more than [`MISSED_LOOKS`] times in a row (a face the whole frame missed once is looked
+    /// for in the whole frame again, not left for the next refresh; missed again, it has left
+    /// or turned away, and only the motion gate or the next refresh brings detection back
+    /// for it), none is a close-up (the whole frame's second pass with context serves
     /// those), and the motion gate saw nothing change away from the tracked people
     /// ([`person_box`]: someone coming in). Allocates nothing.
     fn only_tracked_people_moved(&mut self, w: u32, h: u32) -> bool {
         let faces = self.tracker.faces();
-        if faces.is_empty() || self.tracker.live_tracks() > faces.len() {
+        if faces.is_empty() || self.tracker.sought_tracks(MISSED_LOOKS) > faces.len() {
             return false;
         }
         self.person_boxes.clear();

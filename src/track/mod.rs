@@ -545,6 +545,13 @@ impl Tracker {
         self.tracks.len()
     }
 
+    /// Live tracks missed by at most `looks` updates in a row (seen ones included): the faces
+    /// still worth looking for (one missed more often has left or turned away, and is only
+    /// kept until `max_missed` ends its visit).
+    pub fn sought_tracks(&self, looks: u32) -> usize {
+        self.tracks.iter().filter(|t| t.missed <= looks).count()
+    }
+
     /// Forget every track (ids keep increasing).
     pub fn clear(&mut self) {
         self.tracks.clear();
