@@ -108,9 +108,17 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
     let mut total = 0u64;
     let mut faces_measured = 0usize;
     let mut first_half = [0u64; Stage::ALL.len() + 1];
+    // (frames, detector runs, classifier calls) so far, at the start and at the half
+    let runs = |p: &Pipeline| {
+        let s = p.status();
+        [s.frames, s.detections, s.classifier_calls]
+    };
+    let start = runs(&p);
+    let mut half = start;
     for k in 0..MEASURED {
         if k == MEASURED / 2 {
             first_half = per_stage;
+            half = runs(&p);
         }
         let mut current: Option<Stage> = None;
         let mut mark = allocs();
@@ -132,12 +140,15 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
         }
     }
     let fresh = PoolAlloc::counts().fresh - fresh_before;
-    // The loop really did the work: both faces in (nearly) every frame. A jump back is a
-    // scene cut: a template loses the face that jumped, which is not shown on that frame (the
-    // next due frame detects it), so each jump may cost one face one frame.
+    // The loop really did the work: both faces in (nearly) every frame. The stream's loop is
+    // a scene cut: both faces jump back, their templates lose them, and they are not shown on
+    // that frame (the next due frame detects them), so each jump may cost each face one frame.
+    // (Until MISSED_LOOKS, the old tracks a jump left behind kept every frame detected for 6
+    // frames after it, and half the jumps came while they did: 426 of 440 faces then, 413
+    // now.)
     let jumps = MEASURED / DISTINCT + 1;
     assert!(
-        faces_measured >= (2 * MEASURED - 4 - jumps) as usize,
+        faces_measured >= (2 * MEASURED - 4 - 2 * jumps) as usize,
         "faces found: {faces_measured}"
     );
     assert_eq!(p.status().frames, (WARMUP + MEASURED) as u64);
@@ -179,15 +190,26 @@ fn steady_state_loop_allocates_nothing_in_our_stages() {
         fresh, 0,
         "{fresh} allocations reached the system allocator in the steady state"
     );
-    // Third-party code that allocates per run: steady, not growing.
-    for s in [Stage::Decode, Stage::Detect, Stage::Classify] {
+    // Third-party code that allocates per run: steady, not growing, per run of it (a frame,
+    // a detection, a classified face: how many of those each half has depends on where the
+    // jumps fall).
+    let end = runs(&p);
+    for (s, i) in [(Stage::Decode, 0), (Stage::Detect, 1), (Stage::Classify, 2)] {
         let (a, b) = (
             first_half[s as usize],
             per_stage[s as usize] - first_half[s as usize],
         );
+        let (na, nb) = (half[i] - start[i], end[i] - half[i]);
         assert!(
-            b <= a + a / 20,
-            "stage {} allocations grow: {a} in the first half, {b} in the second",
+            na > 0 && nb > 0,
+            "stage {} did not run in both halves",
+            s.name()
+        );
+        let (pa, pb) = (a as f64 / na as f64, b as f64 / nb as f64);
+        assert!(
+            pb <= pa * 1.05,
+            "stage {} allocations grow: {pa:.1} a run in the first half ({a} over {na}), \
+             {pb:.1} in the second ({b} over {nb})",
             s.name()
         );
     }

@@ -53,16 +53,22 @@ fn pipeline(stream: Vec<u8>, cfg: &Config, log: &Path) -> Pipeline {
 /// Truth per frame: (person 0 = A .. 3 = D, pasted box).
 type Truth = Vec<Vec<(usize, [u32; 4])>>;
 
+/// A sway of 2 px a frame, 0 to 32 px and back every 32 frames.
+fn sway(i: u32) -> u32 {
+    let k = if (i / 16) % 2 == 0 {
+        i % 16
+    } else {
+        16 - i % 16
+    };
+    k * 2
+}
+
 fn people(n: u32, arrives: u32, leaves: u32) -> (Vec<u8>, Truth) {
     let faces: Vec<PathBuf> = common::utk_faces(4, 31);
     let mut stream = Vec::new();
     let mut truth = Vec::new();
     for i in 0..n {
-        let sway = if (i / 16) % 2 == 0 {
-            i % 16
-        } else {
-            16 - i % 16
-        } * 2;
+        let sway = sway(i);
         let mut placed = vec![
             (1, [250, 40 + 2 * i, 350, 140 + 2 * i]),
             (2, [60 + sway, 300, 170 + sway, 410]),
@@ -287,11 +293,7 @@ fn a_face_that_left_is_looked_for_twice_then_left_to_the_refreshes() {
     let mut stream = Vec::new();
     let mut truth: Truth = Vec::new();
     for i in 0..n {
-        let sway = if (i / 16) % 2 == 0 {
-            i % 16
-        } else {
-            16 - i % 16
-        } * 2;
+        let sway = sway(i);
         let mut placed = vec![(1, [320 + sway, 200, 430 + sway, 310])];
         if i < leaves {
             placed.push((0, [60, 60, 170, 170]));
