@@ -67,11 +67,12 @@ pub const MAX_LAG: usize = 2;
 /// whole-frame detection comes every 8th frame at 30 fps, and the 7 followed frames after it
 /// wait for it in frame order: the ring must also hold them and the next due frame, so that
 /// the capture thread reaches that frame and a second worker starts its detection while the
-/// first is still in flight (with 6, the capture thread stalled on a full ring behind the
-/// one detection and the loop ran about one detection at a time). Each slot is a decoded frame
-/// (0.9 MiB at 640×480). `agegender bench --bounce --workers auto|1`, compare's streams, interleaved
-/// pairs (three, two with 4 faces and 10): speed-up 1.04–1.14 (4 faces) and 1.21–1.25 (1 face) with 6, 1.40–1.60
-/// and 1.22–1.42 with 10; 14 and more gained no frames a second, only latency.
+/// first is still in flight (with 6, the capture thread stalled on a full ring behind the one
+/// detection and the loop ran about one detection at a time). Each slot is a decoded frame
+/// (0.9 MiB at 640×480). `agegender bench --bounce --workers auto|1` on compare's streams,
+/// interleaved pairs (three; two with 4 faces and 10): speed-up 1.04–1.14 (4 faces) and
+/// 1.21–1.25 (1 face) with 6, 1.40–1.60 and 1.22–1.42 with 10; 14 and more gained no frames
+/// a second, only latency.
 const SPARE_SLOTS: usize = 10;
 
 /// How long the ordering thread waits for a message before looking again.
