@@ -516,33 +516,25 @@ def main(argv=None):
         # workers = auto: the stage-parallel loop on every core) and the classifier form the
         # binary chooses for this CPU (model_form = auto: f32 on x86-64 and the Pi 4)
         shipped = ["--config", str(BOARD_CONFIG)]
+
         # ... and the same configuration on one thread: parallel_speedup is default / this. The
         # two take turns over --bench-rounds rounds (a run is a second or two, and the
         # machine's speed drifts): each is the run of median fps, the speed-up the median of
         # the rounds' own ratios
-        pairs = []
-        for r in range(bench_rounds):
-            d = run_ours(
-                binary,
-                paths[nf],
-                bench_frames,
-                warmup_frames,
-                shipped,
-                f"agegender bench, {nf} face(s), default ({r + 1})",
-            )
-            o = (
-                d
-                if d.get("workers", 1) == 1
-                else run_ours(
-                    binary,
-                    paths[nf],
-                    bench_frames,
-                    warmup_frames,
-                    shipped + one,
-                    f"agegender bench, {nf} face(s), 1 worker ({r + 1})",
+        def worker_pairs(extra: list[str], n: int, what: str, nf=nf, one=one) -> list[tuple[dict, dict]]:
+            """(default workers, one worker) runs of `extra`, taking turns over the rounds."""
+            pairs = []
+            for r in range(bench_rounds):
+                d = run_ours(binary, paths[nf], n, warmup_frames, extra, f"{what} ({r + 1})")
+                o = (
+                    d
+                    if d.get("workers", 1) == 1
+                    else run_ours(binary, paths[nf], n, warmup_frames, extra + one, f"{what}, 1 worker ({r + 1})")
                 )
-            )
-            pairs.append((d, o))
+                pairs.append((d, o))
+            return pairs
+
+        pairs = worker_pairs(shipped, bench_frames, f"agegender bench, {nf} face(s), default")
         res["ours"][f"{nf}_default"] = median_run([d for d, _ in pairs])
         res["ours"][f"{nf}_default_1"] = median_run([o for _, o in pairs])
         res["ours"][f"{nf}_parallel_speedup"] = median_ratio((d["fps"], o["fps"]) for d, o in pairs)
@@ -550,28 +542,8 @@ def main(argv=None):
         # all detection, which the workers share, so this is about what the machine's cores give
         # the loop at best; beside parallel_speedup, how much of that the shipped loop gets
         every = ["--detect-every", "1", "--motion-threshold", "0"]
-        ceiling = []
-        for r in range(bench_rounds):
-            d = run_ours(
-                binary,
-                paths[nf],
-                frames,
-                warmup_frames,
-                shipped + every,
-                f"agegender bench, {nf} face(s), --detect-every 1 ({r + 1})",
-            )
-            if d.get("workers", 1) == 1:
-                break
-            o = run_ours(
-                binary,
-                paths[nf],
-                frames,
-                warmup_frames,
-                shipped + every + one,
-                f"agegender bench, {nf} face(s), --detect-every 1, 1 worker ({r + 1})",
-            )
-            ceiling.append((d["fps"], o["fps"]))
-        res["ours"][f"{nf}_parallel_speedup_detect_every_1"] = median_ratio(ceiling)
+        ceiling = worker_pairs(shipped + every, frames, f"agegender bench, {nf} face(s), --detect-every 1")
+        res["ours"][f"{nf}_parallel_speedup_detect_every_1"] = median_ratio((d["fps"], o["fps"]) for d, o in ceiling)
         # the same work as the Python pipeline: the detector on every frame (motion gating
         # off), stage by stage (one worker)
         res["ours"][f"{nf}_same"] = run_ours(
