@@ -38,8 +38,9 @@ pub(crate) fn cmd_bench(a: BenchArgs) -> Result<ExitCode, Fail> {
     }
     let (perception, form) = load_perception(&cfg, true)?;
     let workers = load_workers(&cfg, &perception.detect)?;
-    agegender::heap::start_pooling(); // as `run` does
-                                      // Replayed unpaced (as fast as it goes) on its own clock of --clock-fps.
+    // as `run` does
+    agegender::heap::start_pooling();
+    // Replayed unpaced (as fast as it goes) on its own clock of --clock-fps.
     let path = Path::new(&cfg.source);
     let source: Box<dyn agegender::capture::FrameSource> = if path.is_dir() {
         if a.bounce {
